@@ -1,0 +1,56 @@
+# gapwatch's developer entry points. Every target sets up what it needs itself, so a fresh
+# clone on a machine with Python 3.11+, Java 17+ and Maven only needs `make demo` / `make test`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install lint format typecheck kafka-jars test unit integration chaos demo bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gapwatch needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gapwatch tests bench
+	$(BIN)/ruff format --check gapwatch tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format gapwatch tests bench
+	$(BIN)/ruff check --fix gapwatch tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Downloads Apache Kafka's broker jars from Maven Central once; later runs hit the cache.
+kafka-jars: $(STAMP)
+	$(BIN)/python -m gapwatch.testing.kafka fetch
+
+# The README's test command: lint, types, then unit and integration tests in one pytest run.
+test: lint typecheck kafka-jars
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -m 'not kafka and not chaos' $(PYTEST_ARGS)
+
+integration: kafka-jars
+	$(BIN)/pytest -m 'kafka or chaos' $(PYTEST_ARGS)
+
+chaos: kafka-jars
+	$(BIN)/pytest -m chaos -v $(PYTEST_ARGS)
+
+demo: kafka-jars
+	$(BIN)/python -m gapwatch.demo
+
+bench: $(STAMP)
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,5 @@
+"""Allow ``python -m gapwatch``."""
+
+from gapwatch.cli import main
+
+raise SystemExit(main())

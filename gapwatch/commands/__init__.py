@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gapwatch`` command line, one module each."""
