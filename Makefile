@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lint format typecheck kafka-jars test unit integration chaos demo bench clean
+.PHONY: install lint format typecheck kafka-jars ops-tools test unit integration chaos demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gapwatch needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -33,14 +33,19 @@ typecheck: $(STAMP)
 kafka-jars: $(STAMP)
 	$(BIN)/python -m gapwatch.testing.kafka fetch
 
+# promtool, prometheus, amtool and prometheus-alertmanager from Debian's packages, only if
+# missing (root or sudo); the tests of deploy/ and grafana/ run them.
+ops-tools:
+	bash deploy/install-ops-tools.sh
+
 # The README's test command: lint, types, then unit and integration tests in one pytest run.
-test: lint typecheck kafka-jars
+test: lint typecheck kafka-jars ops-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(STAMP) ops-tools
 	$(BIN)/pytest -m 'not kafka and not chaos' $(PYTEST_ARGS)
 
-integration: kafka-jars
+integration: kafka-jars ops-tools
 	$(BIN)/pytest -m 'kafka or chaos' $(PYTEST_ARGS)
 
 chaos: kafka-jars

@@ -17,7 +17,12 @@ from typing import cast
 from gapwatch import __version__
 
 # Order is the order shown in --help.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "gapwatch.commands.loadgen",
+    "gapwatch.commands.monitor",
+    "gapwatch.commands.gaps",
+    "gapwatch.commands.audit",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -21,3 +21,24 @@ class MalformedStampError(GapwatchError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SnapshotError(GapwatchError):
+    """A tracker snapshot cannot be restored (damaged, foreign, or of an unknown version).
+
+    ``reason`` says what was wrong; the caller should start the partition from scratch
+    (and say so) rather than trust a half-read state.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TrackerConfigError(GapwatchError):
+    """A tracker setting is out of range; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

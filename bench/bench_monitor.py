@@ -1,0 +1,390 @@
+"""The monitor's throughput, detection latency and /metrics cost, on one broker, in one run.
+
+Starts its own 1-node ``KafkaCluster`` and measures, in this order:
+
+1. **Throughput.** One topic (12 partitions) is prefilled with ``--records`` stamped
+   records of 100 bytes from 4 producer ids (``encode_stamp``). Then, in alternating
+   rounds, a bare aiokafka ``getmany`` loop that only counts records and the monitor
+   (``RunningMonitor``, fresh group, from earliest) read all of it with the same fetch
+   settings (the monitor's defaults). Both are timed the same way: a 10 ms poller on the
+   same loop watches progress, from the first records read to the last. Reported: the
+   medians and the ratio monitor / bare (target >= 0.85).
+2. **Detection latency under steady load.** A monitor watches a 12-partition topic and a
+   252-partition one (264 partitions: ~5,000 series on ``/metrics``). ``gapwatch loadgen``
+   (a subprocess) sends to the 12-partition topic at ``--rate`` records/s from 4 producers
+   with drops. A client subprocess polls ``/gaps`` every 20 ms; latency = when a gap first
+   appears in ``/gaps`` minus the CreateTime of the record after the gap (same host
+   clock). Target p99 <= 1 s.
+3. **Scrapes.** In the second half of the load, the client also scrapes ``/metrics``
+   every 100 ms (client-side wall time per scrape; target <= 50 ms), while a probe on the
+   monitor's event loop measures its lag (a 5 ms sleep's overshoot; target p99 <= 10 ms),
+   compared with the lag in the first half, without scrapes.
+
+Run: ``.venv/bin/python bench/bench_monitor.py [--records N] [--rounds R] [--rate R]``
+(about 2-3 minutes with the defaults). The machine is shared with the broker, so figures
+are noisy; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from gapwatch.core.wire import encode_stamp
+from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.config import (
+    HttpSettings,
+    KafkaSettings,
+    MonitorConfig,
+    TrackerSettings,
+    WatchSettings,
+)
+from gapwatch.testing.kafka import KafkaCluster
+
+PARTITIONS = 12
+WIDE_PARTITIONS = 252
+PRODUCERS = 4
+VALUE = b"v" * 100
+POLL_S = 0.010
+LAG_SLEEP_S = 0.005
+PHASE_TIMEOUT_S = 120.0
+
+
+def fetch_settings() -> dict[str, Any]:
+    """The monitor's default fetch settings, which the bare loop uses too."""
+    kafka = KafkaSettings()
+    return {
+        "max_poll_records": kafka.max_poll_records,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+        "isolation_level": kafka.isolation_level,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; NaN if empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+# --- 1. throughput -----------------------------------------------------------------
+
+
+async def prefill(bootstrap: str, topic: str, total: int) -> None:
+    """``total`` stamped records, spread evenly over partitions and producer ids."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        per_partition = total // PARTITIONS
+        seqs = [[0] * PRODUCERS for _ in range(PARTITIONS)]
+        pending: list[asyncio.Future[Any]] = []
+        written = [0] * PARTITIONS
+        while any(w < per_partition for w in written):
+            for partition in range(PARTITIONS):
+                batch = producer.create_batch()
+                while written[partition] < per_partition:
+                    pid = written[partition] % PRODUCERS
+                    headers = encode_stamp(f"bench-{pid}", 1, seqs[partition][pid])
+                    if batch.append(key=None, value=VALUE, timestamp=None, headers=headers) is None:
+                        break
+                    seqs[partition][pid] += 1
+                    written[partition] += 1
+                if batch.record_count():
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+            if len(pending) > 200:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def timed(total: int, progress: Callable[[], int], work: Awaitable[Any]) -> float:
+    """Records/s of ``work`` from its first progress to ``total``, sampled every 10 ms."""
+    task = asyncio.ensure_future(work)
+    first_at = first_count = None
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            count = progress()
+            now = time.perf_counter()
+            if first_at is None and count > 0:
+                first_at, first_count = now, count
+            if count >= total and first_at is not None and first_count is not None:
+                return (total - first_count) / (now - first_at)
+            if task.done():
+                task.result()
+        raise TimeoutError(f"only {progress()} of {total} records read")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def bare_rate(bootstrap: str, topic: str, total: int) -> float:
+    """A consumer that only counts what ``getmany`` returns."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **fetch_settings()
+    )
+    await consumer.start()
+    count = [0]
+
+    async def loop() -> None:
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        await consumer.seek_to_beginning()
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                count[0] += len(records)
+
+    try:
+        return await timed(total, lambda: count[0], loop())
+    finally:
+        await consumer.stop()
+
+
+def monitor_config(
+    bootstrap: str, topics: tuple[str, ...], group: str, *, grace: float = 120.0
+) -> MonitorConfig:
+    return MonitorConfig(
+        kafka=KafkaSettings(bootstrap_servers=(bootstrap,)),
+        watch=WatchSettings(topics=topics, group_id=group, start_from="earliest"),
+        tracker=TrackerSettings(grace_period=grace),
+        http=HttpSettings(host="127.0.0.1", port=0),
+    ).validate()
+
+
+async def monitor_rate(bootstrap: str, topic: str, total: int, group: str) -> float:
+    """The whole monitor (group, trackers, checkpoints, HTTP) reading the same records."""
+    monitor = RunningMonitor(
+        monitor_config(bootstrap, (topic,), group), registry=CollectorRegistry()
+    )
+
+    def progress() -> int:
+        return sum(s.position or 0 for s in monitor.partitions)
+
+    async def run() -> None:
+        await monitor.start()
+        await asyncio.Event().wait()
+
+    try:
+        return await timed(total, progress, run())
+    finally:
+        await monitor.stop()
+
+
+# --- 2 and 3. detection latency, scrapes, loop lag -----------------------------------
+
+
+class LagProbe:
+    """Overshoot of a short sleep on the running loop: how long the loop was held."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (wall time, lag seconds)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(LAG_SLEEP_S)
+            self.samples.append((time.time(), time.perf_counter() - before - LAG_SLEEP_S))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [lag for at, lag in self.samples if start <= at < end]
+
+
+def client_main(url: str, detect_s: float, scrape_s: float) -> None:
+    """The client subprocess: poll /gaps, then also scrape /metrics; JSON on stdout."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    seen: dict[str, tuple[float, int, str]] = {}
+    scrapes: list[float] = []
+    series = 0
+
+    def get(path: str) -> bytes:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status}")
+        return body
+
+    def poll_gaps(phase: str) -> None:
+        for gap in json.loads(get("/gaps?limit=1000"))["gaps"]:
+            after_ms = gap["timestamp_after_ms"]
+            # Gaps whose post-gap record was written before polling began are not timed.
+            if gap["id"] not in seen and after_ms is not None and after_ms / 1000 >= start:
+                seen[gap["id"]] = (time.time(), after_ms, phase)
+
+    get("/healthz")
+    start = time.time()
+    while time.time() < start + detect_s:
+        poll_gaps("detect")
+        time.sleep(0.02)
+    scrape_start = time.time()
+    next_scrape = scrape_start
+    while time.time() < scrape_start + scrape_s:
+        if time.time() >= next_scrape:
+            next_scrape += 0.1
+            before = time.perf_counter()
+            body = get("/metrics")
+            scrapes.append(time.perf_counter() - before)
+            series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        poll_gaps("scrape")
+        time.sleep(0.02)
+    print(
+        json.dumps(
+            {
+                "detections": [[gid, *value] for gid, value in seen.items()],
+                "scrapes": scrapes,
+                "series": series,
+                "scrape_window": [scrape_start, time.time()],
+            }
+        )
+    )
+
+
+async def steady_phase(
+    cluster: KafkaCluster, rate: float, seconds: float, prefix: str
+) -> dict[str, Any]:
+    bootstrap = cluster.bootstrap_servers
+    steady, wide = f"{prefix}-steady", f"{prefix}-wide"
+    await cluster.create_topic(steady, partitions=PARTITIONS)
+    await cluster.create_topic(wide, partitions=WIDE_PARTITIONS, timeout_s=120)
+    monitor = RunningMonitor(
+        monitor_config(bootstrap, (steady, wide), f"{prefix}-detect"),
+        registry=CollectorRegistry(),
+    )
+    await monitor.start()
+    probe = LagProbe()
+    loadgen = client = None
+    try:
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        while len(monitor.partitions) < PARTITIONS + WIDE_PARTITIONS or monitor.consumer.restoring:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the monitor was not assigned every partition")
+            await asyncio.sleep(0.1)
+        probe.start()
+        loadgen = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "gapwatch", "loadgen", "--bootstrap-servers", bootstrap],
+            *["--topic", steady, "--rate", str(rate), "--duration", str(seconds)],
+            *["--producers", str(PRODUCERS), "--drop", "0.002", "--seed", "7"],
+            *["--report-topic", f"{prefix}-reports", "--producer-prefix", "steady"],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await asyncio.sleep(2.0)  # producers connected and sending
+        window = seconds - 4.0
+        client = await asyncio.create_subprocess_exec(
+            *[sys.executable, __file__, "--client", f"http://127.0.0.1:{monitor.http_port}"],
+            *["--detect-seconds", str(window / 2), "--scrape-seconds", str(window / 2)],
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(client.communicate(), PHASE_TIMEOUT_S)
+        truth_raw, _ = await asyncio.wait_for(loadgen.communicate(), PHASE_TIMEOUT_S)
+    finally:
+        for process in (client, loadgen):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await probe.stop()
+        await monitor.stop()
+    result: dict[str, Any] = json.loads(out)
+    truth = json.loads(truth_raw)
+    start_b, end_b = result["scrape_window"]
+    result["lag_idle"] = probe.between(start_b - (end_b - start_b), start_b)
+    result["lag_scraping"] = probe.between(start_b, end_b)
+    result["dropped"] = truth["totals"]["dropped"]
+    return result
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+async def main(args: argparse.Namespace) -> int:
+    total = args.records - args.records % PARTITIONS
+    with KafkaCluster(nodes=1) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        topic = "bench-monitor"
+        await cluster.create_topic(topic, partitions=PARTITIONS)
+        started = time.perf_counter()
+        await prefill(bootstrap, topic, total)
+        print(f"prefilled {total} records in {time.perf_counter() - started:.1f} s", flush=True)
+        bare: list[float] = []
+        watched: list[float] = []
+        for round_ in range(args.rounds):
+            bare.append(await bare_rate(bootstrap, topic, total))
+            watched.append(await monitor_rate(bootstrap, topic, total, f"bench-{round_}"))
+            print(f"round {round_ + 1}: bare {bare[-1]:,.0f}/s, monitor {watched[-1]:,.0f}/s")
+        bare_median, monitor_median = statistics.median(bare), statistics.median(watched)
+
+        steady = await steady_phase(cluster, args.rate, args.seconds, "bench")
+    latencies = [seen - ts_ms / 1000.0 for _, seen, ts_ms, _ in steady["detections"]]
+    idle = [seen - ts / 1000.0 for _, seen, ts, phase in steady["detections"] if phase == "detect"]
+    scrapes = steady["scrapes"]
+    print()
+    print(f"throughput: bare getmany {bare_median:,.0f} records/s, monitor {monitor_median:,.0f}")
+    print(f"  ratio monitor/bare: {monitor_median / bare_median:.2f}  (target >= 0.85)")
+    print(
+        f"detection latency ({len(latencies)} gaps of {steady['dropped']} drops, "
+        f"{args.rate:.0f} records/s): p50 {ms(percentile(latencies, 0.5))}, "
+        f"p99 {ms(percentile(latencies, 0.99))}  (target p99 <= 1 s); "
+        f"without scrapes p50 {ms(percentile(idle, 0.5))}, p99 {ms(percentile(idle, 0.99))}"
+    )
+    print(
+        f"/metrics with {steady['series']} series ({len(scrapes)} scrapes under load): "
+        f"median {ms(statistics.median(scrapes))}, p99 {ms(percentile(scrapes, 0.99))}, "
+        f"max {ms(max(scrapes))}  (target <= 50 ms)"
+    )
+    print(
+        f"event-loop lag p99: while scraping {ms(percentile(steady['lag_scraping'], 0.99))} "
+        f"(max {ms(max(steady['lag_scraping']))}), same load without scrapes "
+        f"{ms(percentile(steady['lag_idle'], 0.99))}  (target <= 10 ms)"
+    )
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=480_000, help="prefilled records")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/monitor rounds")
+    parser.add_argument("--rate", type=float, default=2000.0, help="steady load, records/s")
+    parser.add_argument("--seconds", type=float, default=34.0, help="steady load duration")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--detect-seconds", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--scrape-seconds", type=float, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.client:
+        client_main(arguments.client, arguments.detect_seconds, arguments.scrape_seconds)
+        raise SystemExit(0)
+    raise SystemExit(asyncio.run(main(arguments)))

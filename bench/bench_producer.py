@@ -1,0 +1,141 @@
+"""StampedProducer throughput against a bare AIOKafkaProducer, on one broker, in one run.
+
+Three variants send the same keyed records with the same linger, batch size, acks and
+partitions to a 1-node cluster started by this script:
+
+* ``bare``:         AIOKafkaProducer, no headers (the full cost of stamping is measured
+                    against this; target StampedProducer >= 0.90 of it);
+* ``bare+headers``: AIOKafkaProducer with the same three gapwatch headers built by the
+                    caller (the wrapper's own overhead; target >= 0.97);
+* ``stamped``:      StampedProducer (reports on, default interval, metrics on a registry).
+
+Variants run in rotating order, several rounds; the medians are reported, since a broker
+on the same 2-core machine makes single runs noisy.
+
+Run: ``.venv/bin/python bench/bench_producer.py [--records N] [--rounds R]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
+from gapwatch.producer import StampedProducer
+from gapwatch.testing.kafka import KafkaCluster
+
+PARTITIONS = 6
+SETTINGS: dict[str, Any] = {"linger_ms": 5, "max_batch_size": 65536, "acks": 1}
+
+Records = list[tuple[bytes, bytes]]
+
+
+async def _drive(send: Callable[..., Awaitable[Any]], topic: str, records: Records) -> float:
+    start = time.perf_counter()
+    futures = [await send(topic, value, key) for key, value in records]
+    await asyncio.gather(*futures)
+    return len(records) / (time.perf_counter() - start)
+
+
+async def run_bare(bootstrap: str, topic: str, records: Records) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SETTINGS)
+    await producer.start()
+    try:
+
+        async def send(t: str, value: bytes, key: bytes) -> Any:
+            return await producer.send(t, value, key=key)
+
+        return await _drive(send, topic, records)
+    finally:
+        await producer.stop()
+
+
+async def run_bare_headers(bootstrap: str, topic: str, records: Records) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SETTINGS)
+    await producer.start()
+    # What an application stamping by hand would do: fixed producer/epoch headers and
+    # a per-partition sequence counter, partition chosen by aiokafka.
+    producer_header = (HEADER_PRODUCER, b"bench/1")
+    epoch_header = (HEADER_EPOCH, b"%d" % int(time.time() * 1000))
+    counter = [0]
+    try:
+
+        async def send(t: str, value: bytes, key: bytes) -> Any:
+            seq = counter[0]
+            counter[0] = seq + 1
+            headers = [producer_header, epoch_header, (HEADER_SEQ, b"%d" % seq)]
+            return await producer.send(t, value, key=key, headers=headers)
+
+        return await _drive(send, topic, records)
+    finally:
+        await producer.stop()
+
+
+async def run_stamped(bootstrap: str, topic: str, records: Records) -> float:
+    producer = StampedProducer(
+        bootstrap_servers=bootstrap, registry=CollectorRegistry(), **SETTINGS
+    )
+    await producer.start()
+    try:
+
+        async def send(t: str, value: bytes, key: bytes) -> Any:
+            return await producer.send(t, value, key=key)
+
+        return await _drive(send, topic, records)
+    finally:
+        await producer.stop()
+
+
+VARIANTS = {"bare": run_bare, "bare+headers": run_bare_headers, "stamped": run_stamped}
+
+
+async def main_async(bootstrap: str, n_records: int, rounds: int) -> dict[str, list[float]]:
+    rng = random.Random(1)
+    value = bytes(rng.getrandbits(8) for _ in range(100))
+    records = [(b"key-%d" % rng.randrange(1000), value) for _ in range(n_records)]
+    admin_cluster_topic = "bench-producer"
+    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    names = list(VARIANTS)
+    # Warm-up: connections, metadata, JIT of the broker.
+    await run_bare(bootstrap, admin_cluster_topic, records[: n_records // 4])
+    for round_no in range(rounds):
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
+        for name in order:
+            rate = await VARIANTS[name](bootstrap, admin_cluster_topic, records)
+            results[name].append(rate)
+            print(f"round {round_no + 1} {name:>13}: {rate:10.0f} records/s", file=sys.stderr)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with KafkaCluster(nodes=1) as cluster:
+        asyncio.run(
+            cluster.create_topic("bench-producer", partitions=PARTITIONS, replication_factor=1)
+        )
+        results = asyncio.run(main_async(cluster.bootstrap_servers, args.records, args.rounds))
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
+    print(f"records per run: {args.records}, rounds: {args.rounds}, settings: {SETTINGS}")
+    for name, median in medians.items():
+        print(f"{name:>13}: median {median:10.0f} records/s")
+    full = medians["stamped"] / medians["bare"]
+    own = medians["stamped"] / medians["bare+headers"]
+    print(f"stamped / bare          = {full:.3f}  (target >= 0.90)")
+    print(f"stamped / bare+headers  = {own:.3f}  (target >= 0.97)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The gap records of one partition and every change of their state.
+
+The tracker decides *that* a gap opens, shrinks, splits, heals, is confirmed or recovers;
+this module does the bookkeeping: it keeps each gap's frozen :class:`Gap` record, the
+stream whose ranges belong to it, the ``open`` set the confirmation rule walks, a bounded
+history of closed gaps, and the gap counters.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import replace
+
+from gapwatch.core.counters import TrackerCounters
+from gapwatch.core.model import Gap, GapCause, GapState, StreamKey, gap_id
+from gapwatch.core.stream import Range, Stream, insert_range, remove_gap_ranges
+
+
+class GapBook:
+    """Active gaps (open, or confirmed/truncated and watched for late arrivals) and history."""
+
+    __slots__ = ("_closed", "_counters", "_max_closed", "_max_tracked", "active", "open", "owner")
+
+    def __init__(self, counters: TrackerCounters, *, max_tracked: int, max_closed: int) -> None:
+        self._counters = counters
+        self._max_tracked = max_tracked
+        self._max_closed = max_closed
+        self.active: dict[str, Gap] = {}
+        # The stream whose ranges belong to each active gap (None: nothing left to watch).
+        self.owner: dict[str, Stream | None] = {}
+        # Insertion-ordered set of open gap ids: the confirmation rule walks only these.
+        self.open: dict[str, None] = {}
+        self._closed: deque[Gap] = deque(maxlen=max_closed or None)
+
+    # --- queries ---------------------------------------------------------------------
+
+    def get(self, gid: str) -> Gap | None:
+        """The gap with id ``gid``, active or in the closed history."""
+        gap = self.active.get(gid)
+        if gap is not None:
+            return gap
+        for closed in reversed(self._closed):
+            if closed.id == gid:
+                return closed
+        return None
+
+    def all(self) -> Iterator[Gap]:
+        """Active gaps, then the closed history (oldest first)."""
+        yield from self.active.values()
+        yield from self._closed
+
+    def closed(self) -> list[Gap]:
+        """The closed history, oldest first."""
+        return list(self._closed)
+
+    # --- creation --------------------------------------------------------------------
+
+    def new_id(self, key: StreamKey, first: int, generation: int, cause: GapCause) -> str:
+        """The stable id for a new gap; a suffix only if the same id is still active."""
+        base = gap_id(key, first, generation=generation, cause=cause)
+        gid, n = base, 1
+        while gid in self.active:
+            n += 1
+            gid = f"{base}-{n}"
+        return gid
+
+    def add(self, gap: Gap, stream: Stream | None, *, watch: bool = True) -> None:
+        """Register a new gap; with ``watch`` its range is added to ``stream``."""
+        if watch and stream is not None:
+            insert_range(stream.ensure_aux().ranges, Range(gap.first_seq, gap.last_seq, gap.id))
+            self.active[gap.id] = gap
+            self.owner[gap.id] = stream
+        elif gap.state is GapState.OPEN:
+            self.active[gap.id] = gap
+            self.owner[gap.id] = None
+        else:
+            self._closed.append(gap)
+        if gap.state is GapState.OPEN:
+            self.open[gap.id] = None
+            self._counters.open_gaps += 1
+        elif gap.state is GapState.CONFIRMED:
+            self._counters.missing += gap.count
+            self._counters.gaps_confirmed += 1
+        self._bound()
+
+    def restore(self, gap: Gap, stream: Stream | None) -> None:
+        """Re-register an active gap from a snapshot (ranges are restored by the stream)."""
+        self.active[gap.id] = gap
+        self.owner[gap.id] = stream
+        if gap.state is GapState.OPEN:
+            self.open[gap.id] = None
+
+    def restore_closed(self, gap: Gap) -> None:
+        """Re-add a closed gap to the history from a snapshot."""
+        self._closed.append(gap)
+
+    # --- transitions -----------------------------------------------------------------
+
+    def update(self, gap: Gap) -> None:
+        """Replace an active gap's record (same id)."""
+        self.active[gap.id] = gap
+
+    def close(self, gap: Gap) -> None:
+        """Move a gap out of the active set into the history (its ranges must be gone)."""
+        gid = gap.id
+        del self.active[gid]
+        self.owner.pop(gid, None)
+        if self.open.pop(gid, 0) is None:
+            self._counters.open_gaps -= 1
+        self._closed.append(gap)
+
+    def confirm(self, gap: Gap, now: float) -> Gap:
+        """Open → confirmed: the loss is counted once, here."""
+        confirmed = replace(gap, state=GapState.CONFIRMED, confirmed_at=now, updated_at=now)
+        del self.open[gap.id]
+        self._counters.open_gaps -= 1
+        self._counters.missing += gap.count
+        self._counters.gaps_confirmed += 1
+        if self.owner.get(gap.id) is None:
+            # Nothing can arrive for it any more (its stream was reset or evicted).
+            del self.active[gap.id]
+            self.owner.pop(gap.id, None)
+            self._closed.append(confirmed)
+        else:
+            self.active[gap.id] = confirmed
+        return confirmed
+
+    def detach_stream(self, stream: Stream) -> None:
+        """A stream is dropped: close its watched gaps, keep its open ones open unwatched."""
+        aux = stream.aux
+        if aux is None:
+            return
+        for gid in {r.gap_id for r in aux.ranges}:
+            gap = self.active.get(gid)
+            if gap is None:
+                continue
+            if gap.state is GapState.OPEN:
+                self.owner[gid] = None
+            else:
+                self.close(gap)
+        aux.ranges.clear()
+
+    def _bound(self) -> None:
+        excess = len(self.active) - len(self.open) - self._max_tracked
+        if excess <= 0:
+            return
+        for gid in [g for g in self.active if g not in self.open][:excess]:
+            gap = self.active[gid]
+            stream = self.owner.get(gid)
+            if stream is not None and stream.aux is not None:
+                remove_gap_ranges(stream.aux.ranges, gid)
+                stream.drop_aux_if_empty()
+            self.close(gap)
+            self._counters.gaps_forgotten += 1

@@ -1,0 +1,265 @@
+"""R12: what a producer's report adds to what the log shows (tail loss, unknown fate).
+
+A producer knows what it stamped and what was acknowledged; the log only shows what
+arrived. A report's claims are held until the confirmation rule (R11) holds for the time
+the report was applied, so records still in flight or not yet read are never called lost:
+
+* acknowledged sequences above the highest one seen become one confirmed ``tail`` gap
+  (acknowledged but absent: silent loss);
+* for a ``final`` report, stamped but unacknowledged sequences above that are
+  ``UnknownFate`` (not a loss), except those the producer reported failed, which become
+  confirmed ``producer`` gaps with ``producer_told``;
+* failed ranges mark the gaps that cover them ``producer_told``, now or when they open.
+
+These functions are the tracker's own code, kept in a module of their own for size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from gapwatch.core.model import (
+    NO_EVENTS,
+    Event,
+    Gap,
+    GapCause,
+    GapConfirmed,
+    GapState,
+    ProducerReport,
+    UnknownFate,
+)
+from gapwatch.core.stream import PendingReport, Stream
+from gapwatch.core.wire import MAX_U64
+
+if TYPE_CHECKING:
+    from gapwatch.core.tracker import PartitionTracker
+
+# Bounds on what untrusted reports can make the tracker remember.
+MAX_PENDING_REPORTS = 16
+MAX_TOLD_RANGES = 64
+MAX_ORPHAN_REPORTS = 1024
+
+
+def _is_sane(report: ProducerReport) -> bool:
+    def ok(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_U64
+
+    if not (isinstance(report.producer, str) and ok(report.epoch)):
+        return False
+    for value in (report.highest_assigned, report.highest_acked):
+        if value is not None and not ok(value):
+            return False
+    failed: object = report.failed  # parsed from JSON by an adapter: check, do not trust
+    if not isinstance(failed, tuple):
+        return False
+    return all(
+        isinstance(r, tuple) and len(r) == 2 and ok(r[0]) and ok(r[1]) and r[0] <= r[1]
+        for r in failed
+    )
+
+
+def apply_report(t: PartitionTracker, report: ProducerReport, now: float) -> tuple[Event, ...]:
+    """Take ``report``; counted ``reports_unmatched`` if it is not about this partition."""
+    counters = t._counters
+    if report.topic != t.topic or report.partition != t.partition or not _is_sane(report):
+        counters.reports_unmatched += 1
+        return NO_EVENTS
+    st = t._streams.get(report.producer)
+    if st is None or st.epoch != report.epoch:
+        st = t._retired.get((report.producer, report.epoch))
+    if st is None:
+        # Not seen yet (the monitor may be behind): hold it until the stream appears or
+        # the claim matures.
+        if len(t._orphans) >= MAX_ORPHAN_REPORTS:
+            counters.reports_unmatched += 1
+        else:
+            t._orphans[(report.producer, report.epoch)] = (now, report)
+        return NO_EVENTS
+    queue_report(t, st, report, now)
+    return NO_EVENTS
+
+
+def queue_report(t: PartitionTracker, st: Stream, report: ProducerReport, at: float) -> None:
+    """Record the report's failed ranges and its pending claim on ``st``."""
+    aux = st.ensure_aux()
+    book = t._book
+    for first, last in report.failed:
+        # Gaps already open or confirmed over these sequences: the producer knew.
+        for r in aux.ranges:
+            if r.first <= last and first <= r.last:
+                gap = book.active.get(r.gap_id)
+                if gap is not None and not gap.producer_told:
+                    book.update(replace(gap, producer_told=True, updated_at=at))
+        if last > st.high and len(aux.told) < MAX_TOLD_RANGES:
+            aux.told.append((max(first, st.high + 1), last))
+    acked = -1 if report.highest_acked is None else report.highest_acked
+    assigned = -1 if report.highest_assigned is None else report.highest_assigned
+    if acked > st.high or (report.final and assigned > st.high):
+        pending = PendingReport(at, acked, max(assigned, acked), final=report.final)
+        if len(aux.reports) >= MAX_PENDING_REPORTS:
+            # Keep the oldest claims (they mature first); the newest is the freshest word.
+            aux.reports[-1] = pending
+        else:
+            aux.reports.append(pending)
+        t._reporting[st] = None
+
+
+def mature_reports(t: PartitionTracker, now: float) -> list[Event]:
+    """Resolve every pending claim for which the confirmation rule now holds."""
+    events: list[Event] = []
+    for key, (at, report) in list(t._orphans.items()):
+        if t._is_settled(at, now):
+            del t._orphans[key]
+            events.extend(_orphan_matured(t, report, at, now))
+    for st in list(t._reporting):
+        aux = st.aux
+        if aux is None or not aux.reports:
+            del t._reporting[st]
+            continue
+        keep = []
+        for pending in aux.reports:
+            if t._is_settled(pending.reported_at, now):
+                events.extend(_matured(t, st, pending, now))
+            else:
+                keep.append(pending)
+        aux.reports = keep
+        if not keep:
+            del t._reporting[st]
+            st.drop_aux_if_empty()
+    return events
+
+
+def _orphan_matured(
+    t: PartitionTracker, report: ProducerReport, at: float, now: float
+) -> list[Event]:
+    current = t._streams.get(report.producer)
+    if current is None or current.epoch >= report.epoch or report.highest_acked is None:
+        # Nothing of the stream was ever read, and we cannot tell whether its records
+        # predate the monitor's start position: no claim of loss.
+        t._counters.reports_unmatched += 1
+        return []
+    # We watched an older epoch of this producer here, so this epoch's acknowledged
+    # records should have been read: all of them are missing.
+    return [
+        _confirmed_gap(
+            t,
+            None,
+            report.producer,
+            report.epoch,
+            0,
+            report.highest_acked,
+            GapCause.TAIL,
+            at,
+            now,
+            told=_told(report.failed, 0, report.highest_acked),
+        )
+    ]
+
+
+def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float) -> list[Event]:
+    events: list[Event] = []
+    aux = st.aux
+    assert aux is not None
+    if pending.acked > st.high:
+        first, last = st.high + 1, pending.acked
+        told = any(span_first <= last and first <= span_last for span_first, span_last in aux.told)
+        events.append(
+            _confirmed_gap(
+                t,
+                st,
+                st.producer,
+                st.epoch,
+                first,
+                last,
+                GapCause.TAIL,
+                pending.reported_at,
+                now,
+                told=told,
+            )
+        )
+        st.high = last
+    if pending.final and pending.assigned > st.high:
+        first = st.high + 1
+        for lo, hi, told in _split_told(aux.told, first, pending.assigned):
+            if told:
+                events.append(
+                    _confirmed_gap(
+                        t,
+                        None,
+                        st.producer,
+                        st.epoch,
+                        lo,
+                        hi,
+                        GapCause.PRODUCER,
+                        pending.reported_at,
+                        now,
+                        told=True,
+                    )
+                )
+            else:
+                t._counters.unknown_fate += hi - lo + 1
+                events.append(UnknownFate(t._key(st.producer, st.epoch), lo, hi, hi - lo + 1, now))
+    aux.told = [
+        (span_first, span_last) for span_first, span_last in aux.told if span_last > st.high
+    ]
+    return events
+
+
+def _confirmed_gap(
+    t: PartitionTracker,
+    st: Stream | None,
+    producer: str,
+    epoch: int,
+    first: int,
+    last: int,
+    cause: GapCause,
+    opened_at: float,
+    now: float,
+    *,
+    told: bool,
+) -> GapConfirmed:
+    generation = 0 if st is None else st.generation
+    key = t._key(producer, epoch)
+    gap = Gap(
+        id=t._book.new_id(key, first, generation, cause),
+        topic=t.topic,
+        partition=t.partition,
+        producer=producer,
+        epoch=epoch,
+        first_seq=first,
+        last_seq=last,
+        count=last - first + 1,
+        state=GapState.CONFIRMED,
+        cause=cause,
+        opened_at=opened_at,
+        updated_at=now,
+        confirmed_at=now,
+        offset_before=None if st is None else st.high_offset,
+        timestamp_before_ms=None if st is None else st.high_ts,
+        producer_told=told,
+        generation=generation,
+    )
+    t._book.add(gap, st, watch=st is not None)
+    return GapConfirmed(gap)
+
+
+def _told(failed: tuple[tuple[int, int], ...], first: int, last: int) -> bool:
+    return any(span_first <= last and first <= span_last for span_first, span_last in failed)
+
+
+def _split_told(told: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int, bool]]:
+    """``first..last`` cut into runs that are / are not inside a told range."""
+    out: list[tuple[int, int, bool]] = []
+    cursor = first
+    for span_first, span_last in sorted(told):
+        lo, hi = max(span_first, cursor), min(span_last, last)
+        if lo > hi:
+            continue
+        if lo > cursor:
+            out.append((cursor, lo - 1, False))
+        out.append((lo, hi, True))
+        cursor = hi + 1
+    if cursor <= last:
+        out.append((cursor, last, False))
+    return out

@@ -1,0 +1,567 @@
+"""The sequence tracker of one partition: facts and ``now`` in, events out, no I/O.
+
+Decision rules, in the order they are tried (each is one named method below, and one test
+in ``tests/unit/test_tracker_rules.py`` named after it). "Stream" is one (producer, epoch)
+on this partition; ``high`` is the highest sequence seen on it.
+
+For every stamped record (:meth:`PartitionTracker.observe`):
+
+R1  in_order      -- same epoch and ``seq == high + 1``: advance. The hot path: no allocation.
+R2  first_sight   -- unknown producer: ``seq`` is the baseline, no gap (retention may have
+                     deleted its earlier records; the monitor may have started late).
+R3  new_epoch     -- a newer epoch of a tracked producer ends the old stream (kept, retired,
+                     for its gaps and reports). Because the tracker witnessed the previous
+                     epoch, a new epoch first seen at ``seq > 0`` opens a head gap ``0..seq-1``.
+R4  old_epoch     -- a record of an older epoch fills a gap of that retired epoch if it can,
+                     else it is flagged ``ZombieEpoch`` and changes nothing.
+R5  jump_ahead    -- ``seq > high + 1``: open a gap ``high+1..seq-1`` at once, bounded by the
+                     records just before (``high``) and just after (this one).
+R6  late          -- ``seq`` inside an open gap: shrink, split (the right piece gets the id
+                     of its own first sequence) or heal it. Counted ``late``, never lost.
+R7  recovered     -- ``seq`` inside a confirmed or truncated gap: counted ``recovered`` on
+                     the gap; the loss count is not rewritten. A confirmed gap whose every
+                     record came back becomes ``recovered``.
+R8  reset         -- ``seq == 0`` not inside a gap, with a record timestamp strictly newer
+                     than the stream's newest record: the producer restarted the same epoch
+                     (a new generation), one ``SequenceReset``. Tie-break: a Kafka retry
+                     resends a batch with its original CreateTime, so a duplicated record 0
+                     is never newer than records created after it and falls to R10.
+R9  before_base   -- ``seq`` below the stream's baseline: older than anything tracked;
+                     counted ``late`` (nothing is known about it).
+R10 duplicate     -- anything else (``seq <= high``, already seen): counted, one event.
+
+For the other facts:
+
+R11 confirmation  -- an open gap is confirmed lost, with its exact count, only when
+                     ``now >= opened_at + grace`` and the consumer has read up to a high
+                     watermark observed at ``>= opened_at + grace`` (:meth:`caught_up`).
+R12 producer_report -- a report's claims mature under the same rule from the time it was
+                     applied: acknowledged sequences above ``high`` become a confirmed tail
+                     gap; for a final report, unacknowledged ones become ``UnknownFate`` and
+                     failed ones confirmed ``producer_told`` gaps; failed ranges mark the
+                     gaps that cover them ``producer_told``.
+R13 truncation    -- the log end moved below offsets already read: the ring names the
+                     sequences that are gone (``truncated`` gaps, no longer "seen", so a
+                     re-sent copy is recovered, not a duplicate) and is rewound.
+R14 eviction      -- streams idle for ``idle_eviction`` with no open gap are forgotten; at
+                     ``max_streams`` the least recently seen are. Both counted and reported.
+R15 untrusted     -- unstamped and malformed records are counted, nothing else.
+
+Public API (all methods are synchronous and cheap; none reads the clock)::
+
+    t = PartitionTracker("orders", 3, config=TrackerConfig(grace_period=120))
+    t.observe(offset, timestamp_ms, stamp, now) -> Sequence[Event]   # per stamped record
+    t.observe_unstamped(); t.observe_malformed(reason)               # R15
+    t.caught_up(read_offset=, high_watermark=, observed_at=) -> Sequence[Event]
+    t.tick(now) -> Sequence[Event]                   # confirmations, reports, eviction
+    t.apply_producer_report(report, now) -> Sequence[Event]
+    t.log_truncated(new_end_offset, now) -> Sequence[Event]
+    t.counters (TrackerCounters), t.gaps(), t.gap(id), t.open_gaps(), t.streams()
+    t.snapshot() -> bytes; PartitionTracker.restore(data, topic=, partition=, config=)
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from dataclasses import replace
+
+from gapwatch.core.config import TrackerConfig
+from gapwatch.core.counters import TrackerCounters
+from gapwatch.core.gapbook import GapBook
+from gapwatch.core.housekeeping import evict_for_cap, sweep_idle
+from gapwatch.core.model import (
+    NO_EVENTS,
+    DuplicateRecords,
+    EpochStarted,
+    Event,
+    Gap,
+    GapCause,
+    GapConfirmed,
+    GapHealed,
+    GapOpened,
+    GapRecovered,
+    GapShrunk,
+    GapSplit,
+    GapState,
+    ProducerReport,
+    SequenceReset,
+    StreamInfo,
+    StreamKey,
+    ZombieEpoch,
+)
+from gapwatch.core.reports import apply_report, mature_reports, queue_report
+from gapwatch.core.snapshot import decode, encode
+from gapwatch.core.stream import Stream, StreamAux, find_range, take_seq
+from gapwatch.core.truncation import truncate
+from gapwatch.core.wire import Stamp
+
+# How many pending high-watermark observations are remembered; dropping the oldest only
+# delays a confirmation (a later observation satisfies it), never makes one wrong.
+_MAX_PENDING_HWM = 64
+
+
+class PartitionTracker:
+    """Decides, record by record, what one partition's stamped records mean.
+
+    See the module docstring for the rules and the API. Not thread-safe: one owner.
+    """
+
+    __slots__ = (
+        "_book",
+        "_caught_up_at",
+        "_counters",
+        "_grace",
+        "_hwm_pending",
+        "_mask",
+        "_n",
+        "_next_sweep",
+        "_orphans",
+        "_records_base",
+        "_reporting",
+        "_retired",
+        "_ring_floor",
+        "_ring_offsets",
+        "_ring_seqs",
+        "_ring_streams",
+        "_streams",
+        "config",
+        "partition",
+        "topic",
+    )
+
+    def __init__(self, topic: str, partition: int, *, config: TrackerConfig | None = None) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.config = config = config if config is not None else TrackerConfig()
+        self._grace = float(config.grace_period)
+        self._counters = TrackerCounters()
+        self._book = GapBook(
+            self._counters, max_tracked=config.max_tracked_gaps, max_closed=config.max_closed_gaps
+        )
+        self._streams: dict[str, Stream] = {}
+        self._retired: dict[tuple[str, int], Stream] = {}
+        self._reporting: dict[Stream, None] = {}
+        self._orphans: dict[tuple[str, int], tuple[float, ProducerReport]] = {}
+        self._caught_up_at = float("-inf")
+        self._hwm_pending: list[tuple[int, float]] = []
+        self._next_sweep = float("-inf")
+        # The truncation ring: preallocated parallel arrays written by index
+        # ``_n & _mask``; ``_n`` counts ring writes (it is rewound by a truncation).
+        size = config.ring_size
+        self._mask = size - 1
+        self._n = 0
+        self._records_base = 0
+        self._ring_floor = 0
+        self._ring_offsets = array("q", bytes(8 * size))
+        self._ring_seqs = array("Q", bytes(8 * size))
+        self._ring_streams: list[Stream | None] = [None] * size
+
+    # --- R1: the hot path ------------------------------------------------------------
+
+    def observe(self, offset: int, timestamp_ms: int, stamp: Stamp, now: float) -> Sequence[Event]:
+        """Decide what one stamped record means (R1-R10). ``stamp`` from ``parse_stamp``."""
+        st = self._streams.get(stamp.producer)
+        seq = stamp.seq
+        n = self._n
+        i = n & self._mask
+        self._ring_offsets[i] = offset
+        self._ring_seqs[i] = seq
+        self._ring_streams[i] = st
+        self._n = n + 1
+        if st is not None and st.high + 1 == seq and st.epoch == stamp.epoch:
+            st.high = seq
+            st.high_offset = offset
+            st.high_ts = timestamp_ms
+            st.last_seen = now
+            return NO_EVENTS
+        return self._decide(i, offset, timestamp_ms, stamp, now, st)
+
+    def _decide(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, st: Stream | None
+    ) -> Sequence[Event]:
+        seq = stamp.seq
+        if st is None:
+            return self._first_sight(i, offset, ts, stamp, now)
+        if stamp.epoch > st.epoch:
+            return self._new_epoch(i, offset, ts, stamp, now, st)
+        if stamp.epoch < st.epoch:
+            return self._old_epoch(i, offset, ts, stamp, now, st)
+        st.last_seen = now
+        if seq > st.high:
+            return self._jump_ahead(st, seq, offset, ts, now)
+        aux = st.aux
+        if aux is not None and aux.ranges:
+            k = find_range(aux.ranges, seq)
+            if k >= 0:
+                return self._fill(st, k, seq, offset, ts, now)
+        if seq == 0 and ts > st.high_ts:
+            return self._reset(i, st, offset, ts, now)
+        if seq < st.base:
+            return self._before_base()
+        return self._duplicate(st, seq, offset)
+
+    # --- R2..R10 ---------------------------------------------------------------------
+
+    def _first_sight(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float
+    ) -> Sequence[Event]:
+        events: list[Event] = []
+        if len(self._streams) + len(self._retired) >= self.config.max_streams:
+            events.extend(evict_for_cap(self, now))
+        st = Stream(stamp.producer, stamp.epoch, stamp.seq, offset, ts, now)
+        self._streams[stamp.producer] = st
+        self._ring_streams[i] = st
+        self._counters.streams += 1
+        orphan = self._orphans.pop((stamp.producer, stamp.epoch), None)
+        if orphan is not None:
+            self._queue_report(st, orphan[1], orphan[0])
+        return events or NO_EVENTS
+
+    def _new_epoch(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, old: Stream
+    ) -> Sequence[Event]:
+        producer, seq = stamp.producer, stamp.seq
+        events: list[Event] = []
+        if len(self._streams) + len(self._retired) >= self.config.max_streams:
+            events.extend(evict_for_cap(self, now))
+        if self._streams.get(producer) is old:  # unless the cap just evicted it
+            self._retired[(producer, old.epoch)] = old
+        st = Stream(producer, stamp.epoch, seq, offset, ts, now)
+        self._streams[producer] = st
+        self._ring_streams[i] = st
+        self._counters.streams += 1
+        key = self._key(producer, stamp.epoch)
+        events.append(EpochStarted(key, old.epoch, seq, offset, now))
+        orphan = self._orphans.pop((producer, stamp.epoch), None)
+        if orphan is not None:
+            self._queue_report(st, orphan[1], orphan[0])
+        if seq > 0:
+            # Head loss: we watched the previous epoch, so this one started while we were
+            # reading and its records 0..seq-1 should be here.
+            st.base = 0
+            gid = self._book.new_id(key, 0, 0, GapCause.HEAD)
+            gap = Gap(
+                id=gid,
+                topic=self.topic,
+                partition=self.partition,
+                producer=producer,
+                epoch=stamp.epoch,
+                first_seq=0,
+                last_seq=seq - 1,
+                count=seq,
+                state=GapState.OPEN,
+                cause=GapCause.HEAD,
+                opened_at=now,
+                updated_at=now,
+                offset_before=old.high_offset,
+                offset_after=offset,
+                timestamp_before_ms=old.high_ts,
+                timestamp_after_ms=ts,
+            )
+            self._book.add(gap, st)
+            events.append(GapOpened(gap))
+        return events
+
+    def _old_epoch(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, current: Stream
+    ) -> Sequence[Event]:
+        retired = self._retired.get((stamp.producer, stamp.epoch))
+        if retired is not None and retired.aux is not None:
+            k = find_range(retired.aux.ranges, stamp.seq)
+            if k >= 0:
+                self._ring_streams[i] = retired
+                return self._fill(retired, k, stamp.seq, offset, ts, now)
+        # Not attributable to a stream: the ring must not name it on truncation.
+        self._ring_streams[i] = None
+        self._counters.zombies += 1
+        key = self._key(stamp.producer, stamp.epoch)
+        return (ZombieEpoch(key, current.epoch, stamp.seq, offset, now),)
+
+    def _jump_ahead(
+        self, st: Stream, seq: int, offset: int, ts: int, now: float
+    ) -> Sequence[Event]:
+        first, last = st.high + 1, seq - 1
+        aux = st.ensure_aux()
+        key = self._key(st.producer, st.epoch)
+        gap = Gap(
+            id=self._book.new_id(key, first, aux.generation, GapCause.SEQUENCE),
+            topic=self.topic,
+            partition=self.partition,
+            producer=st.producer,
+            epoch=st.epoch,
+            first_seq=first,
+            last_seq=last,
+            count=last - first + 1,
+            state=GapState.OPEN,
+            cause=GapCause.SEQUENCE,
+            opened_at=now,
+            updated_at=now,
+            offset_before=st.high_offset,
+            offset_after=offset,
+            timestamp_before_ms=st.high_ts,
+            timestamp_after_ms=ts,
+            producer_told=_overlaps(aux.told, first, last),
+            generation=aux.generation,
+        )
+        st.high = seq
+        st.high_offset = offset
+        st.high_ts = ts
+        self._book.add(gap, st)
+        return (GapOpened(gap),)
+
+    def _fill(
+        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float
+    ) -> Sequence[Event]:
+        """R6 (late) and R7 (recovered): ``seq`` is inside ``st``'s range ``k``."""
+        aux = st.aux
+        assert aux is not None  # the caller found a range
+        r = aux.ranges[k]
+        gap = self._book.active[r.gap_id]
+        if gap.state is not GapState.OPEN:
+            return self._recovered(st, k, seq, now, gap)
+        return self._late(st, k, seq, offset, ts, now, gap)
+
+    def _late(
+        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float, gap: Gap
+    ) -> Sequence[Event]:
+        aux = st.aux
+        assert aux is not None
+        self._counters.late += 1
+        right = take_seq(aux.ranges, k, seq)
+        if gap.first_seq == gap.last_seq:
+            healed = replace(gap, state=GapState.HEALED, count=0, healed_at=now, updated_at=now)
+            self._book.close(healed)
+            st.drop_aux_if_empty()
+            return (GapHealed(healed),)
+        if seq == gap.first_seq:
+            shrunk = replace(
+                gap,
+                first_seq=seq + 1,
+                count=gap.count - 1,
+                offset_before=offset,
+                timestamp_before_ms=ts,
+                updated_at=now,
+            )
+            self._book.update(shrunk)
+            return (GapShrunk(shrunk, seq),)
+        if seq == gap.last_seq:
+            shrunk = replace(
+                gap,
+                last_seq=seq - 1,
+                count=gap.count - 1,
+                offset_after=offset,
+                timestamp_after_ms=ts,
+                updated_at=now,
+            )
+            self._book.update(shrunk)
+            return (GapShrunk(shrunk, seq),)
+        assert right is not None  # a middle sequence always splits
+        left = replace(
+            gap,
+            last_seq=seq - 1,
+            count=seq - gap.first_seq,
+            offset_after=offset,
+            timestamp_after_ms=ts,
+            updated_at=now,
+        )
+        right_gap = replace(
+            gap,
+            id=self._book.new_id(gap.key, seq + 1, gap.generation, gap.cause),
+            first_seq=seq + 1,
+            count=gap.last_seq - seq,
+            offset_before=offset,
+            timestamp_before_ms=ts,
+            updated_at=now,
+        )
+        self._book.update(left)
+        # The split-off range already sits in the stream; re-point it at its own gap.
+        right.gap_id = right_gap.id
+        self._book.active[right_gap.id] = right_gap
+        self._book.owner[right_gap.id] = st
+        self._book.open[right_gap.id] = None
+        self._counters.open_gaps += 1
+        return (GapSplit(left, right_gap, seq),)
+
+    def _recovered(self, st: Stream, k: int, seq: int, now: float, gap: Gap) -> Sequence[Event]:
+        aux = st.aux
+        assert aux is not None
+        self._counters.recovered += 1
+        take_seq(aux.ranges, k, seq)
+        recovered = gap.recovered + 1
+        if recovered >= gap.count:
+            state = GapState.RECOVERED if gap.state is GapState.CONFIRMED else gap.state
+            done = replace(gap, recovered=recovered, state=state, updated_at=now)
+            self._book.close(done)
+            st.drop_aux_if_empty()
+            return (GapRecovered(done, seq),)
+        updated = replace(gap, recovered=recovered, updated_at=now)
+        self._book.update(updated)
+        return (GapRecovered(updated, seq),)
+
+    def _reset(self, i: int, old: Stream, offset: int, ts: int, now: float) -> Sequence[Event]:
+        generation = old.generation + 1
+        # The old generation's gaps stay (and are confirmed by R11), but nothing that
+        # arrives from now on can be told apart from the new run, so they are unwatched.
+        self._book.detach_stream(old)
+        st = Stream(old.producer, old.epoch, 0, offset, ts, now, StreamAux(generation))
+        self._streams[old.producer] = st
+        self._ring_streams[i] = st
+        self._reporting.pop(old, None)
+        self._counters.resets += 1
+        key = self._key(old.producer, old.epoch)
+        return (SequenceReset(key, old.high, generation, offset, now),)
+
+    def _before_base(self) -> Sequence[Event]:
+        self._counters.late += 1
+        return NO_EVENTS
+
+    def _duplicate(self, st: Stream, seq: int, offset: int) -> Sequence[Event]:
+        self._counters.duplicates += 1
+        return (DuplicateRecords(self._key(st.producer, st.epoch), seq, seq, 1, offset),)
+
+    # --- R15 -------------------------------------------------------------------------
+
+    def observe_unstamped(self) -> None:
+        """Count a record without gapwatch headers (R15)."""
+        self._counters.unstamped += 1
+
+    def observe_malformed(self, reason: str) -> None:
+        """Count a record whose headers were damaged (R15); the caller logs ``reason``."""
+        self._counters.malformed += 1
+
+    # --- R11: confirmation facts -----------------------------------------------------
+
+    def caught_up(
+        self, *, read_offset: int, high_watermark: int, observed_at: float
+    ) -> Sequence[Event]:
+        """The consumer has read everything below ``read_offset``; the partition's high
+        watermark was ``high_watermark`` when observed at ``observed_at``.
+
+        Returns the confirmations this makes possible (evaluated at ``observed_at``).
+        """
+        pending = self._hwm_pending
+        if high_watermark <= read_offset:
+            self._caught_up_at = max(self._caught_up_at, observed_at)
+        else:
+            pending.append((high_watermark, observed_at))
+            if len(pending) > _MAX_PENDING_HWM:
+                del pending[0]
+        if pending:
+            keep = []
+            for hwm, at in pending:
+                if hwm <= read_offset:
+                    self._caught_up_at = max(self._caught_up_at, at)
+                else:
+                    keep.append((hwm, at))
+            self._hwm_pending = keep
+        return self._confirm(observed_at)
+
+    def tick(self, now: float) -> Sequence[Event]:
+        """Run the time-driven rules: confirmation (R11, R12) and idle eviction (R14)."""
+        events = list(self._confirm(now))
+        if now >= self._next_sweep:
+            events.extend(sweep_idle(self, now))
+            self._next_sweep = now + min(self.config.idle_eviction / 8, 60.0)
+        return events or NO_EVENTS
+
+    def _is_settled(self, since: float, now: float) -> bool:
+        """R11 for a fact dated ``since``: grace elapsed and a later watermark was read."""
+        deadline = since + self._grace
+        return deadline <= now and deadline <= self._caught_up_at
+
+    def _confirm(self, now: float) -> Sequence[Event]:
+        events: list[Event] = []
+        book = self._book
+        for gid in [g for g in book.open if self._is_settled(book.active[g].opened_at, now)]:
+            events.append(GapConfirmed(book.confirm(book.active[gid], now)))
+        if self._reporting or self._orphans:
+            events.extend(mature_reports(self, now))
+        return events or NO_EVENTS
+
+    # --- R12, R13 (implemented in their own modules) ---------------------------------
+
+    def apply_producer_report(self, report: ProducerReport, now: float) -> Sequence[Event]:
+        """Take a producer's report (R12); its claims mature in :meth:`tick`."""
+        return apply_report(self, report, now)
+
+    def log_truncated(self, new_end_offset: int, now: float) -> Sequence[Event]:
+        """The log now ends at ``new_end_offset``, below offsets already read (R13)."""
+        return truncate(self, new_end_offset, now)
+
+    def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> None:
+        queue_report(self, st, report, at)
+
+    # --- read access for the monitor -------------------------------------------------
+
+    @property
+    def counters(self) -> TrackerCounters:
+        """The partition's counters (live object; read, do not write)."""
+        c = self._counters
+        c.records = self._n + self._records_base
+        return c
+
+    def gap(self, gap_id: str) -> Gap | None:
+        """One gap by id (active or recently closed)."""
+        return self._book.get(gap_id)
+
+    def gaps(self) -> list[Gap]:
+        """Active gaps (open, confirmed, truncated) and the bounded closed history."""
+        return list(self._book.all())
+
+    def open_gaps(self) -> list[Gap]:
+        """Gaps still open."""
+        return [self._book.active[g] for g in self._book.open]
+
+    def streams(self) -> list[StreamInfo]:
+        """What is tracked, current streams first, then retired epochs."""
+        out = []
+        for st in [*self._streams.values(), *self._retired.values()]:
+            ranges = st.ranges
+            open_ids = tuple(dict.fromkeys(r.gap_id for r in ranges if r.gap_id in self._book.open))
+            out.append(
+                StreamInfo(
+                    key=self._key(st.producer, st.epoch),
+                    generation=st.generation,
+                    base_seq=st.base,
+                    high_seq=st.high,
+                    last_offset=st.high_offset,
+                    last_timestamp_ms=st.high_ts,
+                    last_seen=st.last_seen,
+                    missing=sum(r.last - r.first + 1 for r in ranges),
+                    open_gaps=open_ids,
+                )
+            )
+        return out
+
+    def ring_start(self) -> int:
+        """Index of the oldest valid ring entry (entries ``ring_start()..n-1`` are valid)."""
+        return max(self._ring_floor, self._n - self._mask - 1)
+
+    def _key(self, producer: str, epoch: int) -> StreamKey:
+        return StreamKey(self.topic, self.partition, producer, epoch)
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """This partition's whole decision state as compact, versioned bytes."""
+        return encode(self)
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        *,
+        topic: str,
+        partition: int,
+        config: TrackerConfig | None = None,
+    ) -> PartitionTracker:
+        """A tracker from :meth:`snapshot` bytes; raises :class:`~gapwatch.errors.SnapshotError`
+        (and nothing else) for damaged, foreign or unknown-version data."""
+        tracker = cls(topic, partition, config=config)
+        decode(tracker, data)
+        return tracker
+
+
+def _overlaps(told: list[tuple[int, int]], first: int, last: int) -> bool:
+    return any(span_first <= last and first <= span_last for span_first, span_last in told)

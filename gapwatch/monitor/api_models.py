@@ -1,0 +1,105 @@
+"""The JSON shapes of the HTTP API, in one place, as typed models for OpenAPI (/docs).
+
+Handlers build responses from the core's own ``to_json()`` dicts and return them directly
+(no second validation pass per gap); these models document the same shapes and a unit
+test keeps them and ``Gap.to_json()`` in step.
+"""
+
+from pydantic import BaseModel, Field
+
+
+class GapModel(BaseModel):
+    """One gap: a run of missing sequences of one producer stream."""
+
+    id: str = Field(description="stable id: same gap, same id, across restarts and instances")
+    topic: str
+    partition: int
+    producer: str
+    epoch: int
+    generation: int = Field(description="how many times this epoch restarted at sequence 0")
+    first_seq: int
+    last_seq: int
+    count: int = Field(description="missing records (frozen at confirmation)")
+    state: str = Field(description="open | confirmed | healed | recovered | truncated")
+    cause: str = Field(description="sequence | head | tail | producer | truncation")
+    opened_at: str | None
+    updated_at: str | None
+    confirmed_at: str | None
+    healed_at: str | None
+    opened_at_ts: float
+    updated_at_ts: float
+    offset_before: int | None
+    offset_after: int | None
+    timestamp_before_ms: int | None
+    timestamp_after_ms: int | None
+    producer_told: bool = Field(description="the producer reported these sends as failed")
+    recovered: int = Field(description="records of a confirmed gap that arrived later")
+
+
+class GapPageModel(BaseModel):
+    """A page of gaps, newest first."""
+
+    gaps: list[GapModel]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class SkippedModel(BaseModel):
+    """Offsets deleted by retention before the monitor read them: unknown, not loss."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    count: int
+    at: float
+
+
+class SkippedPageModel(BaseModel):
+    """Skipped offset ranges, newest first."""
+
+    skipped: list[SkippedModel]
+
+
+class StreamModel(BaseModel):
+    """One tracked producer stream on a partition."""
+
+    producer: str
+    epoch: int
+    generation: int
+    base_seq: int
+    high_seq: int
+    last_offset: int
+    last_timestamp_ms: int
+    last_seen: float
+    missing: int
+    open_gaps: list[str]
+
+
+class PartitionModel(BaseModel):
+    """One partition this instance owns."""
+
+    topic: str
+    partition: int
+    restored: bool = Field(description="its checkpoint was restored (or none existed)")
+    position: int | None = Field(description="next offset to read")
+    high_watermark: int | None
+    lag: int | None
+    leader: int | None = Field(description="broker id of the partition leader last seen")
+    leader_changes: int = Field(description="leader changes seen while owned")
+    records: int
+    streams: list[StreamModel]
+
+
+class StreamsModel(BaseModel):
+    """What this instance tracks."""
+
+    instance: str
+    group_id: str
+    partitions: list[PartitionModel]
+
+
+class StatusModel(BaseModel):
+    """Health or readiness."""
+
+    status: str
+    detail: str = ""

@@ -1,0 +1,166 @@
+"""Saving and restoring tracker state through Kafka, so restarts and rebalances are exact.
+
+Design (``docs/monitor.md`` has the full story):
+
+1. Every ``checkpoint_interval`` seconds, on revocation and on SIGTERM, each owned
+   partition's tracker snapshot and its next offset are written to the compacted
+   checkpoint topic (``acks=all``), and only then is the group's offset committed, with a
+   pointer to that checkpoint record as the commit metadata. The commit makes the
+   checkpoint current; a crash between the two leaves the previous pair intact.
+2. On assignment, the committed pointer is read (admin ``OffsetFetch``), the checkpoint
+   partition is read from the pointer to its end, and the newest checkpoint of that key
+   wins (a newer one exists if the monitor crashed after writing but before committing:
+   it is just as valid a pair). The tracker is restored and consumption resumes exactly at
+   the checkpoint's offset, so records are neither skipped nor double-counted.
+3. Kafka's own commit metadata is limited to 4 KiB by default, too small for a snapshot
+   that carries the truncation ring; that is why the snapshot lives in a topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from gapwatch.monitor.checkpoint_codec import (
+    Checkpoint,
+    CheckpointDecodeError,
+    Pointer,
+    decode_pointer,
+    decode_value,
+    encode_key,
+    encode_value,
+)
+
+log = logging.getLogger(__name__)
+
+PartitionKey = tuple[str, int]
+READ_BATCH = 500
+
+
+class CheckpointStore:
+    """Writes and reads checkpoints of one consumer group on one checkpoint topic."""
+
+    def __init__(
+        self,
+        *,
+        client_kwargs: Mapping[str, Any],
+        topic: str,
+        group_id: str,
+        timeout: float = 30.0,
+    ) -> None:
+        self._kwargs = dict(client_kwargs)
+        self._topic = topic
+        self._group_id = group_id
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def start(self) -> None:
+        """Connect the producer, the reader and the admin client."""
+        self._producer = AIOKafkaProducer(
+            **self._kwargs, acks="all", linger_ms=0, max_request_size=16 * 1024 * 1024
+        )
+        await self._producer.start()
+        # A throwaway reader without a group: it only ever seeks to committed pointers.
+        self._reader = AIOKafkaConsumer(
+            **self._kwargs,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        await self._reader.start()
+        self._admin = AIOKafkaAdminClient(**self._kwargs)
+        await self._admin.start()
+
+    async def stop(self) -> None:
+        """Close every client (best effort: all are closed even if one fails)."""
+        for client in (self._producer, self._reader, self._admin):
+            if client is None:
+                continue
+            try:
+                if isinstance(client, AIOKafkaAdminClient):
+                    await client.close()
+                else:
+                    await client.stop()
+            except Exception:
+                log.exception("closing a checkpoint client failed")
+
+    async def write(
+        self, checkpoints: Mapping[PartitionKey, Checkpoint]
+    ) -> dict[PartitionKey, Pointer]:
+        """Write ``checkpoints``; returns where each landed. Raises if any write failed."""
+        assert self._producer is not None, "start() first"
+        futures = {
+            key: await self._producer.send(
+                self._topic,
+                encode_value(checkpoint),
+                key=encode_key(self._group_id, key[0], key[1]),
+            )
+            for key, checkpoint in checkpoints.items()
+        }
+        pointers: dict[PartitionKey, Pointer] = {}
+        async with asyncio.timeout(self._timeout):
+            for key, future in futures.items():
+                metadata = await future
+                pointers[key] = Pointer(metadata.partition, metadata.offset)
+        return pointers
+
+    async def committed(
+        self, partitions: list[PartitionKey]
+    ) -> dict[PartitionKey, tuple[int, Pointer | None]]:
+        """The group's committed offset and checkpoint pointer of each partition that has one."""
+        assert self._admin is not None, "start() first"
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        async with asyncio.timeout(self._timeout):
+            offsets = await self._admin.list_consumer_group_offsets(self._group_id, partitions=tps)
+        result: dict[PartitionKey, tuple[int, Pointer | None]] = {}
+        for tp, committed in offsets.items():
+            if committed.offset >= 0:
+                result[(tp.topic, tp.partition)] = (
+                    committed.offset,
+                    decode_pointer(committed.metadata),
+                )
+        return result
+
+    async def load(
+        self, pointers: Mapping[PartitionKey, Pointer]
+    ) -> dict[PartitionKey, Checkpoint]:
+        """The newest checkpoint at or after each pointer (see the module docstring)."""
+        if not pointers:
+            return {}
+        reader = self._reader
+        assert reader is not None, "start() first"
+        wanted = {encode_key(self._group_id, t, p): (t, p) for t, p in pointers}
+        starts: dict[TopicPartition, int] = {}
+        for pointer in pointers.values():
+            tp = TopicPartition(self._topic, pointer.partition)
+            starts[tp] = min(starts.get(tp, pointer.offset), pointer.offset)
+        found: dict[PartitionKey, Checkpoint] = {}
+        async with asyncio.timeout(self._timeout):
+            reader.assign(list(starts))
+            ends = await reader.end_offsets(list(starts))
+            for tp, start in starts.items():
+                reader.seek(tp, start)
+            pending = {tp for tp in starts if ends[tp] > starts[tp]}
+            while pending:
+                batches = await reader.getmany(*pending, timeout_ms=1000, max_records=READ_BATCH)
+                for tp, records in batches.items():
+                    for record in records:
+                        target = wanted.get(record.key)
+                        if target is None or record.offset >= ends[tp]:
+                            continue
+                        try:
+                            found[target] = decode_value(record.value)
+                        except CheckpointDecodeError as exc:
+                            log.warning("ignoring checkpoint at %s@%d: %s", tp, record.offset, exc)
+                for tp in list(pending):
+                    if await reader.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+        return found

@@ -1,0 +1,249 @@
+"""Typed configuration of the monitor: one frozen section per subsystem, with defaults.
+
+The sections are plain data; building them never opens a connection. Where values come
+from (flags, ``GAPWATCH_*`` variables, a YAML file) and in which order they win is
+decided in exactly one place, :mod:`gapwatch.monitor.config_sources`; this module only
+says what a valid configuration is. :meth:`MonitorConfig.validate` checks the rules that
+span several fields and raises :class:`ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gapwatch.core.config import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_IDLE_EVICTION_S,
+    DEFAULT_MAX_STREAMS,
+    TrackerConfig,
+)
+from gapwatch.errors import GapwatchError, TrackerConfigError
+
+StartFrom = Literal["earliest", "latest"]
+IsolationLevel = Literal["read_uncommitted", "read_committed"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class ConfigError(GapwatchError):
+    """A configuration value is missing or invalid.
+
+    ``key`` is the configuration key (as written in the YAML file, e.g. ``grace_period``)
+    and ``source`` says where the bad value came from (a flag, an environment variable,
+    the file, or ``default``), so the message can point the operator at the right place.
+    """
+
+    def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{key}{where}: {problem}")
+        self.key = key
+        self.problem = problem
+        self.source = source
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """Kafka client security, passed through to aiokafka unchanged in meaning."""
+
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether the protocol authenticates with SASL."""
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        """Whether the protocol encrypts with TLS."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` unless the settings can be used together."""
+        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            key = "sasl_username" if not self.sasl_username else "sasl_password"
+            raise ConfigError(key, f"is required with security_protocol={self.security_protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            key = "ssl_keyfile" if self.ssl_keyfile is None else "ssl_certfile"
+            raise ConfigError(key, "ssl_certfile and ssl_keyfile must be given together")
+        for key, path in (
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(key, f"file {str(path)!r} does not exist")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How the monitor talks to the cluster."""
+
+    bootstrap_servers: tuple[str, ...] = ()
+    client_id: str = "gapwatch-monitor"
+    isolation_level: IsolationLevel = "read_uncommitted"
+    max_poll_records: int = 5000
+    fetch_max_wait_ms: int = 500
+    max_partition_fetch_bytes: int = 1024 * 1024
+    security: SecuritySettings = SecuritySettings()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` unless the settings are usable."""
+        for key, value in (
+            ("max_poll_records", self.max_poll_records),
+            ("fetch_max_wait_ms", self.fetch_max_wait_ms),
+            ("max_partition_fetch_bytes", self.max_partition_fetch_bytes),
+        ):
+            if value < 1:
+                raise ConfigError(key, "must be >= 1")
+        if not self.bootstrap_servers:
+            raise ConfigError("bootstrap_servers", "is required (HOST:PORT[,HOST:PORT])")
+        for server in self.bootstrap_servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError("bootstrap_servers", f"{server!r} is not HOST:PORT")
+        self.security.validate()
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """What to watch, and as which consumer group."""
+
+    topics: tuple[str, ...] = ()
+    topic_pattern: str | None = None
+    group_id: str = "gapwatch"
+    start_from: StartFrom = "latest"
+    allow_compacted: bool = False
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` unless exactly one way of naming topics is used."""
+        if bool(self.topics) == (self.topic_pattern is not None):
+            raise ConfigError("topic", "give either topic (one or more) or topic_pattern")
+        if self.topic_pattern is not None:
+            if not self.topic_pattern:
+                raise ConfigError("topic_pattern", "must not be empty")
+            try:
+                re.compile(self.topic_pattern)
+            except re.error as exc:
+                raise ConfigError("topic_pattern", f"is not a regular expression: {exc}") from None
+        if not self.group_id:
+            raise ConfigError("group_id", "must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """Passed to every partition's tracker; defaults are the core's (see its docs)."""
+
+    grace_period: float = DEFAULT_GRACE_PERIOD_S
+    stream_idle_timeout: float = DEFAULT_IDLE_EVICTION_S
+    max_streams: int = DEFAULT_MAX_STREAMS
+
+    def to_tracker_config(self) -> TrackerConfig:
+        """The core's :class:`TrackerConfig`; raises :class:`ConfigError` naming our key."""
+        try:
+            return TrackerConfig(
+                grace_period=self.grace_period,
+                idle_eviction=self.stream_idle_timeout,
+                max_streams=self.max_streams,
+            )
+        except TrackerConfigError as exc:
+            key = {"idle_eviction": "stream_idle_timeout"}.get(exc.field, exc.field)
+            raise ConfigError(key, exc.problem) from None
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        self.to_tracker_config()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSettings:
+    """Where and how often tracker state is saved."""
+
+    topic: str = "__gapwatch_checkpoints"
+    interval: float = 5.0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if not self.topic:
+            raise ConfigError("checkpoint_topic", "must not be empty")
+        if not 0 < self.interval <= 3600:
+            raise ConfigError("checkpoint_interval", "must be in (0, 3600] seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """Producer reports (tail loss, failed sends)."""
+
+    # The producer's default control topic (gapwatch.producer.config.DEFAULT_REPORT_TOPIC);
+    # not imported so that the monitor's config loads without the producer package.
+    topic: str = "__gapwatch_producer_reports"
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP API and /metrics endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = 8571
+    token: str | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if not 0 <= self.port < 65536:
+            raise ConfigError("http_port", "must be in 0..65535 (0 picks a free port)")
+        if self.token is not None and len(self.token) < 16:
+            raise ConfigError("http_token", "must be at least 16 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class GapStoreSettings:
+    """How long closed (healed, confirmed, truncated, skipped) gaps stay queryable."""
+
+    closed_retention: float = 24 * 3600.0
+    closed_limit: int = 10_000
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if self.closed_retention < 0:
+            raise ConfigError("closed_gap_retention", "must be >= 0 seconds")
+        if self.closed_limit < 0:
+            raise ConfigError("closed_gap_limit", "must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """Everything ``gapwatch monitor`` needs, validated as a whole by :meth:`validate`."""
+
+    kafka: KafkaSettings = KafkaSettings()
+    watch: WatchSettings = WatchSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    checkpoints: CheckpointSettings = CheckpointSettings()
+    reports: ReportSettings = ReportSettings()
+    http: HttpSettings = HttpSettings()
+    gap_store: GapStoreSettings = GapStoreSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def validate(self) -> MonitorConfig:
+        """Return ``self`` if valid, else raise :class:`ConfigError` naming the key."""
+        self.kafka.validate()
+        self.watch.validate()
+        self.tracker.validate()
+        self.checkpoints.validate()
+        self.http.validate()
+        self.gap_store.validate()
+        if self.checkpoints.topic in self.watch.topics:
+            raise ConfigError("checkpoint_topic", "must not be one of the watched topics")
+        if self.reports.topic in self.watch.topics:
+            raise ConfigError("report_topic", "must not be one of the watched topics")
+        return self

@@ -1,0 +1,258 @@
+"""Where the monitor's configuration comes from, and which source wins.
+
+Precedence, highest first (the one place it is decided):
+
+1. command-line flags (``--grace-period 10``);
+2. environment variables, ``GAPWATCH_`` + the key in upper case (``GAPWATCH_GRACE_PERIOD``);
+3. the YAML file named by ``--config`` or ``GAPWATCH_CONFIG`` (keys as in
+   ``deploy/gapwatch.example.yaml``);
+4. the defaults of :mod:`gapwatch.monitor.config`.
+
+A key set in a higher source replaces the whole value of a lower one (lists are not
+concatenated). Every key has one name used everywhere: the YAML key, the flag
+(``--`` + key with dashes) and the variable. Unknown YAML keys are errors (a typo must not
+silently fall back to a default); unknown ``GAPWATCH_*`` variables are ignored because
+other gapwatch commands read their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gapwatch.monitor.config import ConfigError, MonitorConfig
+
+Kind = Literal["str", "int", "float", "bool", "list", "path"]
+ENV_PREFIX = "GAPWATCH_"
+CONFIG_ENV = "GAPWATCH_CONFIG"
+
+_TRUE = frozenset(("1", "true", "yes", "on"))
+_FALSE = frozenset(("0", "false", "no", "off"))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One configuration key: its type, where it lands in :class:`MonitorConfig`, its help."""
+
+    key: str
+    kind: Kind
+    path: tuple[str, ...]
+    help: str
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``--grace-period``."""
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``GAPWATCH_GRACE_PERIOD``."""
+        return ENV_PREFIX + self.key.upper()
+
+
+def _spec(key: str, kind: Kind, path: str, help: str, **extra: Any) -> FieldSpec:
+    return FieldSpec(key, kind, tuple(path.split(".")), help, **extra)
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    _spec("bootstrap_servers", "list", "kafka.bootstrap_servers", "HOST:PORT[,HOST:PORT...]"),
+    _spec("topic", "list", "watch.topics", "topic to watch (repeat the flag for more)"),
+    _spec("topic_pattern", "str", "watch.topic_pattern", "regex of topics to watch"),
+    _spec("group_id", "str", "watch.group_id", "the monitor's own consumer group"),
+    _spec(
+        "start_from",
+        "str",
+        "watch.start_from",
+        "where a partition with no checkpoint starts",
+        choices=("earliest", "latest"),
+    ),
+    _spec("allow_compacted", "bool", "watch.allow_compacted", "watch compacted topics anyway"),
+    _spec("grace_period", "float", "tracker.grace_period", "seconds before a gap is confirmed"),
+    _spec("stream_idle_timeout", "float", "tracker.stream_idle_timeout", "evict idle streams"),
+    _spec("max_streams", "int", "tracker.max_streams", "cap on tracked streams per partition"),
+    _spec("http_host", "str", "http.host", "address of the HTTP API"),
+    _spec("http_port", "int", "http.port", "port of the HTTP API (0: any free port)"),
+    _spec("http_token", "str", "http.token", "bearer token for /gaps and /streams", secret=True),
+    _spec("checkpoint_topic", "str", "checkpoints.topic", "compacted topic of checkpoints"),
+    _spec("checkpoint_interval", "float", "checkpoints.interval", "seconds between checkpoints"),
+    _spec("report_topic", "str", "reports.topic", "topic of producer reports"),
+    _spec("read_reports", "bool", "reports.enabled", "read producer reports (tail loss)"),
+    _spec("closed_gap_retention", "float", "gap_store.closed_retention", "keep closed gaps (s)"),
+    _spec("closed_gap_limit", "int", "gap_store.closed_limit", "keep at most N closed gaps"),
+    _spec("client_id", "str", "kafka.client_id", "Kafka client id"),
+    _spec(
+        "isolation_level",
+        "str",
+        "kafka.isolation_level",
+        "read_uncommitted (default) or read_committed",
+        choices=("read_uncommitted", "read_committed"),
+    ),
+    _spec("max_poll_records", "int", "kafka.max_poll_records", "records per getmany call"),
+    _spec("fetch_max_wait_ms", "int", "kafka.fetch_max_wait_ms", "broker long-poll wait"),
+    _spec("max_partition_fetch_bytes", "int", "kafka.max_partition_fetch_bytes", "fetch size"),
+    _spec(
+        "security_protocol",
+        "str",
+        "kafka.security.security_protocol",
+        "Kafka security protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    ),
+    _spec(
+        "sasl_mechanism",
+        "str",
+        "kafka.security.sasl_mechanism",
+        "SASL mechanism",
+        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    ),
+    _spec("sasl_username", "str", "kafka.security.sasl_username", "SASL user"),
+    _spec("sasl_password", "str", "kafka.security.sasl_password", "SASL password", secret=True),
+    _spec("ssl_cafile", "path", "kafka.security.ssl_cafile", "CA bundle (PEM)"),
+    _spec("ssl_certfile", "path", "kafka.security.ssl_certfile", "client certificate (PEM)"),
+    _spec("ssl_keyfile", "path", "kafka.security.ssl_keyfile", "client key (PEM)"),
+    _spec(
+        "ssl_key_password",
+        "str",
+        "kafka.security.ssl_key_password",
+        "client key password",
+        secret=True,
+    ),
+    _spec("ssl_check_hostname", "bool", "kafka.security.ssl_check_hostname", "verify hostname"),
+    _spec(
+        "log_level",
+        "str",
+        "log_level",
+        "logging level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+)
+FIELDS_BY_KEY: Mapping[str, FieldSpec] = {spec.key: spec for spec in FIELDS}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per key, plus ``--config``; absent flags leave no attribute behind."""
+    parser.add_argument("--config", metavar="FILE", help=f"YAML config file (or {CONFIG_ENV})")
+    for spec in FIELDS:
+        # SUPPRESS keeps unset flags out of the namespace, so the merge below can tell
+        # "not given" from "given as the default".
+        common: dict[str, Any] = {"dest": spec.key, "default": argparse.SUPPRESS}
+        help_text = f"{spec.help} [{spec.env}]"
+        if spec.kind == "bool":
+            parser.add_argument(
+                spec.flag, action=argparse.BooleanOptionalAction, help=help_text, **common
+            )
+        elif spec.key == "topic":
+            parser.add_argument(
+                spec.flag, action="append", metavar="NAME", help=help_text, **common
+            )
+        else:
+            metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
+            parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
+
+
+def _convert(spec: FieldSpec, raw: object, source: str) -> object:
+    """Turn a raw value (a string from flags/env, or a YAML scalar/list) into its type."""
+    problem = f"expected {spec.kind}, got {'<hidden>' if spec.secret else repr(raw)}"
+    if raw is None:
+        return None
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(spec.key, problem + " (true/false)", source=source)
+    if spec.kind in ("int", "float"):
+        if isinstance(raw, bool):
+            raise ConfigError(spec.key, problem, source=source)
+        try:
+            return int(str(raw)) if spec.kind == "int" else float(str(raw))
+        except ValueError:
+            raise ConfigError(spec.key, problem, source=source) from None
+    if spec.kind == "list":
+        items = raw if isinstance(raw, list) else [raw]
+        parts = [p.strip() for item in items for p in str(item).split(",")]
+        return tuple(p for p in parts if p)
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        raise ConfigError(spec.key, problem, source=source)
+    text = str(raw)
+    if spec.choices and text not in spec.choices:
+        raise ConfigError(spec.key, f"must be one of {', '.join(spec.choices)}", source=source)
+    return Path(text) if spec.kind == "path" else text
+
+
+def read_yaml(path: Path) -> dict[str, object]:
+    """The key/value mapping of a YAML config file; dashes in keys are read as underscores."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", f"{str(path)!r} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("config", f"{str(path)!r} must hold a mapping of keys to values")
+    result: dict[str, object] = {}
+    for raw_key, value in loaded.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in FIELDS_BY_KEY:
+            raise ConfigError(key, "is not a known key", source=str(path))
+        result[key] = value
+    return result
+
+
+def _with_value(obj: Any, path: tuple[str, ...], value: object) -> Any:
+    head, *rest = path
+    if rest:
+        return dataclasses.replace(
+            obj, **{head: _with_value(getattr(obj, head), tuple(rest), value)}
+        )
+    return dataclasses.replace(obj, **{head: value})
+
+
+def load_config(
+    flags: argparse.Namespace | Mapping[str, object],
+    environ: Mapping[str, str],
+) -> MonitorConfig:
+    """Merge flags > environment > YAML file > defaults into a validated :class:`MonitorConfig`.
+
+    ``flags`` holds only the keys the user gave (see :func:`add_arguments`); ``environ`` is
+    usually ``os.environ``. Raises :class:`ConfigError` naming the key and its source.
+    """
+    given = dict(vars(flags)) if isinstance(flags, argparse.Namespace) else dict(flags)
+    config_path = given.pop("config", None) or environ.get(CONFIG_ENV)
+    layers: list[tuple[str, Mapping[str, object]]] = []
+    if config_path:
+        layers.append((str(config_path), read_yaml(Path(str(config_path)))))
+    layers.append(("environment", {s.key: environ[s.env] for s in FIELDS if s.env in environ}))
+    layers.append(("flags", {k: v for k, v in given.items() if k in FIELDS_BY_KEY}))
+
+    config = MonitorConfig()
+    sources: dict[str, str] = {}
+    for layer_name, values in layers:  # lowest precedence first; later layers overwrite
+        for key, raw in values.items():
+            spec = FIELDS_BY_KEY[key]
+            if layer_name == "environment":
+                source = spec.env
+            elif layer_name == "flags":
+                source = spec.flag
+            else:
+                source = layer_name
+            config = _with_value(config, spec.path, _convert(spec, raw, source))
+            sources[key] = source
+    try:
+        return config.validate()
+    except ConfigError as exc:
+        if exc.source is None and exc.key in sources:
+            raise ConfigError(exc.key, exc.problem, source=sources[exc.key]) from None
+        raise

@@ -1,0 +1,288 @@
+"""Prometheus metrics of the monitor, computed at scrape time from the trackers' counters.
+
+:class:`MonitorCollector` is a custom collector: the record path only bumps the trackers'
+plain int counters; each scrape walks the owned partitions once and reads every value
+into plain families. So there is no labelled-child lookup per record, and every
+(topic, partition) series exists (at 0) from the moment the partition is assigned, which
+``increase()`` needs to see the first loss. ``/metrics`` renders those families with
+:mod:`gapwatch.monitor.exposition` (see :mod:`gapwatch.monitor.scrape`); registered in a
+prometheus-client registry, the collector yields the same families as ``*MetricFamily``
+objects. Every metric is documented in ``docs/metrics.md``; names are a public contract.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from gapwatch import __version__
+from gapwatch.monitor.exposition import Family, HistogramFamily, ScalarFamily
+from gapwatch.monitor.partitions import OwnedPartitions
+
+LABELS = ("topic", "partition")
+
+# (metric name without _total, help, counter attribute). The tracker keeps these counters.
+PARTITION_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("gapwatch_records", "Stamped records read.", "records"),
+    ("gapwatch_missing_records", "Records confirmed lost.", "missing"),
+    ("gapwatch_gaps", "Gaps confirmed (runs of lost records).", "gaps_confirmed"),
+    (
+        "gapwatch_duplicate_records",
+        "Records read again for an already-seen sequence.",
+        "duplicates",
+    ),
+    ("gapwatch_late_records", "Records that arrived out of order and filled an open gap.", "late"),
+    ("gapwatch_recovered_records", "Records of a confirmed gap that arrived later.", "recovered"),
+    (
+        "gapwatch_truncated_records",
+        "Already-read records removed by a log truncation.",
+        "truncated",
+    ),
+    (
+        "gapwatch_truncated_unaccounted_records",
+        "Truncated offsets older than the tracker's ring (sequences unknown).",
+        "truncated_unaccounted",
+    ),
+    ("gapwatch_unstamped_records", "Records without gapwatch headers.", "unstamped"),
+    ("gapwatch_malformed_records", "Records with damaged gapwatch headers.", "malformed"),
+    ("gapwatch_sequence_resets", "Producers that restarted an epoch at sequence 0.", "resets"),
+    ("gapwatch_zombie_records", "Records of an epoch older than the producer's newest.", "zombies"),
+    (
+        "gapwatch_unknown_fate_records",
+        "Unacknowledged records of a closed producer that never arrived.",
+        "unknown_fate",
+    ),
+    ("gapwatch_evicted_streams", "Streams forgotten (idle or over the cap).", "evictions"),
+)
+PARTITION_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("gapwatch_open_gaps", "Gaps open now (records missing, may still arrive).", "open_gaps"),
+    ("gapwatch_streams", "Producer streams (producer, epoch) tracked now.", "streams"),
+)
+
+
+@dataclass(slots=True)
+class MonitorHealth:
+    """Process-level facts the collector reports besides the per-partition ones."""
+
+    is_up: Callable[[], bool] = lambda: False
+    checkpoints: int = 0
+    checkpoint_failures: int = 0
+    commit_failures: int = 0
+    reports_read: int = 0
+    reports_malformed: int = 0
+    subscriber_failures: dict[str, int] = field(default_factory=dict)
+
+
+class MonitorCollector(Collector):
+    """Every gapwatch metric, read from ``partitions`` and ``health`` on each scrape.
+
+    :meth:`read` is the one place values are taken, as plain families
+    (:mod:`gapwatch.monitor.exposition`); ``/metrics`` renders those with the lean renderer,
+    and :meth:`collect` turns the same families into prometheus-client objects, so
+    ``generate_latest(registry)`` (an embedding application's own endpoint, the tests)
+    shows exactly the same series.
+    """
+
+    def __init__(self, partitions: OwnedPartitions, health: MonitorHealth) -> None:
+        self._partitions = partitions
+        self._health = health
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing: the registry must not call collect() at registration time."""
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        """All metric families as prometheus-client objects (none while rendered separately)."""
+        if _RENDERED_SEPARATELY.get() is self:
+            return
+        for family in self.read():
+            yield to_metric(family)
+
+    def read(self) -> list[Family]:
+        """All metric families, computed from the current counters.
+
+        Cheap enough to run on the event loop (a tuple per series): call it there, where
+        no record is processed meanwhile, and render the result wherever.
+        """
+        states = list(self._partitions)
+        rows = [((s.topic, str(s.partition)), s, s.counters) for s in states]
+        families: list[Family] = [
+            ScalarFamily(
+                name,
+                "counter",
+                help_text,
+                LABELS,
+                [(labels, getattr(values, attribute)) for labels, _, values in rows],
+            )
+            for name, help_text, attribute in PARTITION_COUNTERS
+        ]
+        families.append(
+            ScalarFamily(
+                "gapwatch_skipped_records",
+                "counter",
+                "Offsets deleted by retention before the monitor read them (not loss).",
+                LABELS,
+                [(labels, state.skipped) for labels, state, _ in rows],
+            )
+        )
+        families.append(
+            ScalarFamily(
+                "gapwatch_leader_changes",
+                "counter",
+                "Partition leader changes seen (each one is checked for a log truncation).",
+                LABELS,
+                [(labels, state.leader_changes) for labels, state, _ in rows],
+            )
+        )
+        families.extend(
+            ScalarFamily(
+                name,
+                "gauge",
+                help_text,
+                LABELS,
+                [(labels, getattr(values, attribute)) for labels, _, values in rows],
+            )
+            for name, help_text, attribute in PARTITION_GAUGES
+        )
+        families.append(
+            ScalarFamily(
+                "gapwatch_consumer_lag_records",
+                "gauge",
+                "High watermark minus the monitor's read position.",
+                LABELS,
+                [(labels, state.lag or 0) for labels, state, _ in rows],
+            )
+        )
+        families.append(
+            ScalarFamily(
+                "gapwatch_partition_last_record_timestamp_seconds",
+                "gauge",
+                "Timestamp of the newest record read (seconds since the epoch).",
+                LABELS,
+                [
+                    (labels, state.last_record_ts)
+                    for labels, state, _ in rows
+                    if state.last_record_ts is not None
+                ],
+            )
+        )
+        families.append(
+            ScalarFamily(
+                "gapwatch_partitions_assigned",
+                "gauge",
+                "Partitions this instance owns.",
+                (),
+                [((), len(states))],
+            )
+        )
+        families.extend(self._latency())
+        families.extend(self._process())
+        return families
+
+    def _latency(self) -> list[Family]:
+        latencies = self._partitions.latency_by_topic()
+        return [
+            HistogramFamily(
+                "gapwatch_end_to_end_latency_seconds",
+                "Monitor read time minus record timestamp (see docs/metrics.md on clock skew).",
+                ("topic",),
+                [((topic,), latency.cumulative(), latency.total) for topic, latency in latencies],
+            ),
+            ScalarFamily(
+                "gapwatch_clock_skewed_records",
+                "counter",
+                "Records whose timestamp was ahead of the monitor's clock (latency counted as 0).",
+                ("topic",),
+                [((topic,), latency.clock_skewed) for topic, latency in latencies],
+            ),
+        ]
+
+    def _process(self) -> list[Family]:
+        health = self._health
+        families: list[Family] = [
+            ScalarFamily(
+                "gapwatch_up",
+                "gauge",
+                "1 while the consumer loop is running and fetching, else 0.",
+                (),
+                [((), 1 if health.is_up() else 0)],
+            ),
+            ScalarFamily(
+                "gapwatch_build_info",
+                "gauge",
+                "Always 1; labels say what runs.",
+                ("version", "python"),
+                [((__version__, platform.python_version()), 1)],
+            ),
+        ]
+        for name, help_text, value in (
+            ("gapwatch_checkpoints", "Checkpoints written.", health.checkpoints),
+            (
+                "gapwatch_checkpoint_failures",
+                "Checkpoint writes that failed (offsets not committed).",
+                health.checkpoint_failures,
+            ),
+            ("gapwatch_commit_failures", "Offset commits that failed.", health.commit_failures),
+            ("gapwatch_producer_reports_read", "Producer reports applied.", health.reports_read),
+            (
+                "gapwatch_producer_reports_malformed",
+                "Producer report records that could not be decoded.",
+                health.reports_malformed,
+            ),
+        ):
+            families.append(ScalarFamily(name, "counter", help_text, (), [((), value)]))
+        families.append(
+            ScalarFamily(
+                "gapwatch_event_subscriber_failures",
+                "counter",
+                "Exceptions raised by an event subscriber (gap store, sinks).",
+                ("subscriber",),
+                [((name,), count) for name, count in tuple(health.subscriber_failures.items())],
+            )
+        )
+        return families
+
+
+def to_metric(family: Family) -> Metric:
+    """``family`` as a prometheus-client metric family (the reference rendering)."""
+    if isinstance(family, HistogramFamily):
+        histogram = HistogramMetricFamily(family.name, family.help, labels=family.label_names)
+        for values, buckets, total in family.samples:
+            histogram.add_metric(list(values), list(buckets), total)
+        return histogram
+    kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+    metric = kind(family.name, family.help, labels=family.label_names)
+    for values, value in family.samples:
+        metric.add_metric(list(values), value)
+    return metric
+
+
+# The collector whose families the caller renders itself in this context (the /metrics
+# handler renders gapwatch's families with the lean renderer, then the rest of the registry
+# with generate_latest); its collect() yields nothing there so nothing is rendered twice.
+# A ContextVar, not a flag on the collector: another thread's generate_latest(registry)
+# at the same moment must still see everything.
+_RENDERED_SEPARATELY: ContextVar[MonitorCollector | None] = ContextVar(
+    "gapwatch_rendered_separately", default=None
+)
+
+
+@contextmanager
+def rendered_separately(collector: MonitorCollector) -> Iterator[None]:
+    """Within this block (this context only), ``collector.collect()`` yields nothing."""
+    token = _RENDERED_SEPARATELY.set(collector)
+    try:
+        yield
+    finally:
+        _RENDERED_SEPARATELY.reset(token)

@@ -1,0 +1,97 @@
+"""Per-partition lanes of a StampedProducer: the FIFO turn and the pending outcomes.
+
+**The turn.** aiokafka's ``send()`` may await (metadata, a full batch), and tasks that
+await are not resumed in the order they started waiting, so two records could reach the
+partition's batch in the opposite order of their sequences. A lane's turn is held from
+assigning a sequence until the record is in aiokafka's batch; senders that find it taken
+queue up, and releasing hands it straight to the oldest live waiter so that a newcomer
+cannot overtake. Uncontended, taking the turn is a flag test: no await, no allocation.
+
+**Pending outcomes.** Instead of a done-callback per record (a loop callback and a
+handle each: measurably the largest cost of stamping), each lane keeps its in-flight
+delivery futures in sequence order and books the ones that completed in a sweep: on the
+next send to the lane, periodically, and before every report, flush and stop. Batches
+of one partition complete in order, so a sweep only ever looks at the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from gapwatch.producer.bookkeeping import DeliveryBook, StreamBook
+
+# (first sequence, number of records, delivery future): 1 record per send, n per batch.
+Pending = tuple[int, int, "asyncio.Future[Any]"]
+
+
+class Lane:
+    """One (topic, partition) of one producer: its bookkeeping, turn and pending sends."""
+
+    __slots__ = ("book", "busy", "pending", "tp", "waiters")
+
+    def __init__(self, book: StreamBook) -> None:
+        self.book = book
+        self.tp = TopicPartition(book.topic, book.partition)
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.pending: deque[Pending] = deque()
+
+
+async def wait_turn(lane: Lane) -> None:
+    """Wait until the lane's turn is handed to the caller (call only if ``lane.busy``)."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    lane.waiters.append(waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if waiter.done() and not waiter.cancelled():
+            # The turn was handed over just as we were cancelled: pass it on.
+            release_turn(lane)
+        else:
+            with contextlib.suppress(ValueError):
+                lane.waiters.remove(waiter)
+        raise
+
+
+def release_turn(lane: Lane) -> None:
+    """Hand the turn to the oldest live waiter, or free it."""
+    waiters = lane.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)  # busy stays True: the waiter owns the turn now
+            return
+    lane.busy = False
+
+
+def sweep(lane: Lane, ledger: DeliveryBook) -> None:
+    """Book the outcomes of the lane's completed sends, from the front."""
+    pending = lane.pending
+    book = lane.book
+    acked = 0
+    highest = -1
+    while pending:
+        first, count, future = pending[0]
+        if not future.done():
+            break
+        pending.popleft()
+        last = first + count - 1
+        if future.cancelled():
+            # The application cancelled the delivery future: the outcome is unknowable.
+            ledger.unobserved(book, last, count)
+            continue
+        exc = future.exception()  # also marks it retrieved: it is booked, not ignored
+        if exc is not None:
+            ledger.failed(book, first, exc, last=None if count == 1 else last)
+        elif future.result() is None:
+            ledger.sent_unacknowledged(book, last, count)  # acks=0
+        else:
+            acked += count
+            highest = max(highest, last)
+    if acked:
+        ledger.acknowledged(book, highest, acked)

@@ -1,0 +1,63 @@
+"""The state file ``<state dir>/cluster.json``: what the CLI needs to find a running cluster.
+
+``up`` exits while its JVMs keep running, so every later command (``down``, ``kill`` ...)
+rebuilds its handle on the cluster from this file: ports, PIDs and which nodes are paused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from gapwatch.testing._errors import ClusterStateError
+
+STATE_FILE = "cluster.json"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One node as last seen by the process that started or signalled it."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    pid: int | None
+    is_paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRecord:
+    """Everything needed to signal, restart or stop a cluster from another process."""
+
+    version: str
+    java: str
+    jars_dir: str
+    heap: str
+    nodes: tuple[NodeRecord, ...]
+
+
+def write_state(state_dir: Path, record: ClusterRecord) -> None:
+    """Replace the state file atomically, so a concurrent reader never sees half of it."""
+    path = state_dir / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_state(state_dir: Path) -> ClusterRecord:
+    """Load the state file; :class:`ClusterStateError` if it is missing or unreadable."""
+    path = state_dir / STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return ClusterRecord(
+            version=str(raw["version"]),
+            java=str(raw["java"]),
+            jars_dir=str(raw["jars_dir"]),
+            heap=str(raw["heap"]),
+            nodes=tuple(NodeRecord(**node) for node in raw["nodes"]),
+        )
+    except FileNotFoundError:
+        raise ClusterStateError(f"no cluster state in {state_dir} (was 'up' run?)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClusterStateError(f"unreadable cluster state {path}: {exc!r}") from exc

@@ -1,0 +1,439 @@
+"""A throwaway, real Apache Kafka cluster (KRaft) on 127.0.0.1, for tests.
+
+Python use::
+
+    with KafkaCluster(nodes=3) as cluster:
+        await cluster.create_topic("t", partitions=1, replication_factor=3)
+        state = await cluster.describe_partition("t", 0)
+        cluster.kill_node(state.leader)             # returns as soon as SIGKILL is sent
+        await cluster.wait_for_leader("t", 0, exclude=[state.leader])
+
+Command line (``python -m gapwatch.testing.kafka --help``): ``fetch``, ``up``, ``down``,
+``status`` and the per-node faults ``stop|kill|pause|resume|restart``. See ``docs/testing.md``.
+
+Every node is a combined broker+controller with static voters, its own directory under the
+state dir, and a log file; node ids are 1..N. Jars come from :mod:`._maven`'s cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from gapwatch.testing import _admin
+from gapwatch.testing._admin import PartitionState
+from gapwatch.testing._config import (
+    DEFAULT_HEAP,
+    DEFAULT_KAFKA_VERSION,
+    ConfigValue,
+    NodeSpec,
+    new_cluster_id,
+    plan_nodes,
+    resolve_version,
+)
+from gapwatch.testing._errors import (
+    ClusterStateError,
+    KafkaFetchError,
+    KafkaTestbedError,
+    NodeStartError,
+    ToolMissingError,
+    TopicError,
+)
+from gapwatch.testing._launcher import Launcher
+from gapwatch.testing._maven import FetchResult, fetch_kafka
+from gapwatch.testing._node import NodeProcess, find_java, port_accepts
+from gapwatch.testing._state import STATE_FILE, ClusterRecord, NodeRecord, read_state, write_state
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "ClusterStateError",
+    "FetchResult",
+    "KafkaCluster",
+    "KafkaFetchError",
+    "KafkaTestbedError",
+    "NodeStartError",
+    "PartitionState",
+    "ToolMissingError",
+    "TopicError",
+    "fetch_kafka",
+]
+
+_START_ATTEMPTS = 3  # a free port can be taken by someone else before Kafka binds it
+
+
+class KafkaCluster:
+    """N combined broker+controller Kafka nodes on 127.0.0.1, with fault controls.
+
+    ``broker_overrides`` apply to every node, ``node_overrides[node_id]`` to one node; both
+    override the timing defaults (see ``docs/testing.md``). With ``state_dir=None`` a temporary
+    directory is used and deleted by :meth:`stop`. ``detach=True`` (used by the CLI's ``up``)
+    leaves the JVMs running when this process exits; otherwise they never outlive it.
+    """
+
+    def __init__(
+        self,
+        nodes: int = 1,
+        state_dir: str | os.PathLike[str] | None = None,
+        version: str | None = None,
+        broker_overrides: Mapping[str, ConfigValue] | None = None,
+        node_overrides: Mapping[int, Mapping[str, ConfigValue]] | None = None,
+        *,
+        heap: str = DEFAULT_HEAP,
+        start_timeout: float = 120.0,
+        detach: bool = False,
+    ) -> None:
+        if nodes < 1:
+            raise ValueError(f"nodes must be at least 1, got {nodes}")
+        unknown = set(node_overrides or {}) - set(range(1, nodes + 1))
+        if unknown:
+            raise ValueError(f"node_overrides names unknown node ids {sorted(unknown)}")
+        self.version = resolve_version(version)
+        self.heap = heap
+        self.start_timeout = start_timeout
+        self.is_detached = detach
+        self._node_count = nodes
+        self._broker_overrides = dict(broker_overrides or {})
+        self._node_overrides = {k: dict(v) for k, v in (node_overrides or {}).items()}
+        self._owns_state_dir = state_dir is None
+        self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
+        self._nodes: dict[int, NodeProcess] = {}
+        self._java = ""
+        self._jars_dir = Path()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Fetch jars if needed, format storage, start every node, wait for all brokers."""
+        if self._nodes:
+            raise ClusterStateError("cluster is already started")
+        self._java = find_java()
+        self._jars_dir = fetch_kafka(self.version).jars_dir
+        if self._state_dir is None:
+            self._state_dir = Path(tempfile.mkdtemp(prefix="gapwatch-kafka-")).resolve()
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        _refuse_if_running(self._state_dir)
+        if not self.is_detached:
+            atexit.register(self.stop)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                return self
+            except NodeStartError as exc:
+                if attempt < _START_ATTEMPTS and "Address already in use" in str(exc):
+                    self._kill_all()
+                    continue
+                self.stop()
+                raise
+            except BaseException:
+                # Includes KeyboardInterrupt: never leave half-started JVMs behind.
+                self.stop()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> None:
+        specs = plan_nodes(self.state_dir, self._node_count)
+        launcher = self._launcher()
+        launcher.write_node_files(specs, self._broker_overrides, self._node_overrides)
+        launcher.format_storage(specs, new_cluster_id(), timeout=self.start_timeout)
+        self._nodes = {spec.node_id: NodeProcess(spec) for spec in specs}
+        for node in self._nodes.values():
+            self._launch(node)
+        self._save_state()
+        self.wait_for_brokers(timeout_s=self.start_timeout)
+
+    def _launcher(self) -> Launcher:
+        return Launcher(self._java, self._jars_dir, self.state_dir, self.heap)
+
+    def _launch(self, node: NodeProcess) -> None:
+        node.launch(self._launcher().broker_command(node.spec), detach=self.is_detached)
+
+    def stop(self) -> None:
+        """Kill every node (SIGKILL: the data is throwaway) and wait until they are gone.
+
+        Idempotent. Deletes the state directory if this object created it.
+        """
+        atexit.unregister(self.stop)
+        self._kill_all()
+        if self._state_dir is None:
+            return
+        if self._owns_state_dir:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None  # a later start() gets a fresh temporary directory
+        elif self._nodes:
+            # Keep the file (all nodes now down) so 'status' and a second 'down' still work.
+            self._save_state()
+        self._nodes = {}
+
+    def _kill_all(self) -> None:
+        for node in self._nodes.values():
+            node.signal(signal.SIGKILL)  # all at once, then reap: faster than one by one
+        for node in self._nodes.values():
+            node.kill_and_reap()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        """Directory holding each node's config, data and logs (``node-<id>/``)."""
+        if self._state_dir is None:
+            raise ClusterStateError("cluster has not been started")
+        return self._state_dir
+
+    @property
+    def node_ids(self) -> list[int]:
+        """Kafka ``node.id`` of every node (also its broker id in metadata): 1..N."""
+        return list(range(1, self._node_count + 1))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Comma-separated ``host:port`` of every node's client listener."""
+        return ",".join(self._node(i).spec.bootstrap for i in self.node_ids)
+
+    def node_bootstrap(self, node_id: int) -> str:
+        """``host:port`` of one node's client listener."""
+        return self._node(node_id).spec.bootstrap
+
+    def log_path(self, node_id: int) -> Path:
+        """The node's ``server.log``."""
+        return self._node(node_id).spec.server_log_path
+
+    def is_node_running(self, node_id: int) -> bool:
+        """Whether the node's JVM is alive (paused counts as alive)."""
+        return self._node(node_id).is_running()
+
+    def wait_node_exit(self, node_id: int, timeout_s: float = 30.0) -> bool:
+        """Block until the node's JVM has exited (e.g. after :meth:`stop_node`); ``False`` on
+        timeout. Fault controls never wait by themselves; this is the explicit way to."""
+        return self._node(node_id).wait_exit(timeout_s)
+
+    def node_exit_code(self, node_id: int) -> int | None:
+        """Exit status of a node this process started, once its JVM has exited, else ``None``."""
+        return self._node(node_id).exit_code()
+
+    def is_node_paused(self, node_id: int) -> bool:
+        """Whether the node was paused with :meth:`pause_node` and not resumed since."""
+        return self._node(node_id).is_paused
+
+    def _node(self, node_id: int) -> NodeProcess:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise ClusterStateError(f"no running cluster has node {node_id}") from None
+
+    def _reachable_bootstrap(self) -> str:
+        # Paused nodes accept TCP connections but never answer, so keep them out.
+        live = [
+            n.spec.bootstrap for n in self._nodes.values() if n.is_running() and not n.is_paused
+        ]
+        return ",".join(live) or self.bootstrap_servers
+
+    # -- faults: each returns as soon as the signal is sent ------------------------------
+
+    def stop_node(self, node_id: int) -> bool:
+        """SIGTERM: graceful (controlled) shutdown. ``False`` if the node was not running."""
+        return self._send(node_id, signal.SIGTERM)
+
+    def kill_node(self, node_id: int) -> bool:
+        """SIGKILL: the node dies at once, as in a crash or power loss."""
+        return self._send(node_id, signal.SIGKILL)
+
+    def pause_node(self, node_id: int) -> bool:
+        """SIGSTOP: the JVM freezes (a GC pause or a hung host), its sockets stay open."""
+        return self._send(node_id, signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> bool:
+        """SIGCONT: a paused node carries on where it stopped."""
+        return self._send(node_id, signal.SIGCONT)
+
+    def _send(self, node_id: int, sig: signal.Signals) -> bool:
+        sent = self._node(node_id).signal(sig)
+        self._save_state()
+        return sent
+
+    def restart_node(self, node_id: int, wait: bool = True, timeout_s: float = 60.0) -> None:
+        """Stop the node if it runs (SIGTERM, SIGKILL after 10 s), start it with the same
+        config and data, and, if ``wait``, wait until metadata lists it as a broker again."""
+        node = self._node(node_id)
+        node.terminate(timeout=10.0)
+        self._launch(node)
+        self._save_state()
+        if wait:
+            self.wait_for_brokers([node_id], timeout_s=timeout_s)
+
+    def heal(self, timeout_s: float = 60.0) -> None:
+        """Undo every fault: resume paused nodes, finish stopping nodes that got SIGTERM,
+        start dead ones, then wait until every broker is registered.
+
+        Returns at once, without asking Kafka anything, if no node needed help: the pytest
+        plugin calls this before every test that uses a cluster fixture.
+        """
+        if all(node.is_healthy() for node in self._nodes.values()):
+            return
+        for node in self._nodes.values():
+            if node.is_stopping and node.is_running():
+                node.terminate(timeout=30.0)  # let the controlled shutdown finish
+            elif node.is_paused:
+                node.signal(signal.SIGCONT)
+            if not node.is_running():
+                self._launch(node)
+        self._save_state()
+        self.wait_for_brokers(timeout_s=timeout_s)
+
+    def wait_for_brokers(
+        self, node_ids: Collection[int] | None = None, timeout_s: float = 60.0
+    ) -> None:
+        """Block until metadata lists every broker in ``node_ids`` (default: all).
+
+        Raises :class:`NodeStartError` with the node's log tail if one exits meanwhile.
+        """
+        wanted = set(self.node_ids if node_ids is None else node_ids)
+        deadline = time.monotonic() + timeout_s
+        seen: set[int] = set()
+        while time.monotonic() < deadline:
+            for node_id in wanted:
+                node = self._node(node_id)
+                if not node.is_running():
+                    raise NodeStartError(
+                        f"Kafka node {node_id} exited (code {node.exit_code()}) before it was "
+                        f"ready; its logs:\n{node.log_tail()}"
+                    )
+            if all(port_accepts(self._node(i).spec.port) for i in wanted):
+                try:
+                    seen = _admin.run_sync(lambda: _admin.broker_ids(self._reachable_bootstrap()))
+                except Exception:  # not ready yet: any client error means retry
+                    seen = set()
+                if wanted <= seen:
+                    return
+            time.sleep(0.2)
+        missing = sorted(wanted - seen)
+        tails = "\n".join(self._node(i).log_tail(15) for i in missing)
+        raise NodeStartError(
+            f"brokers {missing} not registered after {timeout_s:.0f} s "
+            f"(saw {sorted(seen)}):\n{tails}"
+        )
+
+    # -- async admin helpers -----------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        """Create a topic; raise :class:`TopicError` on any per-topic error code (including
+        "already exists"); return once every partition has a leader."""
+        await _admin.create_topic(
+            self._reachable_bootstrap(),
+            name,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            configs=configs,
+            timeout_s=timeout_s,
+        )
+
+    async def describe_partition(self, topic: str, partition: int = 0) -> PartitionState:
+        """Current leader (``None`` if none), replicas and ISR of one partition."""
+        return await _admin.describe_partition(self._reachable_bootstrap(), topic, partition)
+
+    async def wait_for_leader(
+        self,
+        topic: str,
+        partition: int = 0,
+        *,
+        exclude: Collection[int] = (),
+        timeout_s: float = 30.0,
+    ) -> PartitionState:
+        """Wait until the partition has a leader not in ``exclude`` (e.g. the killed one)."""
+        return await _admin.wait_for_partition(
+            self._reachable_bootstrap(),
+            topic,
+            partition,
+            timeout_s=timeout_s,
+            exclude_leaders=exclude,
+        )
+
+    async def wait_for_isr(
+        self, topic: str, partition: int, node_ids: Collection[int], *, timeout_s: float = 60.0
+    ) -> PartitionState:
+        """Wait until every node in ``node_ids`` is in the partition's ISR (e.g. after restart)."""
+        return await _admin.wait_for_partition(
+            self._reachable_bootstrap(),
+            topic,
+            partition,
+            timeout_s=timeout_s,
+            isr_includes=node_ids,
+        )
+
+    async def broker_ids(self) -> set[int]:
+        """Broker ids the cluster's metadata lists right now (fenced brokers are absent)."""
+        return await _admin.broker_ids(self._reachable_bootstrap())
+
+    # -- state file: lets the CLI act on a cluster started by another process ----------
+
+    def _save_state(self) -> None:
+        nodes = tuple(
+            NodeRecord(n.spec.node_id, n.spec.port, n.spec.controller_port, n.pid, n.is_paused)
+            for n in self._nodes.values()
+        )
+        record = ClusterRecord(self.version, self._java, str(self._jars_dir), self.heap, nodes)
+        write_state(self.state_dir, record)
+
+    @classmethod
+    def attach(cls, state_dir: str | os.PathLike[str]) -> KafkaCluster:
+        """A handle on a cluster another process started (e.g. ``up``), from its state file."""
+        root = Path(state_dir).resolve()
+        record = read_state(root)
+        cluster = cls(len(record.nodes), root, record.version, heap=record.heap, detach=True)
+        cluster._java = record.java
+        cluster._jars_dir = Path(record.jars_dir)
+        for entry in record.nodes:
+            spec = NodeSpec(
+                entry.node_id, entry.port, entry.controller_port, root / f"node-{entry.node_id}"
+            )
+            node = NodeProcess(spec, pid=entry.pid)
+            node.is_paused = entry.is_paused
+            cluster._nodes[spec.node_id] = node
+        return cluster
+
+
+def _refuse_if_running(state_dir: Path) -> None:
+    """Raise if ``state_dir`` holds a cluster that still has live nodes."""
+    if not (state_dir / STATE_FILE).exists():
+        return
+    try:
+        other = KafkaCluster.attach(state_dir)
+    except ClusterStateError:
+        return  # unreadable leftovers: treat as stale and start afresh
+    alive = [i for i in other.node_ids if other.is_node_running(i)]
+    if alive:
+        raise ClusterStateError(
+            f"{state_dir} already has running Kafka nodes {alive}; run 'down' first"
+        )
+
+
+if __name__ == "__main__":
+    from gapwatch.testing._cli import main
+
+    raise SystemExit(main())

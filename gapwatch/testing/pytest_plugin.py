@@ -1,0 +1,138 @@
+"""pytest fixtures running tests against a real Kafka cluster from :mod:`.kafka`.
+
+Enable with ``pytest_plugins = ["gapwatch.testing.pytest_plugin"]`` in a ``conftest.py``.
+
+- ``kafka``: session-scoped 1-node cluster, started on first use.
+- ``kafka3``: session-scoped 3-node cluster, started only if some test requests it.
+- ``topic_name``: a fresh, random topic name per test (not created).
+- ``make_topic``: ``await make_topic(cluster=None, partitions=3, replication_factor=1,
+  configs=None)`` creates a fresh random topic (on ``kafka`` by default) and returns its name.
+
+A cluster that cannot start makes the requesting test *error*, never skip. Locally,
+``GAPWATCH_SKIP_KAFKA=1`` skips tests using these fixtures or marked ``kafka``/``chaos``
+instead; with ``CI=true`` that opt-out is refused (the tests error).
+Before each test that uses a cluster fixture, nodes an earlier test stopped, killed or paused
+are brought back (:meth:`KafkaCluster.heal`), so one fault test cannot break the next.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Protocol
+
+import pytest
+
+from gapwatch.testing.kafka import KafkaCluster
+
+SKIP_ENV = "GAPWATCH_SKIP_KAFKA"
+_TRUTHY = {"1", "true", "yes", "on"}
+_CLUSTERS = pytest.StashKey[dict[str, KafkaCluster]]()
+
+
+class MakeTopic(Protocol):
+    """Type of the ``make_topic`` fixture's factory."""
+
+    async def __call__(
+        self,
+        cluster: KafkaCluster | None = None,
+        partitions: int = 3,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+    ) -> str: ...
+
+
+def _is_set(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUTHY
+
+
+def _skip_if_opted_out() -> None:
+    if not _is_set(SKIP_ENV):
+        return
+    if _is_set("CI"):
+        pytest.fail(f"{SKIP_ENV} is set but CI=true: integration tests may not skip in CI")
+    pytest.skip(f"{SKIP_ENV} is set: skipping tests that need a Kafka cluster")
+
+
+def _session_cluster(request: pytest.FixtureRequest, name: str, nodes: int) -> KafkaCluster:
+    _skip_if_opted_out()
+    cluster = KafkaCluster(nodes=nodes)
+    # Register the teardown before starting: start() cleans up after itself on failure,
+    # and this also covers a KeyboardInterrupt after it returns.
+    request.addfinalizer(cluster.stop)
+    cluster.start()
+    request.config.stash.setdefault(_CLUSTERS, {})[name] = cluster
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kafka(request: pytest.FixtureRequest) -> KafkaCluster:
+    """A 1-node Kafka cluster shared by the whole session."""
+    return _session_cluster(request, "kafka", 1)
+
+
+@pytest.fixture(scope="session")
+def kafka3(request: pytest.FixtureRequest) -> KafkaCluster:
+    """A 3-node Kafka cluster (internal topics replicated 3x) shared by the whole session."""
+    return _session_cluster(request, "kafka3", 3)
+
+
+def random_topic_name(test_name: str) -> str:
+    """``gw-<test name>-<random>``: legal in Kafka and recognisable in broker logs."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", test_name).strip("-.")[:80] or "test"
+    return f"gw-{stem}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A fresh random topic name for this test; the topic is not created."""
+    return random_topic_name(request.node.name)
+
+
+@pytest.fixture
+def make_topic(request: pytest.FixtureRequest) -> MakeTopic:
+    """Async factory creating fresh random topics, on ``kafka`` unless a cluster is given."""
+
+    async def create(
+        cluster: KafkaCluster | None = None,
+        partitions: int = 3,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+    ) -> str:
+        # Resolved lazily so that a test using only kafka3 never starts the 1-node cluster.
+        target: KafkaCluster = cluster if cluster is not None else request.getfixturevalue("kafka")
+        name = random_topic_name(request.node.name)
+        await target.create_topic(
+            name, partitions=partitions, replication_factor=replication_factor, configs=configs
+        )
+        return name
+
+    return create
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers this plugin acts on, for projects that do not declare them."""
+    config.addinivalue_line("markers", "kafka: needs a real Kafka cluster (gapwatch.testing)")
+    config.addinivalue_line("markers", "chaos: injects faults into a real 3-node Kafka cluster")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Apply the opt-out to ``kafka``/``chaos``-marked tests; heal the session clusters this
+    test uses, undoing faults earlier tests left behind."""
+    if item.get_closest_marker("kafka") or item.get_closest_marker("chaos"):
+        _skip_if_opted_out()
+    clusters = item.config.stash.get(_CLUSTERS, {})
+    for name in getattr(item, "fixturenames", ()):
+        if name in clusters:
+            clusters[name].heal()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop references to stopped clusters (their fixtures' finalizers stopped them)."""
+    session.config.stash[_CLUSTERS] = {}
+
+
+__all__ = ["MakeTopic", "kafka", "kafka3", "make_topic", "random_topic_name", "topic_name"]

@@ -1,0 +1,158 @@
+"""Configuration of the monitor: merge order, validation messages, the reference file."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from gapwatch.monitor.config import ConfigError, MonitorConfig, SecuritySettings
+from gapwatch.monitor.config_sources import FIELDS, add_arguments, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "deploy" / "gapwatch.example.yaml"
+
+
+def parse_flags(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+class TestPrecedence:
+    def test_flags_beat_environment_beat_file_beat_defaults(self, tmp_path: Path) -> None:
+        """Each key takes its value from the highest source that sets it."""
+        file = tmp_path / "gw.yaml"
+        file.write_text(
+            "bootstrap_servers: f:1\ntopic: [from-file]\ngrace_period: 1\n"
+            "group_id: file-group\ncheckpoint_interval: 7\n"
+        )
+        env = {
+            "GAPWATCH_CONFIG": str(file),
+            "GAPWATCH_GRACE_PERIOD": "2",
+            "GAPWATCH_GROUP_ID": "env-group",
+        }
+        config = load_config(parse_flags("--grace-period", "3"), env)
+        assert config.tracker.grace_period == 3.0
+        assert config.watch.group_id == "env-group"
+        assert config.checkpoints.interval == 7.0
+        assert config.watch.topics == ("from-file",)
+        assert config.http.port == MonitorConfig().http.port
+
+    def test_repeated_topic_flags_replace_the_file_list(self, tmp_path: Path) -> None:
+        """Lists are replaced, not concatenated, by a higher source."""
+        file = tmp_path / "gw.yaml"
+        file.write_text("bootstrap_servers: [a:1, b:2]\ntopic: [x, y]\n")
+        flags = parse_flags("--config", str(file), "--topic", "p", "--topic", "q")
+        config = load_config(flags, {})
+        assert config.watch.topics == ("p", "q")
+        assert config.kafka.bootstrap_servers == ("a:1", "b:2")
+
+    def test_comma_separated_environment_lists(self) -> None:
+        """GAPWATCH_BOOTSTRAP_SERVERS takes the same comma syntax as Kafka's tools."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h1:9092, h2:9093", "GAPWATCH_TOPIC": "t"}
+        config = load_config({}, env)
+        assert config.kafka.bootstrap_servers == ("h1:9092", "h2:9093")
+
+    def test_boolean_flag_can_turn_off_an_environment_true(self) -> None:
+        """--no-allow-compacted overrides GAPWATCH_ALLOW_COMPACTED=true."""
+        env = {
+            "GAPWATCH_BOOTSTRAP_SERVERS": "h:1",
+            "GAPWATCH_TOPIC": "t",
+            "GAPWATCH_ALLOW_COMPACTED": "yes",
+        }
+        assert load_config({}, env).watch.allow_compacted is True
+        flags = parse_flags("--no-allow-compacted")
+        assert load_config(flags, env).watch.allow_compacted is False
+
+
+class TestValidation:
+    def test_error_names_key_and_environment_variable(self) -> None:
+        """A bad value points at the variable that set it."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        with pytest.raises(ConfigError, match=r"grace_period \(from GAPWATCH_GRACE_PERIOD\)"):
+            load_config({}, {**env, "GAPWATCH_GRACE_PERIOD": "soon"})
+
+    def test_range_error_names_the_flag(self) -> None:
+        """Range checks done by the typed section still report the source."""
+        flags = parse_flags("--bootstrap-servers", "h:1", "--topic", "t", "--grace-period", "-1")
+        with pytest.raises(ConfigError) as info:
+            load_config(flags, {})
+        assert info.value.key == "grace_period"
+        assert info.value.source == "--grace-period"
+
+    def test_missing_bootstrap_servers(self) -> None:
+        """bootstrap_servers is required."""
+        with pytest.raises(ConfigError, match="bootstrap_servers"):
+            load_config(parse_flags("--topic", "t"), {})
+
+    def test_topic_and_pattern_are_exclusive(self) -> None:
+        """Exactly one of topic / topic_pattern."""
+        flags = parse_flags("--bootstrap-servers", "h:1", "--topic", "t", "--topic-pattern", "x")
+        with pytest.raises(ConfigError, match="topic"):
+            load_config(flags, {})
+        with pytest.raises(ConfigError, match="topic"):
+            load_config(parse_flags("--bootstrap-servers", "h:1"), {})
+
+    def test_bad_regex_is_reported(self) -> None:
+        """An invalid topic_pattern is caught before connecting."""
+        flags = parse_flags("--bootstrap-servers", "h:1", "--topic-pattern", "(")
+        with pytest.raises(ConfigError, match="topic_pattern"):
+            load_config(flags, {})
+
+    def test_bad_server_address(self) -> None:
+        """A server without a port is rejected with the offending entry."""
+        with pytest.raises(ConfigError, match="'nohost' is not HOST:PORT"):
+            load_config(parse_flags("--bootstrap-servers", "nohost", "--topic", "t"), {})
+
+    def test_choice_is_checked(self) -> None:
+        """start_from only accepts earliest/latest."""
+        flags = parse_flags("--bootstrap-servers", "h:1", "--topic", "t", "--start-from", "now")
+        with pytest.raises(ConfigError, match=r"start_from.*earliest, latest"):
+            load_config(flags, {})
+
+    def test_unknown_file_key_is_an_error(self, tmp_path: Path) -> None:
+        """A typo in the file must not silently fall back to a default."""
+        file = tmp_path / "gw.yaml"
+        file.write_text("bootstrap_servers: h:1\ntopic: t\ngrace_periode: 3\n")
+        with pytest.raises(ConfigError, match=r"grace_periode.*not a known key"):
+            load_config(parse_flags("--config", str(file)), {})
+
+    def test_sasl_needs_credentials(self) -> None:
+        """SASL without a password is refused, naming the key."""
+        env = {
+            "GAPWATCH_BOOTSTRAP_SERVERS": "h:1",
+            "GAPWATCH_TOPIC": "t",
+            "GAPWATCH_SECURITY_PROTOCOL": "SASL_SSL",
+            "GAPWATCH_SASL_MECHANISM": "SCRAM-SHA-512",
+            "GAPWATCH_SASL_USERNAME": "u",
+        }
+        with pytest.raises(ConfigError, match="sasl_password"):
+            load_config({}, env)
+        config = load_config({}, {**env, "GAPWATCH_SASL_PASSWORD": "p"})
+        assert config.kafka.security.sasl_mechanism == "SCRAM-SHA-512"
+
+    def test_secrets_stay_out_of_repr(self) -> None:
+        """Passwords and tokens never reach a log line through repr()."""
+        text = repr(SecuritySettings(sasl_password="hunter2", ssl_key_password="k"))
+        assert "hunter2" not in text
+        assert "k'" not in text
+
+    def test_short_token_is_refused(self) -> None:
+        """A bearer token shorter than 16 characters is refused."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        with pytest.raises(ConfigError, match="http_token"):
+            load_config({}, {**env, "GAPWATCH_HTTP_TOKEN": "short"})
+
+
+class TestReferenceFile:
+    def test_example_file_loads_and_documents_every_key(self) -> None:
+        """deploy/gapwatch.example.yaml mentions every key and is itself valid."""
+        text = EXAMPLE.read_text()
+        for spec in FIELDS:
+            assert re.search(rf"^#? ?{spec.key}:", text, re.MULTILINE), spec.key
+        config = load_config(parse_flags("--config", str(EXAMPLE)), {})
+        assert config.watch.topics == ("orders", "payments")
+        assert config.tracker.grace_period == MonitorConfig().tracker.grace_period

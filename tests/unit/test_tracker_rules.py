@@ -1,0 +1,498 @@
+"""One test (or a few) per numbered decision rule of gapwatch.core.tracker, named after it."""
+
+from __future__ import annotations
+
+import pytest
+from tracker_support import PARTITION, TOPIC, Feed
+
+from gapwatch.core.config import TrackerConfig
+from gapwatch.core.model import (
+    NO_EVENTS,
+    DuplicateRecords,
+    EpochStarted,
+    GapCause,
+    GapConfirmed,
+    GapHealed,
+    GapOpened,
+    GapRecovered,
+    GapShrunk,
+    GapSplit,
+    GapState,
+    ProducerReport,
+    RecordsTruncated,
+    SequenceReset,
+    StreamEvicted,
+    StreamKey,
+    UnknownFate,
+    ZombieEpoch,
+    gap_id,
+)
+from gapwatch.core.tracker import PartitionTracker
+from gapwatch.core.wire import Stamp
+from gapwatch.errors import SnapshotError, TrackerConfigError
+
+
+class TestR1InOrder:
+    def test_r1_in_order_advances_without_events_or_allocation(self) -> None:
+        """In-order records return the one shared empty tuple and count as records."""
+        feed = Feed()
+        feed.record("p", 1, 0)
+        results = [feed.record("p", 1, s) for s in range(1, 50)]
+        assert all(r is NO_EVENTS for r in results)
+        c = feed.tracker.counters
+        assert (c.records, c.duplicates, c.late, c.open_gaps) == (50, 0, 0, 0)
+        assert feed.tracker.streams()[0].high_seq == 49
+
+
+class TestR2FirstSight:
+    def test_r2_first_sight_is_a_baseline_not_a_gap(self) -> None:
+        """A producer first seen at sequence 1000 opens no gap (retention, late start)."""
+        feed = Feed()
+        assert feed.record("p", 7, 1000) is NO_EVENTS
+        feed.run("p", 7, range(1001, 1005))
+        feed.settle()
+        assert feed.tracker.gaps() == []
+        assert feed.tracker.counters.streams == 1
+        assert feed.tracker.streams()[0].base_seq == 1000
+
+
+class TestR3NewEpoch:
+    def test_r3_new_epoch_at_zero_ends_the_old_stream_without_a_gap(self) -> None:
+        """A restart (epoch bump) starting at 0 is clean: one EpochStarted, no gap."""
+        feed = Feed()
+        feed.run("p", 1, range(10))
+        feed.run("p", 2, range(5))
+        assert [type(e) for e in feed.events] == [EpochStarted]
+        assert feed.events[0] == EpochStarted(
+            StreamKey(TOPIC, PARTITION, "p", 2),
+            previous_epoch=1,
+            first_seq=0,
+            offset=10,
+            at=feed.now,
+        )
+        assert feed.tracker.gaps() == []
+
+    def test_r3_new_epoch_head_loss_when_previous_epoch_was_witnessed(self) -> None:
+        """A witnessed restart first seen at seq 5 means 0..4 are missing (head loss)."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        feed.record("p", 2, 5)
+        (opened,) = feed.of(GapOpened)
+        assert isinstance(opened, GapOpened)
+        gap = opened.gap
+        assert (gap.first_seq, gap.last_seq, gap.count, gap.cause) == (0, 4, 5, GapCause.HEAD)
+        assert (gap.offset_before, gap.offset_after) == (2, 3)
+        feed.settle()
+        assert feed.tracker.counters.missing == 5
+
+    def test_r3_head_loss_is_not_inferred_from_the_log_start(self) -> None:
+        """An epoch never seen before is a baseline even if it starts at 5 at offset 0."""
+        feed = Feed()
+        feed.record("p", 2, 5)
+        feed.settle()
+        assert feed.tracker.gaps() == []
+        assert feed.tracker.counters.missing == 0
+
+
+class TestR4OldEpoch:
+    def test_r4_old_epoch_record_is_flagged_as_zombie(self) -> None:
+        """A record of epoch 1 after epoch 2 began is flagged, not mixed into epoch 2."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        feed.run("p", 2, range(3))
+        events = feed.record("p", 1, 3)
+        assert len(events) == 1
+        zombie = events[0]
+        assert isinstance(zombie, ZombieEpoch)
+        assert (zombie.key.epoch, zombie.current_epoch, zombie.seq) == (1, 2, 3)
+        assert feed.tracker.counters.zombies == 1
+        assert feed.record("p", 2, 3) is NO_EVENTS  # epoch 2 unaffected
+
+    def test_r4_old_epoch_record_that_fills_its_gap_heals_it(self) -> None:
+        """A late record of a retired epoch still heals that epoch's open gap."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 3])
+        feed.run("p", 2, [0])
+        (healed,) = feed.record("p", 1, 2)
+        assert isinstance(healed, GapHealed)
+        assert feed.tracker.counters.zombies == 0
+
+
+class TestR5JumpAhead:
+    def test_r5_jump_ahead_opens_a_gap_with_bounding_records(self) -> None:
+        """Seq 10 after 4 opens 5..9 at once, bounded by the records of seq 4 and 10."""
+        feed = Feed()
+        feed.run("p", 1, range(5))
+        (opened,) = feed.record("p", 1, 10, ts=777)
+        assert isinstance(opened, GapOpened)
+        gap = opened.gap
+        assert (gap.first_seq, gap.last_seq, gap.count, gap.state) == (5, 9, 5, GapState.OPEN)
+        assert (gap.offset_before, gap.offset_after) == (4, 5)
+        assert (gap.timestamp_before_ms, gap.timestamp_after_ms) == (4, 777)
+        assert gap.opened_at == feed.now
+        key = StreamKey(TOPIC, PARTITION, "p", 1)
+        assert gap.id == gap_id(key, 5, cause=GapCause.SEQUENCE)
+        assert feed.tracker.counters.open_gaps == 1
+
+
+class TestR6Late:
+    def test_r6_late_shrinks_splits_and_heals(self) -> None:
+        """Late records shrink, split (new id for the right piece) and heal; never lost."""
+        feed = Feed()
+        feed.run("p", 1, [0, 6])  # gap 1..5
+        (shrunk,) = feed.record("p", 1, 1)
+        assert isinstance(shrunk, GapShrunk)
+        assert (shrunk.gap.first_seq, shrunk.gap.count) == (2, 4)
+        (split,) = feed.record("p", 1, 3)
+        assert isinstance(split, GapSplit)
+        assert (split.left.first_seq, split.left.last_seq) == (2, 2)
+        assert (split.right.first_seq, split.right.last_seq) == (4, 5)
+        key = StreamKey(TOPIC, PARTITION, "p", 1)
+        assert split.left.id == gap_id(key, 1, cause=GapCause.SEQUENCE)
+        assert split.right.id == gap_id(key, 4, cause=GapCause.SEQUENCE)
+        feed.run("p", 1, [2, 4, 5])
+        assert len(feed.of(GapHealed)) == 2
+        feed.settle()
+        c = feed.tracker.counters
+        assert (c.late, c.missing, c.open_gaps, c.duplicates) == (5, 0, 0, 0)
+        assert {g.state for g in feed.tracker.gaps()} == {GapState.HEALED}
+
+
+class TestR7Recovered:
+    def test_r7_recovered_after_confirmation_keeps_the_loss(self) -> None:
+        """A record of a confirmed gap is counted recovered; the loss count stays."""
+        feed = Feed()
+        feed.run("p", 1, [0, 4])  # gap 1..3
+        (confirmed,) = feed.settle()
+        assert isinstance(confirmed, GapConfirmed)
+        (rec,) = feed.record("p", 1, 2)
+        assert isinstance(rec, GapRecovered)
+        assert (rec.gap.state, rec.gap.recovered, rec.gap.count) == (GapState.CONFIRMED, 1, 3)
+        feed.run("p", 1, [1, 3])
+        last = feed.of(GapRecovered)[-1]
+        assert isinstance(last, GapRecovered)
+        assert last.gap.state is GapState.RECOVERED
+        c = feed.tracker.counters
+        assert (c.missing, c.recovered, c.late, c.duplicates) == (3, 3, 0, 0)
+        feed.record("p", 1, 2)  # a fourth copy is now a plain duplicate
+        assert feed.tracker.counters.duplicates == 1
+
+
+class TestR8Reset:
+    def test_r8_reset_third_party_restart_is_one_event_not_duplicates(self) -> None:
+        """Same epoch restarting at 0 with newer timestamps: one SequenceReset, no dups."""
+        feed = Feed()
+        for s in range(100):
+            feed.record("p", 1, s, ts=1_000 + s)
+        for s in range(50):
+            feed.record("p", 1, s, ts=5_000 + s)
+        assert [type(e) for e in feed.events] == [SequenceReset]
+        reset = feed.events[0]
+        assert isinstance(reset, SequenceReset)
+        assert (reset.previous_high_seq, reset.generation) == (99, 1)
+        feed.settle()
+        c = feed.tracker.counters
+        assert (c.resets, c.duplicates, c.missing) == (1, 0, 0)
+
+    def test_r8_reset_tie_break_retried_record_zero_is_a_duplicate(self) -> None:
+        """A retried record 0 keeps its CreateTime, so it is a duplicate, not a reset,
+        and the stream continues without a false gap."""
+        feed = Feed()
+        for s in range(10):
+            feed.record("p", 1, s, ts=1_000 + s)
+        (dup,) = feed.record("p", 1, 0, ts=1_000)
+        assert isinstance(dup, DuplicateRecords)
+        assert (dup.first_seq, dup.count) == (0, 1)
+        for s in range(10, 20):
+            feed.record("p", 1, s, ts=1_000 + s)
+        feed.settle()
+        c = feed.tracker.counters
+        assert (c.resets, c.duplicates, c.missing, c.open_gaps) == (0, 1, 0, 0)
+        assert feed.tracker.gaps() == []
+
+    def test_r8_reset_old_generation_gap_is_still_confirmed(self) -> None:
+        """A gap open when the producer reset is still reported (it cannot heal any more)."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 3])
+        feed.record("p", 1, 0, ts=10_000)
+        feed.settle()
+        (confirmed,) = feed.of(GapConfirmed)
+        assert isinstance(confirmed, GapConfirmed)
+        assert (confirmed.gap.first_seq, confirmed.gap.generation) == (2, 0)
+
+
+class TestR9BeforeBase:
+    def test_r9_before_base_reordered_first_records_are_late_not_duplicates(self) -> None:
+        """Seen 1 then 0 at the stream's start: 0 precedes the baseline and is late."""
+        feed = Feed()
+        feed.record("p", 1, 1)
+        assert feed.record("p", 1, 0) is NO_EVENTS
+        c = feed.tracker.counters
+        assert (c.late, c.duplicates, c.resets) == (1, 0, 0)
+
+
+class TestR10Duplicate:
+    def test_r10_duplicate_counts_each_copy_exactly(self) -> None:
+        """Each re-read of an already seen sequence is one duplicate."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 2, 3, 2, 3, 3, 4])
+        dups = feed.of(DuplicateRecords)
+        assert [d.first_seq for d in dups if isinstance(d, DuplicateRecords)] == [2, 3, 3]
+        assert feed.tracker.counters.duplicates == 3
+
+
+class TestR11Confirmation:
+    def test_r11_confirmation_needs_grace_and_a_later_watermark(self) -> None:
+        """Grace alone is not enough, and neither is a watermark observed too early."""
+        feed = Feed(grace=10.0)
+        feed.run("p", 1, [0, 5])
+        opened_at = feed.now
+        t = feed.tracker
+        # Caught up, but with a watermark observed before opened_at + grace.
+        assert t.caught_up(read_offset=2, high_watermark=2, observed_at=opened_at + 9) == ()
+        assert t.tick(opened_at + 100) == ()  # grace long past, still no later watermark
+        # A watermark observed after the grace, not yet read up to: still open.
+        assert t.caught_up(read_offset=2, high_watermark=7, observed_at=opened_at + 10) == ()
+        assert t.counters.open_gaps == 1
+        # The consumer reaches that watermark: now it is confirmed, count exact.
+        events = t.caught_up(read_offset=7, high_watermark=9, observed_at=opened_at + 101)
+        (confirmed,) = events
+        assert isinstance(confirmed, GapConfirmed)
+        assert confirmed.gap.count == 4
+        assert confirmed.gap.state is GapState.CONFIRMED
+        assert (t.counters.missing, t.counters.gaps_confirmed, t.counters.open_gaps) == (4, 1, 0)
+
+    def test_r11_confirmation_stalled_consumer_does_not_confirm(self) -> None:
+        """A monitor that stalls past the grace lets late records heal the gap first."""
+        feed = Feed(grace=5.0)
+        feed.run("p", 1, [0, 2])
+        feed.now += 60  # stall: time passes, nothing read, no caught-up fact
+        assert feed.tracker.tick(feed.now) == ()
+        feed.record("p", 1, 1)  # the late record was waiting in the log
+        feed.settle()
+        assert feed.tracker.counters.missing == 0
+        assert len(feed.of(GapHealed)) == 1
+
+    def test_r11_confirmation_zero_grace_is_allowed(self) -> None:
+        """grace 0: confirmed as soon as a watermark is read after the gap opened."""
+        feed = Feed(grace=0.0)
+        feed.run("p", 1, [0, 2])
+        assert len(feed.settle(advance=0.0)) == 1
+
+
+class TestR12ProducerReport:
+    def report(self, **kw: object) -> ProducerReport:
+        base: dict[str, object] = {
+            "producer": "p",
+            "epoch": 1,
+            "topic": TOPIC,
+            "partition": PARTITION,
+            "highest_assigned": 9,
+            "highest_acked": 9,
+            "failed": (),
+            "final": False,
+        }
+        base.update(kw)
+        return ProducerReport(**base)  # type: ignore[arg-type]
+
+    def test_r12_producer_report_tail_loss_is_confirmed(self) -> None:
+        """Acknowledged 0..9, only 0..6 ever arrive: 7..9 are a confirmed tail gap."""
+        feed = Feed()
+        feed.run("p", 1, range(7))
+        feed.tracker.apply_producer_report(self.report(), feed.now)
+        (confirmed,) = feed.settle()
+        assert isinstance(confirmed, GapConfirmed)
+        gap = confirmed.gap
+        assert (gap.first_seq, gap.last_seq, gap.cause, gap.count) == (7, 9, GapCause.TAIL, 3)
+        assert feed.tracker.counters.missing == 3
+
+    def test_r12_producer_report_acked_records_arriving_in_time_are_no_loss(self) -> None:
+        """The monitor was merely behind the report: no claim of loss."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        feed.tracker.apply_producer_report(self.report(), feed.now)
+        feed.run("p", 1, range(3, 10))
+        assert feed.settle() == ()
+        assert feed.tracker.counters.missing == 0
+
+    def test_r12_producer_report_final_unacked_is_unknown_fate_failed_is_told(self) -> None:
+        """Final report: acked 0..4, assigned 0..9, 8..9 failed; 0..2 arrived."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        report = self.report(highest_acked=4, failed=((8, 9),), final=True)
+        feed.tracker.apply_producer_report(report, feed.now)
+        feed.settle()
+        confirmed = [e.gap for e in feed.of(GapConfirmed) if isinstance(e, GapConfirmed)]
+        assert [(g.first_seq, g.last_seq, g.producer_told) for g in confirmed] == [
+            (3, 4, False),
+            (8, 9, True),
+        ]
+        (unknown,) = feed.of(UnknownFate)
+        assert isinstance(unknown, UnknownFate)
+        assert (unknown.first_seq, unknown.last_seq) == (5, 7)
+        assert feed.tracker.counters.unknown_fate == 3
+
+    def test_r12_producer_report_failed_range_marks_the_gap_producer_told(self) -> None:
+        """A gap over sequences the producer reported failed says the producer knew."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1])
+        feed.tracker.apply_producer_report(self.report(failed=((2, 3),)), feed.now)
+        (opened,) = feed.record("p", 1, 4)
+        assert isinstance(opened, GapOpened)
+        assert opened.gap.producer_told
+
+    def test_r12_producer_report_for_another_partition_is_counted_unmatched(self) -> None:
+        """A report that is not about this partition changes nothing."""
+        feed = Feed()
+        feed.tracker.apply_producer_report(self.report(partition=99), feed.now)
+        assert feed.tracker.counters.reports_unmatched == 1
+
+
+class TestR13Truncation:
+    def test_r13_truncation_reports_exactly_the_sequences_gone(self) -> None:
+        """Truncating to offset 6 removes what was read at 6..9; re-sent copies recover."""
+        feed = Feed()
+        feed.run("a", 1, range(5))  # offsets 0..4
+        feed.run("b", 1, range(3))  # offsets 5..7
+        feed.run("a", 1, [5, 6])  # offsets 8, 9
+        (event,) = feed.tracker.log_truncated(6, feed.now)
+        assert isinstance(event, RecordsTruncated)
+        assert (event.previous_end_offset, event.count, event.unaccounted) == (10, 4, 0)
+        ranges = sorted((g.producer, g.first_seq, g.last_seq) for g in event.gaps)
+        assert ranges == [("a", 5, 6), ("b", 1, 2)]
+        assert all(g.state is GapState.TRUNCATED for g in event.gaps)
+        assert feed.tracker.counters.truncated == 4
+        feed.offset = 6  # the log really ends there now
+        feed.run("b", 1, [1, 2, 3])  # the producer re-sends: recovered, then in order
+        c = feed.tracker.counters
+        assert (c.recovered, c.duplicates) == (2, 0)
+
+    def test_r13_truncation_beyond_the_ring_is_unaccounted(self) -> None:
+        """With a ring of 4, truncating 6 records back reports 2 offsets as unaccounted."""
+        feed = Feed(ring_size=4)
+        feed.run("a", 1, range(10))
+        (event,) = feed.tracker.log_truncated(4, feed.now)
+        assert isinstance(event, RecordsTruncated)
+        assert (event.count, event.unaccounted) == (4, 2)
+
+    def test_r13_truncation_of_a_duplicate_copy_loses_nothing(self) -> None:
+        """If the truncated record was a second copy, the first is still in the log."""
+        feed = Feed()
+        feed.run("a", 1, [0, 1, 2, 2])
+        (event,) = feed.tracker.log_truncated(3, feed.now)
+        assert isinstance(event, RecordsTruncated)
+        assert event.count == 0
+
+
+class TestR14Eviction:
+    def test_r14_eviction_idle_streams_are_forgotten_and_counted(self) -> None:
+        """An idle stream without open gaps is evicted after idle_eviction, counted."""
+        feed = Feed(grace=1.0, idle_eviction=100.0)
+        feed.run("a", 1, range(3))
+        feed.now += 50
+        feed.run("b", 1, range(3))
+        feed.now += 60
+        events = feed.tracker.tick(feed.now)
+        assert [(type(e), e.key.producer) for e in events if isinstance(e, StreamEvicted)] == [
+            (StreamEvicted, "a")
+        ]
+        c = feed.tracker.counters
+        assert (c.evictions, c.streams) == (1, 1)
+
+    def test_r14_eviction_cap_evicts_least_recently_seen(self) -> None:
+        """At max_streams, a new producer evicts the stalest one."""
+        feed = Feed(max_streams=2)
+        feed.record("a", 1, 0)
+        feed.now += 1
+        feed.record("b", 1, 0)
+        feed.now += 1
+        events = feed.record("c", 1, 0)
+        assert [e.key.producer for e in events if isinstance(e, StreamEvicted)] == ["a"]
+        assert feed.tracker.counters.streams == 2
+
+    def test_r14_eviction_keeps_a_stream_with_an_open_gap(self) -> None:
+        """An idle stream whose gap is still open is not evicted."""
+        feed = Feed(grace=1.0, idle_eviction=100.0)
+        feed.run("a", 1, [0, 5])
+        feed.now += 500
+        assert feed.tracker.tick(feed.now) == ()
+        assert feed.tracker.counters.streams == 1
+
+
+class TestR15Untrusted:
+    def test_r15_untrusted_unstamped_and_malformed_are_counted(self) -> None:
+        """They change nothing but their counters."""
+        feed = Feed()
+        feed.tracker.observe_unstamped()
+        feed.tracker.observe_malformed("missing gapwatch-seq")
+        c = feed.tracker.counters
+        assert (c.unstamped, c.malformed, c.records, c.streams) == (1, 1, 0, 0)
+
+
+class TestSnapshot:
+    def test_snapshot_round_trips_every_decision_input(self) -> None:
+        """A restored tracker decides the next records exactly like the original."""
+        a, b = Feed(), Feed()
+        for feed in (a, b):
+            feed.run("p", 1, [0, 1, 5, 3])
+            feed.run("q", 4, [0])
+            feed.tracker.apply_producer_report(
+                ProducerReport("q", 4, TOPIC, PARTITION, 3, 2, (), False), feed.now
+            )
+        b.tracker = PartitionTracker.restore(
+            b.tracker.snapshot(), topic=TOPIC, partition=PARTITION, config=b.tracker.config
+        )
+        assert b.tracker.gaps() == a.tracker.gaps()
+        for feed in (a, b):
+            feed.run("p", 1, [2, 4, 6])
+            feed.settle()
+            feed.tracker.log_truncated(7, feed.now)
+        assert a.events == b.events
+        assert a.tracker.counters.as_dict() == b.tracker.counters.as_dict()
+
+    @pytest.mark.parametrize(
+        "data",
+        [b"", b"GWT", b"GWT\x02xx", b"GWT\x01not zlib", b"nope", b"GWT\x01" + b"x\x9c\x03\x00"],
+    )
+    def test_snapshot_restore_rejects_garbage_with_snapshot_error(self, data: bytes) -> None:
+        """Damaged bytes raise SnapshotError, never anything else."""
+        with pytest.raises(SnapshotError):
+            PartitionTracker.restore(data, topic=TOPIC, partition=PARTITION)
+
+    def test_snapshot_of_another_partition_is_refused(self) -> None:
+        """Restoring partition 3's state into partition 4 is an error, not a mix-up."""
+        data = Feed().tracker.snapshot()
+        with pytest.raises(SnapshotError, match="not orders/4"):
+            PartitionTracker.restore(data, topic=TOPIC, partition=4)
+
+
+class TestConfig:
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"grace_period": -1}, "grace_period"),
+            ({"grace_period": float("nan")}, "grace_period"),
+            ({"ring_size": 1000}, "ring_size"),
+            ({"max_streams": 0}, "max_streams"),
+            ({"idle_eviction": 5.0, "grace_period": 10.0}, "idle_eviction"),
+        ],
+    )
+    def test_invalid_settings_name_the_field(self, kwargs: dict[str, float], field: str) -> None:
+        """Validation errors say which field is wrong."""
+        with pytest.raises(TrackerConfigError) as info:
+            TrackerConfig(**kwargs)  # type: ignore[arg-type]
+        assert info.value.field == field
+
+    def test_default_grace_matches_kafka_delivery_timeout(self) -> None:
+        """The default grace is Kafka's default delivery.timeout.ms (120 s)."""
+        assert TrackerConfig().grace_period == 120.0
+
+
+def test_stamp_epoch_of_other_producer_does_not_interfere() -> None:
+    """Streams of different producers are independent (a gap in one, not the other)."""
+    t = PartitionTracker(TOPIC, PARTITION)
+    t.observe(0, 0, Stamp("a", 1, 0), 0.0)
+    t.observe(1, 0, Stamp("b", 1, 0), 0.0)
+    events = t.observe(2, 0, Stamp("a", 1, 2), 0.0)
+    assert [type(e) for e in events] == [GapOpened]
+    assert t.observe(3, 0, Stamp("b", 1, 1), 0.0) is NO_EVENTS
