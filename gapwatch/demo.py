@@ -1,38 +1,244 @@
-"""``make demo``: a local single-node Kafka to try gapwatch against.
+"""``make demo``: gapwatch catching injected faults on a local Kafka, then left running.
 
-Runs until Ctrl-C, then stops the cluster. The monitor issue turns this into the full demo
-(monitor + load generator with injected faults); until then it brings up the cluster and
-says how to reach it.
+1. Starts one local Kafka node (``KafkaCluster(nodes=1)``, jars from the cache).
+2. Starts the monitor (``RunningMonitor``: 2 s grace, from earliest, producer reports on).
+3. Runs ``gapwatch loadgen`` (a subprocess, the real CLI) over 3 partitions with 2 producer
+   ids, dropping, duplicating and reordering about 1 % of records each.
+4. Waits until the monitor has read every record and no gap is open, then prints the
+   monitor's ``/gaps`` next to what the load generator injected, and one line saying
+   whether they agree.
+5. Leaves the monitor running with its URLs printed until Ctrl-C or SIGTERM, then stops
+   the monitor (checkpoint, commit) and the cluster.
+
+``--exit-after-check`` (or ``GAPWATCH_DEMO_EXIT=1``) stops after step 4: exit status 0 if
+they agree, 1 if not, 2 if the demo itself failed.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
 import signal
+import socket
 import sys
-import threading
+import time
+from typing import Any
 
+import httpx
+from prometheus_client import CollectorRegistry
+
+from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.config import (
+    HttpSettings,
+    KafkaSettings,
+    MonitorConfig,
+    ReportSettings,
+    TrackerSettings,
+    WatchSettings,
+)
+from gapwatch.monitor.gaptable import render_gaps, summarize
+from gapwatch.monitor.truth import Agreement, compare
 from gapwatch.testing.kafka import KafkaCluster, KafkaTestbedError
 
+TOPIC = "gapwatch-demo"
+REPORT_TOPIC = "gapwatch-demo-reports"
+PARTITIONS = 3
+PREFERRED_PORT = 8571
+SETTLE_TIMEOUT = 45.0
+# Seed 7: the first drop or duplicate is record 106, after every stream's first record
+# (a lost first record is a stream's baseline and cannot be seen, by design).
+LOADGEN_ARGS = (
+    "--count", "3000", "--rate", "1500", "--producers", "2", "--drop", "0.01",
+    "--duplicate", "0.01", "--reorder", "0.01", "--seed", "7", "--report-interval", "0.5",
+    "--producer-prefix", "demo",
+)  # fmt: skip
 
-def main() -> int:
-    """Start the cluster, print where it is, and wait for Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+def _port() -> int:
+    """8571 if free (stable URLs for the newcomer), else any free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", PREFERRED_PORT))
+        except OSError:
+            return 0
+    return PREFERRED_PORT
+
+
+def _config(bootstrap: str) -> MonitorConfig:
+    return MonitorConfig(
+        kafka=KafkaSettings(bootstrap_servers=tuple(bootstrap.split(",")), fetch_max_wait_ms=100),
+        watch=WatchSettings(topics=(TOPIC,), group_id="gapwatch-demo", start_from="earliest"),
+        tracker=TrackerSettings(grace_period=2.0),
+        reports=ReportSettings(enabled=True, topic=REPORT_TOPIC),
+        http=HttpSettings(host="127.0.0.1", port=_port()),
+    ).validate()
+
+
+async def _loadgen(bootstrap: str) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "gapwatch", "loadgen", "--bootstrap-servers", bootstrap],
+        *["--topic", TOPIC, "--report-topic", REPORT_TOPIC, *LOADGEN_ARGS],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    if process.returncode != 0:
+        raise RuntimeError(f"gapwatch loadgen failed: {stderr.decode().strip()}")
+    truth: dict[str, Any] = json.loads(stdout)
+    return truth
+
+
+async def _settled(monitor: RunningMonitor, http: httpx.AsyncClient, records: int) -> list[Any]:
+    """The monitor's gaps once it read ``records`` records and nothing is open."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        gaps: list[Any] = (await http.get("/gaps", params={"limit": 5000})).json()["gaps"]
+        read = sum(state.counters.records for state in monitor.partitions)
+        if read >= records and not any(g["state"] == "open" for g in gaps):
+            return gaps
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the monitor read {read} of {records} records in time")
+        await asyncio.sleep(0.25)
+
+
+async def _wait_ready(http: httpx.AsyncClient) -> None:
+    for _ in range(int(SETTLE_TIMEOUT / 0.2)):
+        if (await http.get("/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("the monitor was not ready in time")
+
+
+def _side_by_side(truth: dict[str, Any], agreement: Agreement) -> str:
+    """One row per injected or found gap: what loadgen dropped next to what the monitor said."""
+    rows = [["PART", "PRODUCER", "SEQS", "LOADGEN DROPPED", "MONITOR CONFIRMED"]]
+    for run in sorted(agreement.expected.confirmed | agreement.found):
+        partition, producer, first, last = run
+        seqs = str(first) if first == last else f"{first}..{last}"
+        rows.append(
+            [
+                str(partition),
+                producer,
+                seqs,
+                "yes" if run in agreement.expected.confirmed else "-",
+                "yes" if run in agreement.found else "-",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+    totals = truth["totals"]
+    lines.append(
+        f"loadgen: sent {truth['run']['records_sent']} records; dropped {totals['dropped']} "
+        f"({agreement.expected.tail_dropped} at a stream's tail: unknown fate, not a gap), "
+        f"duplicated {totals['duplicated']}, reordered {totals['reordered']}"
+    )
+    return "\n".join(lines)
+
+
+def _verdict(agreement: Agreement, duplicates: int, late: int) -> bool:
+    expected = agreement.expected
+    counts_agree = duplicates == expected.duplicated and late == len(expected.reordered)
+    if agreement.agrees and counts_agree and not expected.invisible:
+        print(
+            f"AGREE: the monitor confirmed exactly the {len(expected.confirmed)} injected gaps "
+            f"({expected.missing} lost records), counted {duplicates} duplicates, and the "
+            f"{late} reordered records healed their gaps instead of being confirmed."
+        )
+        return True
+    print(
+        f"DISAGREE: missed {sorted(agreement.missed)}, false {sorted(agreement.false)}, "
+        f"wrongly healed {sorted(agreement.healed_wrongly)}; duplicates {duplicates} vs "
+        f"{expected.duplicated} injected, late {late} vs {len(expected.reordered)} reordered"
+        + (
+            f"; {expected.invisible} first records were faulted (invisible)"
+            if expected.invisible
+            else ""
+        )
+    )
+    return False
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
+    bootstrap = cluster.bootstrap_servers
+    await cluster.create_topic(TOPIC, partitions=PARTITIONS)
+    await cluster.create_topic(REPORT_TOPIC, configs={"cleanup.policy": "compact,delete"})
+    monitor = RunningMonitor(_config(bootstrap), registry=CollectorRegistry())
+    await monitor.start()
+    base = f"http://127.0.0.1:{monitor.http_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
+            await _wait_ready(http)
+            print(f"Monitor ready at {base}; running gapwatch loadgen {' '.join(LOADGEN_ARGS)}")
+            truth = await _loadgen(bootstrap)
+            records = sum(stream["sent"] for stream in truth["streams"])
+            gaps = await _settled(monitor, http, records)
+        agreement = compare(truth, gaps)
+        counters = [state.counters for state in monitor.partitions]
+        duplicates = sum(c.duplicates for c in counters)
+        late = sum(c.late for c in counters)
+        shown = [g for g in gaps if g["state"] == "confirmed"]
+        print("\nThe monitor's confirmed gaps (GET /gaps, as `gapwatch gaps` prints them):")
+        print(
+            render_gaps(
+                sorted(shown, key=lambda g: (g["partition"], g["producer"], g["first_seq"]))
+            )
+        )
+        print(summarize(gaps))
+        print("\nInjected by loadgen next to confirmed by the monitor:")
+        print(_side_by_side(truth, agreement))
+        print()
+        is_agreed = _verdict(agreement, duplicates, late)
+        if exit_after_check:
+            return 0 if is_agreed else 1
+        print(f"\nThe monitor keeps running:\n  gaps     {base}/gaps\n  metrics  {base}/metrics")
+        print(f"  API docs {base}/docs\n  CLI      gapwatch gaps --url {base}")
+        print(f"Kafka: {bootstrap}. Press Ctrl-C to stop.", flush=True)
+        await _wait_for_signal()
+        print("Stopping the monitor and Kafka...")
+        return 0 if is_agreed else 1
+    finally:
+        await monitor.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; see the module docstring for the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m gapwatch.demo", description=__doc__)
+    parser.add_argument(
+        "--exit-after-check",
+        action="store_true",
+        default=os.environ.get("GAPWATCH_DEMO_EXIT", "") in ("1", "true", "yes"),
+        help="stop after printing the comparison (also GAPWATCH_DEMO_EXIT=1)",
+    )
+    args = parser.parse_args(argv)
+    # SIGTERM before the event loop runs (while Kafka starts) must still stop the cluster.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    print("Starting a local Kafka node...", flush=True)
     try:
         with KafkaCluster(nodes=1) as cluster:
-            print(f"Kafka is up: bootstrap servers {cluster.bootstrap_servers}")
-            print(f"Node logs and data: {cluster.state_dir}")
-            print("Press Ctrl-C to stop.")
-            try:
-                while not stop.wait(1.0):
-                    pass
-            except KeyboardInterrupt:
-                pass
-            print("Stopping Kafka...")
+            return asyncio.run(_demo(cluster, exit_after_check=args.exit_after_check))
     except KafkaTestbedError as error:
         print(f"demo: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; Kafka stopped.")
+        return 130
+    except Exception as error:
+        print(f"demo failed: {error!r}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -134,27 +134,30 @@ def _orphan_matured(
     t: PartitionTracker, report: ProducerReport, at: float, now: float
 ) -> list[Event]:
     current = t._streams.get(report.producer)
-    if current is None or current.epoch >= report.epoch or report.highest_acked is None:
-        # Nothing of the stream was ever read, and we cannot tell whether its records
-        # predate the monitor's start position: no claim of loss.
+    witnessed_older = (current is not None and current.epoch < report.epoch) or any(
+        producer == report.producer and epoch < report.epoch for producer, epoch in t._retired
+    )
+    if not witnessed_older or report.highest_acked is None:
+        # Nothing of this stream was ever read, and without an older epoch watched here
+        # we cannot tell whether its records predate the monitor's start: no claim.
         t._counters.reports_unmatched += 1
         return []
     # We watched an older epoch of this producer here, so this epoch's acknowledged
     # records should have been read: all of them are missing.
-    return [
-        _confirmed_gap(
-            t,
-            None,
-            report.producer,
-            report.epoch,
-            0,
-            report.highest_acked,
-            GapCause.TAIL,
-            at,
-            now,
-            told=_told(report.failed, 0, report.highest_acked),
-        )
-    ]
+    told = _told(report.failed, 0, report.highest_acked)
+    gap = _confirmed_gap(
+        t,
+        None,
+        report.producer,
+        report.epoch,
+        0,
+        report.highest_acked,
+        GapCause.TAIL,
+        at,
+        now,
+        told=told,
+    )
+    return [gap]
 
 
 def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float) -> list[Event]:

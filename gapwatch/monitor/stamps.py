@@ -24,6 +24,23 @@ MAX_CACHED: Final = 10_000
 # Up to 19 decimal digits is always below 2**64 - 1, so no range check is needed.
 _MAX_FAST_DIGITS: Final = 19
 
+# A frozen dataclass's __init__ goes through object.__setattr__ per field, which made
+# building the Stamp the dearest step left per record (~0.8 µs). Filling its slots through
+# their descriptors builds the identical value (equal, hashable, still immutable to
+# callers) in about half the time.
+_new = object.__new__
+_set_producer = Stamp.__dict__["producer"].__set__
+_set_epoch = Stamp.__dict__["epoch"].__set__
+_set_seq = Stamp.__dict__["seq"].__set__
+
+
+def _stamp(producer: str, epoch: int, seq: int) -> Stamp:
+    stamp: Stamp = _new(Stamp)
+    _set_producer(stamp, producer)
+    _set_epoch(stamp, epoch)
+    _set_seq(stamp, seq)
+    return stamp
+
 
 class StampReader:
     """Parses stamps like :func:`parse_stamp`, caching the validated producer and epoch."""
@@ -53,7 +70,7 @@ class StampReader:
             and 0 < len(raw) <= _MAX_FAST_DIGITS
             and raw.isdigit()
         ):
-            return Stamp(known[0], known[1], int(raw))
+            return _stamp(known[0], known[1], int(raw))
         stamp = parse_stamp(headers)
         if stamp is not None:
             if len(self._known) >= MAX_CACHED:

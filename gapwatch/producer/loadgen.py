@@ -22,9 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.model import StreamKey
+from gapwatch.producer.compat import StampedRecord
 from gapwatch.producer.config import DEFAULT_REPORT_TOPIC, ProducerConfigError, ReportConfig
 from gapwatch.producer.faults import Fault, FaultDecider, FaultPlan, HoldBack, InjectionLedger
-from gapwatch.producer.stamped import StampedProducer, StampedRecord
+from gapwatch.producer.stamped import StampedProducer
 
 log = logging.getLogger(__name__)
 _Lane = tuple[str, str, int]  # producer id, topic, partition

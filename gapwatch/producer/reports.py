@@ -72,6 +72,8 @@ class ReportPublisher:
         self._prepare = prepare  # brings the book up to date before a report is taken
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._setup: asyncio.Task[bool] | None = None
+        self._superseded = False
         self._topic_checked = False
         self._lock = asyncio.Lock()  # one publish at a time keeps reports of a key in order
 
@@ -83,6 +85,8 @@ class ReportPublisher:
     async def stop(self, *, final: bool) -> None:
         """Stop periodic reports; publish the final report of every stream if ``final``."""
         task, self._task = self._task, None
+        # A periodic publish cut short here is superseded by the final report.
+        self._superseded = final
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -93,6 +97,7 @@ class ReportPublisher:
                     await asyncio.wait_for(self._publish_final(), self._config.timeout_s)
                 except TimeoutError:
                     log.warning("gapwatch: final producer reports timed out")
+            await self._finish_setup()
         finally:
             producer, self._producer = self._producer, None
             if producer is not None:
@@ -103,22 +108,42 @@ class ReportPublisher:
         reports = self._book.take_reports(final=True)
         if not reports:
             return
-        if self._producer is None and not await self._start_producer():
+        if not await asyncio.shield(self._setup_task()):
             self._count_failed(reports, "report publisher could not start")
             return
+        await self._publish(reports)
+
+    def _setup_task(self) -> asyncio.Task[bool]:
+        # Connecting runs in its own task that stop() never cancels: aiokafka leaks the
+        # bootstrap connection of a client cancelled while it connects.
+        if self._setup is None or (self._setup.done() and not self._setup.result()):
+            self._setup = asyncio.create_task(self._set_up(), name="gapwatch-reports-setup")
+        return self._setup
+
+    async def _set_up(self) -> bool:
+        if not await self._start_producer():
+            return False
         if self._config.create_topic and not self._topic_checked:
             await self._ensure_topic()
-        await self._publish(reports)
+        return True
+
+    async def _finish_setup(self) -> None:
+        setup = self._setup
+        if setup is None or setup.done():
+            return
+        # Bounded: both clients in _set_up time out after timeout_s.
+        done, _ = await asyncio.wait([setup], timeout=2 * self._config.timeout_s)
+        if not done:
+            log.warning("gapwatch: report publisher still connecting at stop; abandoning it")
+            setup.cancel()
 
     async def _run(self) -> None:
         interval = self._config.interval_s
-        started = await self._start_producer()
-        while not started:
+        ready = await asyncio.shield(self._setup_task())
+        while not ready:
             # Keep retrying; the application's sends do not depend on this.
             await asyncio.sleep(interval)
-            started = await self._start_producer()
-        if self._config.create_topic and not self._topic_checked:
-            await self._ensure_topic()
+            ready = await asyncio.shield(self._setup_task())
         while True:
             await asyncio.sleep(interval)
             try:
@@ -214,7 +239,8 @@ class ReportPublisher:
                     )
                     pending.append((report, future))
             except asyncio.CancelledError:
-                self._count_failed(reports[len(pending) :], "cancelled")
+                if not self._superseded:
+                    self._count_failed(reports[len(pending) :], "cancelled")
                 raise
             except Exception as exc:
                 self._count_failed(reports[len(pending) :], repr(exc))
@@ -222,7 +248,8 @@ class ReportPublisher:
                 try:
                     await future
                 except asyncio.CancelledError:
-                    self._count_failed([r for r, _ in pending[i:]], "cancelled")
+                    if not self._superseded:
+                        self._count_failed([r for r, _ in pending[i:]], "cancelled")
                     raise
                 except Exception as exc:
                     self._count_failed([report], repr(exc))

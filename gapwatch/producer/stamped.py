@@ -32,11 +32,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
-import aiokafka
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -45,6 +43,7 @@ from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ, validate_producer_id
 from gapwatch.producer.batch import StampedBatch
 from gapwatch.producer.bookkeeping import DeliveryBook
+from gapwatch.producer.compat import StampedRecord, acks_label, has_known_send_path
 from gapwatch.producer.config import ProducerConfigError, ReportConfig
 from gapwatch.producer.identity import default_producer_id, new_epoch
 from gapwatch.producer.lanes import Lane, release_turn, sweep, wait_turn
@@ -58,23 +57,6 @@ _STAMP_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
 Headers = Sequence[tuple[str, bytes]]
 Partitioner = Callable[[bytes | None, list[int], list[int]], int]
 SWEEP_INTERVAL_S: Final = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class StampedRecord:
-    """A record with its partition chosen and its sequence assigned, not yet sent.
-
-    Made by :meth:`StampedProducer.stamp` for tools that need to act on a stamped record
-    themselves (the load generator's fault injection); applications use ``send()``.
-    """
-
-    topic: str
-    partition: int
-    seq: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None
-    headers: tuple[tuple[str, bytes], ...]
 
 
 class StampedProducer:
@@ -123,7 +105,7 @@ class StampedProducer:
             DefaultPartitioner() if partitioner is None else partitioner
         )
         self._inner = AIOKafkaProducer(**kwargs)
-        self._acks_label = _acks_label(kwargs)
+        self._acks_label = acks_label(kwargs)
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
         self._lanes: dict[tuple[str, int], Lane] = {}
         self._partition_cache = PartitionCache(self._inner.client.cluster)
@@ -133,7 +115,7 @@ class StampedProducer:
         # throughput, see docs/benchmarks.md). Only with the aiokafka versions pinned in
         # pyproject.toml whose send() is known to do nothing more; otherwise send().
         self._accumulator = (
-            self._inner._message_accumulator if _has_known_send_path(self._inner) else None
+            self._inner._message_accumulator if has_known_send_path(self._inner) else None
         )
         self._batch_timeout_s = self._inner._request_timeout_ms / 1000
         self._producer_header = (HEADER_PRODUCER, self.producer_id.encode("utf-8"))
@@ -483,21 +465,3 @@ class StampedProducer:
         result.append(self._epoch_header)
         result.append(seq_header)
         return result
-
-
-def _has_known_send_path(producer: Any) -> bool:
-    version = tuple(int(part) for part in aiokafka.__version__.split(".")[:2] if part.isdigit())
-    return (
-        version == (0, 14)
-        and getattr(producer._txn_manager, "transactional_id", None) is None
-        and hasattr(producer, "_serialize")
-        and hasattr(producer._message_accumulator, "add_message")
-    )
-
-
-def _acks_label(kwargs: dict[str, Any]) -> str:
-    acks = kwargs.get("acks")
-    if acks is None:
-        # aiokafka's defaults: all with idempotence, else 1.
-        return "all" if kwargs.get("enable_idempotence") else "1"
-    return "all" if acks in ("all", -1) else str(acks)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from producer_support import latest_reports, read_stamped
 from prometheus_client import CollectorRegistry
 
 from gapwatch.producer import ReportConfig, StampedProducer
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
-from producer_support import latest_reports, read_stamped
 
 pytestmark = pytest.mark.kafka
 

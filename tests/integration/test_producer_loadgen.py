@@ -8,10 +8,10 @@ import sys
 from collections import Counter
 
 import pytest
+from producer_support import latest_reports, read_stamped
 
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
-from producer_support import latest_reports, read_stamped
 
 pytestmark = pytest.mark.kafka
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -110,10 +111,8 @@ class TestRejects:
     @given(st.binary(max_size=300))
     def test_arbitrary_bytes_never_escape_as_other_errors(self, value: bytes) -> None:
         """Whatever the bytes, the decoder returns a report or raises a GapwatchError."""
-        try:
+        with contextlib.suppress(GapwatchError):
             decode_report(value)
-        except GapwatchError:
-            pass
 
     @given(
         st.recursive(
