@@ -468,7 +468,7 @@ class PartitionTracker:
     def _is_settled(self, since: float, now: float) -> bool:
         """R11 for a fact dated ``since``: grace elapsed and a later watermark was read."""
         deadline = since + self._grace
-        return deadline <= now
+        return deadline <= now and deadline <= self._caught_up_at
 
     def _confirm(self, now: float) -> Sequence[Event]:
         events: list[Event] = []

@@ -36,10 +36,16 @@ class GapModel(BaseModel):
     recovered: int = Field(description="records of a confirmed gap that arrived later")
 
 
+class OwnedGapModel(GapModel):
+    """A gap with the monitor instance that owns its partition (published its state)."""
+
+    instance: str = Field(description="owning monitor instance (host/pid)")
+
+
 class GapPageModel(BaseModel):
     """A page of gaps, newest first."""
 
-    gaps: list[GapModel]
+    gaps: list[OwnedGapModel]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
 
 
@@ -52,6 +58,7 @@ class SkippedModel(BaseModel):
     last_offset: int
     count: int
     at: float
+    instance: str = Field(description="monitor instance that found it")
 
 
 class SkippedPageModel(BaseModel):

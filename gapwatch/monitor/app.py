@@ -4,26 +4,44 @@ Everything else receives what it needs as arguments; only here are config, Kafka
 clients, trackers, the gap store, the event fan-out, metrics and the HTTP server wired,
 and all of them run on one asyncio event loop (uvicorn serves the API in the same loop
 as the consumer; one worker). Start-up order: refuse compacted topics, ensure the
-checkpoint topic, start checkpoints and the consumer, serve HTTP, run the loop. Shutdown
-(SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit, leave the group,
-stop HTTP.
+checkpoint and gap log topics, start the gap log writer, read the gap log into the fleet
+view, start checkpoints and the consumer, the sinks, serve HTTP, run the loop. Shutdown
+(SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit (after the gap log
+has everything, see :mod:`gapwatch.alerting.gaplog`), leave the group, drain the gap log,
+stop the sinks, end ``/events`` streams, stop HTTP.
+
+Event subscribers, in order: the local gap store, the gap log writer, the fleet view
+(this instance's changes at once; everyone's arrive again from the gap log), then the
+Alertmanager and webhook sinks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Generator
+import time
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from gapwatch.alerting.alertbook import AlertBook, AlertPolicy
+from gapwatch.alerting.alertmanager import AlertmanagerSink
+from gapwatch.alerting.changes import ChangeKind, changes_from_events
+from gapwatch.alerting.delivery import DeliverySettings, SinkStats
+from gapwatch.alerting.eventhub import EventHub
+from gapwatch.alerting.fleet import FleetStore
+from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader, gap_log_topic_configs
+from gapwatch.alerting.metrics import AlertingCollector
+from gapwatch.alerting.webhook import WebhookSink
+from gapwatch.core.model import Event, GapState
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.consumer import MonitorConsumer
@@ -32,7 +50,7 @@ from gapwatch.monitor.gapstore import GapStore
 from gapwatch.monitor.http import create_app
 from gapwatch.monitor.kafka_clients import client_kwargs
 from gapwatch.monitor.metrics import MonitorCollector, MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions
+from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
 from gapwatch.monitor.reports import ReportReader
 from gapwatch.monitor.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
@@ -45,6 +63,8 @@ from gapwatch.monitor.topics import (
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+GRACEFUL_SHUTDOWN = 5  # uvicorn's limit for open connections at exit (after /events end)
+_LOSS_STATES = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 
 
 class _Server(uvicorn.Server):
@@ -86,6 +106,41 @@ class _View:
         return True, ""
 
 
+class _FleetFeed:
+    """Puts this instance's own gap changes into the fleet view at once (the gap log
+    brings them back later, which then changes nothing)."""
+
+    name = "fleet-view"
+
+    def __init__(self, fleet: FleetStore, *, group: str, instance: str) -> None:
+        self._fleet = fleet
+        self._group = group
+        self._instance = instance
+
+    def handle(self, events: Sequence[Event], now: float) -> None:
+        self._fleet.apply_all(
+            changes_from_events(events, group=self._group, instance=self._instance, now=now)
+        )
+
+
+def _delivery_settings(config: MonitorConfig) -> DeliverySettings:
+    a = config.alerting
+    return DeliverySettings(
+        timeout=a.sink_timeout,
+        max_retries=a.sink_max_retries,
+        backoff_initial=a.sink_backoff_initial,
+        backoff_max=a.sink_backoff_max,
+        queue_size=a.sink_queue_size,
+    )
+
+
+def _default_external_url(config: MonitorConfig, port: int) -> str:
+    host = config.http.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
 class RunningMonitor:
     """A monitor built from a config: :meth:`start`, then :meth:`wait` or :meth:`stop`."""
 
@@ -101,10 +156,39 @@ class RunningMonitor:
         self.fanout = EventFanout()
         self.fanout.subscribe(self.store)
         self.health = MonitorHealth(subscriber_failures=self.fanout.failures)
+        group = config.watch.group_id
+        self.fleet = FleetStore(
+            group=group,
+            retention=config.gap_log.history_retention,
+            limit=config.gap_log.history_limit,
+        )
+        self.hub = EventHub(capacity=config.events.buffer)
+        self.gap_log = GapLogPublisher(
+            client_kwargs=client_kwargs(config.kafka, suffix="-gaplog"),
+            topic=config.gap_log.topic,
+            group=group,
+            instance=self.instance_id,
+            max_pending=config.gap_log.max_pending,
+            flush_timeout=config.gap_log.flush_timeout,
+            local_gaps=lambda: list(self.store.values()),
+        )
+        self.fanout.subscribe(self.gap_log)
+        self.fanout.subscribe(_FleetFeed(self.fleet, group=group, instance=self.instance_id))
+        self.gap_log_reader = GapLogReader(
+            client_kwargs=client_kwargs(config.kafka, suffix="-gaplog-reader"),
+            topic=config.gap_log.topic,
+            group=group,
+            fleet=self.fleet,
+            hub=self.hub,
+        )
+        self.alertmanager: AlertmanagerSink | None = None
+        self.webhook: WebhookSink | None = None
+        self._build_sinks(config)
         self.checkpoints = CheckpointStore(
             client_kwargs=client_kwargs(config.kafka, suffix="-checkpoints"),
             topic=config.checkpoints.topic,
             group_id=config.watch.group_id,
+            before_write=self.gap_log.flush,
         )
         self.consumer = MonitorConsumer(
             config=config,
@@ -116,6 +200,7 @@ class RunningMonitor:
             health=self.health,
         )
         self.health.is_up = self.consumer.is_up
+        self.consumer.on_assigned(self._on_assigned)
         self.reports: ReportReader | None = None
         if config.reports.enabled:
             self.reports = ReportReader(
@@ -129,17 +214,85 @@ class RunningMonitor:
         self.registry = registry
         self._collector = MonitorCollector(self.partitions, self.health)
         registry.register(self._collector)
+        self._alerting_collector = AlertingCollector(
+            sinks=self.sink_stats,
+            publisher=self.gap_log,
+            reader=self.gap_log_reader,
+            fleet=self.fleet,
+            hub=self.hub,
+            firing_alerts=self.alertmanager.book.firing_count if self.alertmanager else None,
+        )
+        registry.register(self._alerting_collector)
         self.app = create_app(
             store=self.store,
             monitor=_View(self),
             registry=registry,
             collector=self._collector,
             token=config.http.token,
+            fleet=self.fleet,
+            hub=self.hub,
+            instance=self.instance_id,
+            keepalive=config.events.keepalive,
         )
         self.consumer_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.http_port: int | None = None
+
+    def _build_sinks(self, config: MonitorConfig) -> None:
+        alerting = config.alerting
+        # Until the HTTP port is known (port 0), links use the configured port.
+        external = alerting.external_url or _default_external_url(config, config.http.port)
+        if alerting.alertmanager_urls:
+            policy = AlertPolicy(
+                loss_hold=alerting.loss_hold,
+                repost_interval=alerting.repost_interval,
+                max_per_partition=alerting.max_per_partition,
+                duplicate_threshold=alerting.duplicate_threshold,
+                duplicate_window=alerting.duplicate_window,
+                duplicate_hold=alerting.duplicate_hold,
+                external_url=external,
+                instance=self.instance_id,
+            )
+            self.alertmanager = AlertmanagerSink(
+                urls=alerting.alertmanager_urls,
+                book=AlertBook(policy),
+                settings=_delivery_settings(config),
+            )
+            self.fanout.subscribe(self.alertmanager)
+        if alerting.webhook_url is not None:
+            self.webhook = WebhookSink(
+                url=alerting.webhook_url,
+                secret=alerting.webhook_secret,
+                kinds=alerting.webhook_events,
+                group=config.watch.group_id,
+                instance=self.instance_id,
+                external_url=external,
+                settings=_delivery_settings(config),
+            )
+            self.fanout.subscribe(self.webhook)
+
+    def sink_stats(self) -> list[SinkStats]:
+        """The counters of every configured sink (for ``gapwatch_alert_*{sink}``)."""
+        stats = list(self.alertmanager.stats) if self.alertmanager is not None else []
+        if self.webhook is not None:
+            stats.append(self.webhook.stats)
+        return stats
+
+    def _on_assigned(self, state: PartitionState) -> None:
+        """A partition is restored here: publish its open gaps as ours, take over the
+        alerts of its lost gaps that are still within their hold."""
+        self.gap_log.restate(state.tracker.gaps(), kind=ChangeKind.OWNED)
+        if self.alertmanager is not None:
+            lost = self.fleet.gaps_of(state.topic, state.partition, _LOSS_STATES)
+            self.alertmanager.adopt(lost, time.time())
+
+    def _set_external_url(self, url: str) -> None:
+        if self.alertmanager is not None:
+            book = self.alertmanager.book
+            book.policy = dataclasses.replace(book.policy, external_url=url)
+        if self.webhook is not None:
+            self.webhook.external_url = url
 
     async def _prepare_topics(self) -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(self.config.kafka, suffix="-admin"))
@@ -155,12 +308,30 @@ class RunningMonitor:
                     partitions=CHECKPOINT_TOPIC_PARTITIONS,
                     configs=CHECKPOINT_TOPIC_CONFIGS,
                 )
+                # One partition: one order of changes, and /events ids that are offsets.
+                await ensure_topic(
+                    admin,
+                    self.config.gap_log.topic,
+                    partitions=1,
+                    configs=gap_log_topic_configs(self.config.gap_log.history_retention),
+                )
         finally:
             await admin.close()
 
     async def start(self) -> None:
         """Check topics, connect, join the group and serve HTTP; returns once serving."""
         await self._prepare_topics()
+        await self.gap_log.start()
+        # The whole history first, so /gaps answers for the fleet from the start and
+        # alerts of partitions assigned below can be taken over.
+        await self.gap_log_reader.start(catch_up_timeout=START_TIMEOUT)
+        self._tasks.append(
+            asyncio.create_task(self.gap_log_reader.run(), name="gapwatch-gap-log-reader")
+        )
+        if self.alertmanager is not None:
+            self.alertmanager.start()
+        if self.webhook is not None:
+            self.webhook.start()
         await self.checkpoints.start()
         await self.consumer.start()
         self.consumer_task = asyncio.create_task(self.consumer.run(), name="gapwatch-consumer")
@@ -174,6 +345,7 @@ class RunningMonitor:
             port=self.config.http.port,
             log_level="warning",
             lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         )
         self._server = _Server(server_config)
         self._tasks.append(asyncio.create_task(self._server.serve(), name="gapwatch-http"))
@@ -184,6 +356,8 @@ class RunningMonitor:
                 await asyncio.sleep(0.05)
         sockets = [s for server in self._server.servers for s in server.sockets]
         self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
+        if self.config.alerting.external_url is None:
+            self._set_external_url(_default_external_url(self.config, self.http_port))
         log.info("gapwatch monitor serving on http://%s:%s", self.config.http.host, self.http_port)
 
     async def wait(self) -> None:
@@ -197,12 +371,18 @@ class RunningMonitor:
         steps: list[Callable[[], Awaitable[None]]] = [self._join_consumer, self.consumer.stop]
         if self.reports is not None:
             steps.append(self.reports.stop)
-        steps.append(self.checkpoints.stop)
+        steps += [self.checkpoints.stop, self.gap_log.stop, self.gap_log_reader.stop]
+        if self.alertmanager is not None:
+            steps.append(self.alertmanager.stop)
+        if self.webhook is not None:
+            steps.append(self.webhook.stop)
         for step in steps:
             try:
                 await step()
             except Exception:
                 log.exception("shutdown step %s failed", getattr(step, "__name__", step))
+        # Open /events streams end here, so uvicorn's graceful shutdown does not wait on them.
+        self.hub.close()
         if self._server is not None:
             self._server.should_exit = True
         for task in self._tasks:
@@ -210,6 +390,7 @@ class RunningMonitor:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.registry.unregister(self._collector)
+        self.registry.unregister(self._alerting_collector)
 
     async def _join_consumer(self) -> None:
         if self.consumer_task is not None:

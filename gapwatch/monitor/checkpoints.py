@@ -12,7 +12,10 @@ Design (``docs/monitor.md`` has the full story):
    wins (a newer one exists if the monitor crashed after writing but before committing:
    it is just as valid a pair). The tracker is restored and consumption resumes exactly at
    the checkpoint's offset, so records are neither skipped nor double-counted.
-3. Kafka's own commit metadata is limited to 4 KiB by default, too small for a snapshot
+3. ``before_write`` (the gap log's flush) runs before every write: if it raises, nothing
+   is written and so nothing committed, which keeps every gap change the checkpoint covers
+   in the gap log before the offsets move past it.
+4. Kafka's own commit metadata is limited to 4 KiB by default, too small for a snapshot
    that carries the truncation ring; that is why the snapshot lives in a topic.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -52,8 +55,10 @@ class CheckpointStore:
         topic: str,
         group_id: str,
         timeout: float = 30.0,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._kwargs = dict(client_kwargs)
+        self._before_write = before_write
         self._topic = topic
         self._group_id = group_id
         self._timeout = timeout
@@ -97,6 +102,8 @@ class CheckpointStore:
     ) -> dict[PartitionKey, Pointer]:
         """Write ``checkpoints``; returns where each landed. Raises if any write failed."""
         assert self._producer is not None, "start() first"
+        if self._before_write is not None:
+            await self._before_write()
         futures = {
             key: await self._producer.send(
                 self._topic,

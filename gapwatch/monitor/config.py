@@ -222,6 +222,127 @@ class GapStoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GapLogSettings:
+    """The gap log topic and the fleet view built from it (docs/alerting.md)."""
+
+    topic: str = "__gapwatch_gaps"
+    history_retention: float = 7 * 24 * 3600.0
+    history_limit: int = 100_000
+    max_pending: int = 100_000
+    flush_timeout: float = 5.0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if not self.topic:
+            raise ConfigError("gap_log_topic", "must not be empty")
+        if self.history_retention <= 0:
+            raise ConfigError("gap_history_retention", "must be > 0 seconds")
+        if self.history_limit < 1:
+            raise ConfigError("gap_history_limit", "must be >= 1")
+        if self.max_pending < 1:
+            raise ConfigError("gap_log_max_pending", "must be >= 1")
+        if self.flush_timeout <= 0:
+            raise ConfigError("gap_log_flush_timeout", "must be > 0 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class EventsSettings:
+    """``GET /events`` (Server-Sent Events)."""
+
+    buffer: int = 10_000
+    keepalive: float = 15.0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if self.buffer < 1:
+            raise ConfigError("events_buffer", "must be >= 1")
+        if not 0 < self.keepalive <= 300:
+            raise ConfigError("events_keepalive", "must be in (0, 300] seconds")
+
+
+# Kept here rather than imported from the sinks, so that loading the configuration does
+# not import the HTTP client.
+WEBHOOK_EVENT_KINDS = (
+    "opened",
+    "shrunk",
+    "split",
+    "healed",
+    "confirmed",
+    "recovered",
+    "truncated",
+    "skipped",
+    "duplicates",
+)
+DEFAULT_WEBHOOK_EVENTS = ("confirmed", "recovered", "truncated", "skipped", "duplicates")
+
+
+def _check_url(key: str, url: str) -> None:
+    if not url.startswith(("http://", "https://")) or len(url) < 9:
+        raise ConfigError(key, f"{url!r} is not an http:// or https:// URL")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingSettings:
+    """The Alertmanager and webhook sinks (docs/alerting.md)."""
+
+    external_url: str | None = None
+    alertmanager_urls: tuple[str, ...] = ()
+    repost_interval: float = 60.0
+    loss_hold: float = 900.0
+    max_per_partition: int = 10
+    duplicate_threshold: int = 100
+    duplicate_window: float = 60.0
+    duplicate_hold: float = 600.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_events: tuple[str, ...] = DEFAULT_WEBHOOK_EVENTS
+    sink_timeout: float = 5.0
+    sink_queue_size: int = 10_000
+    sink_max_retries: int = 5
+    sink_backoff_initial: float = 0.5
+    sink_backoff_max: float = 30.0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the key of a bad value."""
+        if self.external_url is not None:
+            _check_url("external_url", self.external_url)
+        for url in self.alertmanager_urls:
+            _check_url("alertmanager_url", url)
+        if self.webhook_url is not None:
+            _check_url("webhook_url", self.webhook_url)
+        for key, value in (
+            ("alert_repost_interval", self.repost_interval),
+            ("alert_duplicate_window", self.duplicate_window),
+            ("sink_timeout", self.sink_timeout),
+            ("sink_backoff_initial", self.sink_backoff_initial),
+            ("sink_backoff_max", self.sink_backoff_max),
+        ):
+            if value <= 0:
+                raise ConfigError(key, "must be > 0 seconds")
+        for key, value in (
+            ("alert_loss_hold", self.loss_hold),
+            ("alert_duplicate_hold", self.duplicate_hold),
+        ):
+            if value < 0:
+                raise ConfigError(key, "must be >= 0 seconds")
+        for key, count in (
+            ("alert_max_per_partition", self.max_per_partition),
+            ("alert_duplicate_threshold", self.duplicate_threshold),
+            ("sink_queue_size", self.sink_queue_size),
+        ):
+            if count < 1:
+                raise ConfigError(key, "must be >= 1")
+        if self.sink_max_retries < 0:
+            raise ConfigError("sink_max_retries", "must be >= 0")
+        unknown = sorted(set(self.webhook_events) - set(WEBHOOK_EVENT_KINDS))
+        if unknown:
+            allowed = ", ".join(WEBHOOK_EVENT_KINDS)
+            raise ConfigError("webhook_events", f"unknown {unknown}; allowed: {allowed}")
+        if self.webhook_secret is not None and len(self.webhook_secret) < 16:
+            raise ConfigError("webhook_secret", "must be at least 16 characters")
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorConfig:
     """Everything ``gapwatch monitor`` needs, validated as a whole by :meth:`validate`."""
 
@@ -232,6 +353,9 @@ class MonitorConfig:
     reports: ReportSettings = ReportSettings()
     http: HttpSettings = HttpSettings()
     gap_store: GapStoreSettings = GapStoreSettings()
+    gap_log: GapLogSettings = GapLogSettings()
+    events: EventsSettings = EventsSettings()
+    alerting: AlertingSettings = AlertingSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def validate(self) -> MonitorConfig:
@@ -242,6 +366,11 @@ class MonitorConfig:
         self.checkpoints.validate()
         self.http.validate()
         self.gap_store.validate()
+        self.gap_log.validate()
+        self.events.validate()
+        self.alerting.validate()
+        if self.gap_log.topic in self.watch.topics:
+            raise ConfigError("gap_log_topic", "must not be one of the watched topics")
         if self.checkpoints.topic in self.watch.topics:
             raise ConfigError("checkpoint_topic", "must not be one of the watched topics")
         if self.reports.topic in self.watch.topics:

@@ -127,6 +127,14 @@ class GapStore:
         for gap in gaps:
             self.put(gap)
 
+    def remove(self, gap_id: str) -> bool:
+        """Forget ``gap_id`` (the fleet view drops stale open gaps); whether it was known."""
+        if self._gaps.pop(gap_id, None) is None:
+            return False
+        self._closed_order.pop(gap_id, None)
+        self._sorted = None
+        return True
+
     def forget_open(self, topic: str, partition: int) -> int:
         """Drop the open gaps of a partition this instance no longer owns; returns how many.
 
@@ -171,6 +179,10 @@ class GapStore:
     def get(self, gap_id: str) -> Gap | None:
         """The newest record of ``gap_id``, or ``None``."""
         return self._gaps.get(gap_id)
+
+    def values(self) -> Iterable[Gap]:
+        """Every stored gap, in no particular order (a view: do not modify while iterating)."""
+        return self._gaps.values()
 
     def open_count(self) -> int:
         """How many gaps are open right now."""

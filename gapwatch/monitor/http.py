@@ -1,4 +1,4 @@
-"""The monitor's HTTP API: /metrics, /gaps, /gaps/{id}, /skipped, /streams, health, /docs.
+"""The monitor's HTTP API: /metrics, /gaps, /gaps/{id}, /skipped, /streams, /events, health.
 
 :func:`create_app` receives everything it serves (gap store, a view of the running
 monitor, the Prometheus registry, the optional token); it owns no state of its own, so
@@ -11,25 +11,41 @@ the event loop that also runs the consumer. With a token configured, ``/gaps``,
 ``/skipped`` and ``/streams`` require ``Authorization: Bearer <token>``; ``/metrics``,
 ``/healthz`` and ``/readyz`` stay open so Prometheus and orchestrators need no secret
 (they reveal counts, not gap details).
+
+``/gaps``, ``/gaps/{id}`` and ``/skipped`` answer for the whole fleet (every instance of
+the consumer group, from the gap log: :class:`~gapwatch.alerting.fleet.FleetStore`) with
+the owning instance on each item; ``?scope=local`` answers from this instance's own store.
+``/events`` streams gap changes as Server-Sent Events (:mod:`gapwatch.alerting.eventhub`).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations
 # at runtime, and the token dependency is a closure it could not resolve from a string.
 
+import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
 from gapwatch import __version__
-from gapwatch.core.model import GapState
+from gapwatch.alerting.changes import GapChange, skipped_json
+from gapwatch.alerting.eventhub import (
+    KEEPALIVE,
+    EventHub,
+    Subscription,
+    format_change,
+    format_reset,
+)
+from gapwatch.alerting.fleet import FleetStore
+from gapwatch.core.model import Gap, GapState
 from gapwatch.monitor.api_models import (
-    GapModel,
     GapPageModel,
+    OwnedGapModel,
     SkippedPageModel,
     StatusModel,
     StreamsModel,
@@ -41,6 +57,7 @@ from gapwatch.monitor.scrape import MetricsPage
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 100
+Scope = Literal["fleet", "local"]
 
 
 class MonitorView(Protocol):
@@ -86,6 +103,62 @@ def _parse_states(raw: list[str] | None) -> frozenset[GapState] | None:
         raise HTTPException(422, f"state must be one of {allowed}") from None
 
 
+def _matches(change: GapChange, topic: str | None, states: frozenset[str] | None) -> bool:
+    if topic is not None and change.topic != topic:
+        return False
+    return states is None or change.state in states
+
+
+def _parse_event_states(raw: list[str] | None) -> frozenset[str] | None:
+    if not raw:
+        return None
+    names = frozenset(part.strip() for item in raw for part in item.split(",") if part.strip())
+    allowed = {state.value for state in GapState} | {"skipped"}
+    if not names <= allowed:
+        raise HTTPException(422, f"state must be one of {', '.join(sorted(allowed))}")
+    return names
+
+
+def _parse_last_id(raw: str | None) -> int | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        # Not an id of ours (another server's?): treat it as older than anything buffered.
+        return -2
+
+
+async def _sse_stream(
+    hub: EventHub,
+    sub: Subscription,
+    *,
+    topic: str | None,
+    states: frozenset[str] | None,
+    keepalive: float,
+) -> AsyncIterator[str]:
+    try:
+        yield ": gapwatch events\n\n"
+        if sub.reset_to is not None:
+            yield format_reset(sub.reset_to)
+        for event_id, change in sub.replay:
+            if _matches(change, topic, states):
+                yield format_change(event_id, change)
+        while True:
+            try:
+                async with asyncio.timeout(keepalive):
+                    item = await sub.queue.get()
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if item is None:  # the hub closed (shutdown) or dropped a slow client
+                return
+            if _matches(item[1], topic, states):
+                yield format_change(*item)
+    finally:
+        hub.unsubscribe(sub)
+
+
 def create_app(
     *,
     store: GapStore,
@@ -93,12 +166,29 @@ def create_app(
     registry: CollectorRegistry,
     collector: MonitorCollector | None = None,
     token: str | None = None,
+    fleet: FleetStore | None = None,
+    hub: EventHub | None = None,
+    instance: str = "",
+    keepalive: float = 15.0,
 ) -> FastAPI:
     """The ASGI application serving ``store`` and ``monitor`` (one per process).
 
     ``/metrics`` shows ``collector``'s families (rendered lean) and everything else in
     ``registry``; the collector may also be registered there (it is then not repeated).
+    Without ``fleet`` every scope is local; without ``hub`` there is no ``/events``.
     """
+
+    def owned_json(gap: Gap, owner: str) -> dict[str, Any]:
+        return {**gap.to_json(), "instance": owner}
+
+    def find(gap_id: str, scope: Scope) -> dict[str, Any] | None:
+        local = store.get(gap_id)
+        found = fleet.get(gap_id) if fleet is not None and scope == "fleet" else None
+        # The local record can be newer than the fleet's (the gap log is read back later).
+        if found is not None and (local is None or found[0].updated_at >= local.updated_at):
+            return owned_json(*found)
+        return owned_json(local, instance) if local is not None else None
+
     app = FastAPI(
         title="gapwatch monitor",
         version=__version__,
@@ -134,8 +224,9 @@ def create_app(
         since: Annotated[str | None, Query(description="epoch seconds or RFC 3339")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: str | None = None,
+        scope: Annotated[Scope, Query(description="fleet (every instance) or local")] = "fleet",
     ) -> Response:
-        """Gaps known to this instance, newest first, with a cursor for the next page."""
+        """Gaps of the whole fleet (or ``scope=local``: this instance), newest first."""
         query = GapQuery(
             topic=topic,
             partition=partition,
@@ -144,36 +235,56 @@ def create_app(
             since=_parse_since(since),
         )
         try:
-            page = store.query(query, limit=limit, cursor=cursor)
+            if fleet is not None and scope == "fleet":
+                page = fleet.query(query, limit=limit, cursor=cursor)
+                gaps = [owned_json(gap, fleet.owner(gap.id)) for gap in page.gaps]
+            else:
+                page = store.query(query, limit=limit, cursor=cursor)
+                gaps = [owned_json(gap, instance) for gap in page.gaps]
         except BadCursorError as exc:
             raise HTTPException(422, str(exc)) from None
-        return JSONResponse(
-            {"gaps": [gap.to_json() for gap in page.gaps], "next_cursor": page.next_cursor}
-        )
+        return JSONResponse({"gaps": gaps, "next_cursor": page.next_cursor})
 
-    @app.get("/gaps/{gap_id}", response_model=GapModel, dependencies=guarded)
-    async def get_gap(gap_id: str) -> Response:
+    @app.get("/gaps/{gap_id}", response_model=OwnedGapModel, dependencies=guarded)
+    async def get_gap(gap_id: str, scope: Scope = "fleet") -> Response:
         """One gap by id (404 if unknown or expired)."""
-        gap = store.get(gap_id)
-        if gap is None:
-            raise HTTPException(404, f"no gap {gap_id!r} on this instance")
-        return JSONResponse(gap.to_json())
+        found = find(gap_id, scope)
+        if found is None:
+            raise HTTPException(404, f"no gap {gap_id!r} known to this instance")
+        return JSONResponse(found)
 
     @app.get("/skipped", response_model=SkippedPageModel, dependencies=guarded)
-    async def list_skipped() -> Response:
-        """Offset ranges retention deleted before this instance read them (not loss)."""
-        items = [
-            {
-                "topic": s.topic,
-                "partition": s.partition,
-                "first_offset": s.first_offset,
-                "last_offset": s.last_offset,
-                "count": s.count,
-                "at": s.at,
-            }
-            for s in reversed(store.skipped)
-        ]
+    async def list_skipped(scope: Scope = "fleet") -> Response:
+        """Offset ranges retention deleted before they were read (not loss), newest first."""
+        if fleet is not None and scope == "fleet":
+            items = [{**skipped_json(s), "instance": who} for s, who in fleet.skipped()]
+        else:
+            items = [{**skipped_json(s), "instance": instance} for s in reversed(store.skipped)]
         return JSONResponse({"skipped": items})
+
+    if hub is not None:
+        events_hub = hub
+
+        @app.get("/events", dependencies=guarded, response_class=StreamingResponse)
+        async def events(
+            topic: str | None = None,
+            state: Annotated[
+                list[str] | None, Query(description="repeat or comma-separate")
+            ] = None,
+            last_event_id: Annotated[str | None, Header()] = None,
+            last_id: Annotated[str | None, Query(description="as the Last-Event-ID header")] = None,
+        ) -> StreamingResponse:
+            """Gap changes of the fleet as Server-Sent Events (``curl -N``); resumable.
+
+            Each event's ``id`` is its gap log offset; reconnect with ``Last-Event-ID`` (or
+            ``?last_id=``) to get what was missed from the replay buffer. If that is too
+            old, a ``reset`` event comes first: re-read ``/gaps``.
+            """
+            states = _parse_event_states(state)
+            sub = events_hub.subscribe(_parse_last_id(last_event_id or last_id))
+            stream = _sse_stream(events_hub, sub, topic=topic, states=states, keepalive=keepalive)
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     @app.get("/streams", response_model=StreamsModel, dependencies=guarded)
     async def streams() -> Response:

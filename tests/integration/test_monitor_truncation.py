@@ -16,6 +16,7 @@ import time
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaError
 from monitor_support import (
     gap_ranges,
     get_json,
@@ -36,7 +37,12 @@ async def _wait_isr(cluster: KafkaCluster, topic: str, isr: set[int], within: fl
     deadline = time.monotonic() + within
     seen = None
     while time.monotonic() < deadline:
-        seen = await cluster.describe_partition(topic, 0)
+        try:
+            seen = await cluster.describe_partition(topic, 0)
+        except KafkaError:
+            # The admin client may pick the paused node (its port still accepts): retry.
+            await asyncio.sleep(0.5)
+            continue
         if set(seen.isr) == isr:
             return
         await asyncio.sleep(0.5)
@@ -70,7 +76,7 @@ async def test_unclean_election_reports_truncated_sequences(
     topic = await make_topic(
         kafka3, 1, 2, {"unclean.leader.election.enable": "true", "min.insync.replicas": "1"}
     )
-    initial = await kafka3.describe_partition(topic, 0)
+    initial = await kafka3.wait_for_leader(topic, 0)
     assert initial.leader is not None
     leader = initial.leader
     (follower,) = (r for r in initial.replicas if r != leader)

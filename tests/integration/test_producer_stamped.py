@@ -202,11 +202,13 @@ class TestStamping:
 
 
 class TestOrdering:
+    @pytest.mark.parametrize("direct_enqueue", [True, False], ids=["direct", "public-send"])
     async def test_concurrent_senders_keep_each_partition_contiguous(
-        self, kafka: KafkaCluster, make_topic: MakeTopic
+        self, kafka: KafkaCluster, make_topic: MakeTopic, direct_enqueue: bool
     ) -> None:
         """Many tasks sending to the same partitions with tiny batches (so aiokafka's
-        send() awaits a drain): every partition still holds 0, 1, 2, ... in log order."""
+        send() awaits a drain): every partition still holds 0, 1, 2, ... in log order,
+        both on the direct enqueue path and on the AIOKafkaProducer.send() fallback."""
         topic = await make_topic(partitions=2)
         async with StampedProducer(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -215,6 +217,9 @@ class TestOrdering:
             reports=None,
             registry=None,
         ) as producer:
+            assert producer._accumulator is not None  # aiokafka 0.14: the direct path
+            if not direct_enqueue:
+                producer._accumulator = None
             futures: list[asyncio.Future[object]] = []
 
             async def sender(task: int) -> None:

@@ -1,0 +1,418 @@
+"""Which Alertmanager alerts are active, with what labels, and until when. Pure: no I/O.
+
+:class:`AlertBook` takes tracker events and a ``now`` and answers, at any time, the list of
+alerts to post (:meth:`AlertBook.current`). The sink (:mod:`gapwatch.alerting.alertmanager`)
+posts that list when it changes and every ``repost_interval`` seconds. Rules, in order:
+
+1. **One alert per lost gap.** A confirmed gap (``GapConfirmed``) fires
+   ``GapwatchGapConfirmed``, a truncated one (``RecordsTruncated``) ``GapwatchGapTruncated``;
+   severity ``critical``; labels ``alertname, severity, topic, partition, producer,
+   gap_id`` (stable: Alertmanager deduplicates on them, so re-posts from any instance are
+   the same alert); ``startsAt`` is the confirmation time. A gap already in the book is
+   only updated.
+2. **Storm control.** A partition with ``max_per_partition`` loss alerts firing puts
+   further lost gaps into its one ``GapwatchGapsOverflow`` alert (no ``gap_id``), which
+   summarises how many gaps and records it holds. An overflowed gap never gets an alert
+   of its own later: that would page again for old news.
+3. **Hold.** A lost gap stays firing for ``loss_hold`` seconds after confirmation, then
+   resolves: it is posted with ``endsAt`` = confirmation + hold, which is in the past.
+   Loss is final, so nothing else ends it; the hold exists so that the alert outlives the
+   rule-based ``GapwatchMessageLoss`` it inhibits (docs/alerting.md).
+4. **Recovery.** A gap whose every missing record arrived later (``GapRecovered`` with the
+   gap recovered in full) resolves at once (``endsAt`` = now); an overflow member leaves
+   the overflow alert, which resolves when it has none left.
+5. **endsAt while firing** is ``min(end of hold, now + 4 * repost_interval)``: if gapwatch
+   dies, Alertmanager resolves its alerts by itself a few missed re-posts later (the way
+   Prometheus sets ``endsAt``), and never later than the hold.
+6. **Resolved alerts are re-sent** (``endsAt`` in the past) for ``4 * repost_interval``
+   after resolving, in case a post was lost or Alertmanager restarted; then forgotten.
+7. **Duplicate bursts.** ``duplicate_threshold`` or more duplicate records of one
+   producer stream on one partition within ``duplicate_window`` seconds fire a
+   ``GapwatchDuplicateBurst`` warning (labels ``alertname, severity, topic, partition,
+   producer``), firing until ``duplicate_hold`` seconds after the last duplicate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from gapwatch.alerting.changes import iso_time
+from gapwatch.core.model import (
+    DuplicateRecords,
+    Event,
+    Gap,
+    GapConfirmed,
+    GapRecovered,
+    GapState,
+    RecordsTruncated,
+)
+
+GAP_CONFIRMED: Final = "GapwatchGapConfirmed"
+GAP_TRUNCATED: Final = "GapwatchGapTruncated"
+GAPS_OVERFLOW: Final = "GapwatchGapsOverflow"
+DUPLICATE_BURST: Final = "GapwatchDuplicateBurst"
+_LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Timings and limits of the alert rules (see the module docstring)."""
+
+    loss_hold: float = 900.0
+    repost_interval: float = 60.0
+    max_per_partition: int = 10
+    duplicate_threshold: int = 100
+    duplicate_window: float = 60.0
+    duplicate_hold: float = 600.0
+    external_url: str = "http://127.0.0.1:8571"
+    instance: str = ""
+
+    @property
+    def firing_ttl(self) -> float:
+        """How far ahead ``endsAt`` of a firing alert is set (rule 5)."""
+        return 4.0 * self.repost_interval
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One Alertmanager alert as posted (``POST /api/v2/alerts`` item)."""
+
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+    starts_at: float
+    ends_at: float
+    generator_url: str
+
+    def label(self, name: str) -> str:
+        """The value of label ``name`` ("" if absent)."""
+        return dict(self.labels).get(name, "")
+
+    def is_firing(self, now: float) -> bool:
+        """Whether Alertmanager considers it firing at ``now``."""
+        return self.ends_at > now
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object Alertmanager's API v2 takes."""
+        return {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": iso_time(self.starts_at),
+            "endsAt": iso_time(self.ends_at),
+            "generatorURL": self.generator_url,
+        }
+
+
+@dataclass(slots=True)
+class _GapAlert:
+    gap: Gap
+    starts_at: float
+    expires_at: float
+    resolved_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Overflow:
+    starts_at: float
+    members: dict[str, tuple[float, int]] = field(default_factory=dict)  # id -> (expiry, n)
+    resolved_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Burst:
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+    in_window: int = 0
+    epoch: int = 0
+    starts_at: float | None = None
+    last_at: float = 0.0
+    records: int = 0
+    resolved_at: float | None = None
+
+
+class AlertBook:
+    """The alert state of one instance (rules in the module docstring)."""
+
+    def __init__(self, policy: AlertPolicy) -> None:
+        self.policy = policy
+        self._gaps: dict[str, _GapAlert] = {}
+        self._firing: dict[PartitionKey, set[str]] = {}
+        self._overflow: dict[PartitionKey, _Overflow] = {}
+        self._overflowed: dict[str, PartitionKey] = {}
+        self._bursts: dict[tuple[str, int, str], _Burst] = {}
+        self.version = 0  # bumped whenever an alert starts or resolves
+
+    # --- input ------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event], now: float) -> None:
+        """Take the tracker's events (others than the ones below are ignored)."""
+        for event in events:
+            if isinstance(event, GapConfirmed):
+                self._lost(event.gap, now)
+            elif isinstance(event, RecordsTruncated):
+                for gap in event.gaps:
+                    self._lost(gap, now)
+            elif isinstance(event, GapRecovered):
+                self._recovered(event.gap, now)
+            elif isinstance(event, DuplicateRecords):
+                self._duplicates(event, now)
+
+    def adopt(self, gaps: Iterable[Gap], now: float) -> None:
+        """Lost gaps of a partition this instance just took over, still within their hold."""
+        for gap in gaps:
+            if gap.state in _LOSS_STATES:
+                self._lost(gap, now)
+
+    def _lost(self, gap: Gap, now: float) -> None:
+        starts = gap.confirmed_at if gap.confirmed_at is not None else gap.updated_at
+        expires = starts + self.policy.loss_hold
+        known = self._gaps.get(gap.id)
+        if known is not None:
+            known.gap = gap
+            return
+        key = (gap.topic, gap.partition)
+        if gap.id in self._overflowed or expires <= now:
+            return
+        firing = self._firing.setdefault(key, set())
+        if len(firing) < self.policy.max_per_partition:  # rule 2
+            firing.add(gap.id)
+            self._gaps[gap.id] = _GapAlert(gap, starts, expires)
+        else:
+            overflow = self._overflow.get(key)
+            if overflow is None or overflow.resolved_at is not None:
+                overflow = self._overflow[key] = _Overflow(starts_at=now)
+            overflow.members[gap.id] = (expires, gap.count)
+            self._overflowed[gap.id] = key
+        self.version += 1
+
+    def _recovered(self, gap: Gap, now: float) -> None:
+        if gap.recovered < gap.count and gap.state is not GapState.RECOVERED:
+            known = self._gaps.get(gap.id)
+            if known is not None:
+                known.gap = gap  # annotations show the partial recovery
+            return
+        alert = self._gaps.get(gap.id)
+        if alert is not None and alert.resolved_at is None:
+            alert.gap = gap
+            self._resolve(alert, now)
+        key = self._overflowed.pop(gap.id, None)
+        if key is not None:
+            overflow = self._overflow[key]
+            overflow.members.pop(gap.id, None)
+            if not overflow.members and overflow.resolved_at is None:
+                overflow.resolved_at = now
+                self.version += 1
+
+    def _resolve(self, alert: _GapAlert, at: float) -> None:
+        alert.resolved_at = at
+        self._firing.get((alert.gap.topic, alert.gap.partition), set()).discard(alert.gap.id)
+        self.version += 1
+
+    def _duplicates(self, event: DuplicateRecords, now: float) -> None:
+        key = (event.key.topic, event.key.partition, event.key.producer)
+        burst = self._bursts.setdefault(key, _Burst())
+        burst.window.append((now, event.count))
+        burst.in_window += event.count
+        burst.epoch = event.key.epoch
+        self._trim(burst, now)
+        if burst.starts_at is not None and burst.resolved_at is None:
+            burst.last_at = now
+            burst.records += event.count
+        elif burst.in_window >= self.policy.duplicate_threshold:
+            burst.starts_at, burst.last_at, burst.resolved_at = now, now, None
+            burst.records = burst.in_window
+            self.version += 1
+
+    def _trim(self, burst: _Burst, now: float) -> None:
+        horizon = now - self.policy.duplicate_window
+        while burst.window and burst.window[0][0] < horizon:
+            burst.in_window -= burst.window.popleft()[1]
+
+    # --- time -------------------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """Resolve what expired (rules 3, 7) and forget what was re-sent long enough (6)."""
+        keep = self.policy.firing_ttl
+        for gap_id, alert in list(self._gaps.items()):
+            if alert.resolved_at is None and alert.expires_at <= now:
+                self._resolve(alert, alert.expires_at)
+            if alert.resolved_at is not None and alert.resolved_at + keep < now:
+                del self._gaps[gap_id]
+        for key, overflow in list(self._overflow.items()):
+            for gap_id, (expires, _) in list(overflow.members.items()):
+                if expires <= now:
+                    del overflow.members[gap_id]
+                    del self._overflowed[gap_id]
+            if not overflow.members and overflow.resolved_at is None:
+                overflow.resolved_at = now
+                self.version += 1
+            if overflow.resolved_at is not None and overflow.resolved_at + keep < now:
+                del self._overflow[key]
+        for stream, burst in list(self._bursts.items()):
+            self._trim(burst, now)
+            end = burst.last_at + self.policy.duplicate_hold
+            if burst.starts_at is not None and burst.resolved_at is None and end <= now:
+                burst.resolved_at = end
+                self.version += 1
+            is_done = burst.starts_at is None or (
+                burst.resolved_at is not None and burst.resolved_at + keep < now
+            )
+            if is_done and not burst.window:
+                del self._bursts[stream]
+
+    def next_deadline(self) -> float | None:
+        """The earliest time an alert resolves by itself (when to call :meth:`advance`)."""
+        times = [a.expires_at for a in self._gaps.values() if a.resolved_at is None]
+        times += [e for o in self._overflow.values() for e, _ in o.members.values()]
+        times += [
+            b.last_at + self.policy.duplicate_hold
+            for b in self._bursts.values()
+            if b.starts_at is not None and b.resolved_at is None
+        ]
+        return min(times) if times else None
+
+    # --- output -----------------------------------------------------------------------
+
+    def firing_count(self) -> int:
+        """Alerts firing now (loss, overflow and duplicate alerts)."""
+        gaps = sum(1 for a in self._gaps.values() if a.resolved_at is None)
+        overflows = sum(1 for o in self._overflow.values() if o.resolved_at is None)
+        bursts = sum(
+            1 for b in self._bursts.values() if b.starts_at is not None and b.resolved_at is None
+        )
+        return gaps + overflows + bursts
+
+    def current(self, now: float) -> list[Alert]:
+        """Every alert to post now: the firing ones and the recently resolved ones."""
+        ttl_end = now + self.policy.firing_ttl
+        alerts = [
+            self._gap_alert(a, _end(a.resolved_at, min(a.expires_at, ttl_end)))
+            for a in self._gaps.values()
+        ]
+        for (topic, partition), overflow in self._overflow.items():
+            latest = max((e for e, _ in overflow.members.values()), default=now)
+            ends = _end(overflow.resolved_at, min(latest, ttl_end))
+            alerts.append(self._overflow_alert(topic, partition, overflow, ends))
+        for (topic, partition, producer), burst in self._bursts.items():
+            if burst.starts_at is None:
+                continue
+            hold_end = burst.last_at + self.policy.duplicate_hold
+            ends = _end(burst.resolved_at, min(hold_end, ttl_end))
+            alerts.append(self._burst_alert(topic, partition, producer, burst, ends))
+        return alerts
+
+    def _url(self, path: str, **query: str | list[str]) -> str:
+        tail = f"?{urlencode(query, doseq=True)}" if query else ""
+        return f"{self.policy.external_url.rstrip('/')}{path}{tail}"
+
+    def _gap_alert(self, alert: _GapAlert, ends_at: float) -> Alert:
+        gap = alert.gap
+        name = GAP_TRUNCATED if gap.state is GapState.TRUNCATED else GAP_CONFIRMED
+        url = self._url(f"/gaps/{gap.id}")
+        what = "truncated from the log" if name == GAP_TRUNCATED else "lost"
+        offsets = f"{_text(gap.offset_before)}..{_text(gap.offset_after)}"
+        labels = (
+            ("alertname", name),
+            ("severity", "critical"),
+            ("topic", gap.topic),
+            ("partition", str(gap.partition)),
+            ("producer", gap.producer),
+            ("gap_id", gap.id),
+        )
+        annotations = (
+            ("summary", f"{gap.count} records {what} on {gap.topic}/{gap.partition}"),
+            (
+                "description",
+                f"Producer {gap.producer} (epoch {gap.epoch}) sequences "
+                f"{gap.first_seq}..{gap.last_seq} on {gap.topic}/{gap.partition}: "
+                f"{gap.count} records {what} (cause: {gap.cause.value}). They sat between "
+                f"offsets {offsets}. Producer told: {_yes_no(gap.producer_told)}.",
+            ),
+            ("count", str(gap.count)),
+            ("first_seq", str(gap.first_seq)),
+            ("last_seq", str(gap.last_seq)),
+            ("sequence_range", f"{gap.first_seq}..{gap.last_seq}"),
+            ("epoch", str(gap.epoch)),
+            ("offset_before", _text(gap.offset_before)),
+            ("offset_after", _text(gap.offset_after)),
+            ("producer_told", _yes_no(gap.producer_told)),
+            ("cause", gap.cause.value),
+            ("state", gap.state.value),
+            ("recovered", str(gap.recovered)),
+            ("gap_url", url),
+            ("monitor", self.policy.instance),
+        )
+        return Alert(labels, annotations, alert.starts_at, ends_at, url)
+
+    def _overflow_alert(
+        self, topic: str, partition: int, overflow: _Overflow, ends_at: float
+    ) -> Alert:
+        gaps = len(overflow.members)
+        records = sum(n for _, n in overflow.members.values())
+        url = self._url(
+            "/gaps", topic=topic, partition=str(partition), state=["confirmed", "truncated"]
+        )
+        limit = self.policy.max_per_partition
+        labels = (
+            ("alertname", GAPS_OVERFLOW),
+            ("severity", "critical"),
+            ("topic", topic),
+            ("partition", str(partition)),
+        )
+        annotations = (
+            ("summary", f"{gaps} more lost gaps on {topic}/{partition} ({records} records)"),
+            (
+                "description",
+                f"{topic}/{partition} already has {limit} per-gap loss alerts firing; "
+                f"{gaps} further gaps ({records} records) are summarised here instead of "
+                "paging one by one. The gap list has every one of them.",
+            ),
+            ("gaps", str(gaps)),
+            ("count", str(records)),
+            ("gaps_url", url),
+            ("monitor", self.policy.instance),
+        )
+        return Alert(labels, annotations, overflow.starts_at, ends_at, url)
+
+    def _burst_alert(
+        self, topic: str, partition: int, producer: str, burst: _Burst, ends_at: float
+    ) -> Alert:
+        assert burst.starts_at is not None
+        url = self._url("/gaps", topic=topic, partition=str(partition), producer=producer)
+        window = self.policy.duplicate_window
+        labels = (
+            ("alertname", DUPLICATE_BURST),
+            ("severity", "warning"),
+            ("topic", topic),
+            ("partition", str(partition)),
+            ("producer", producer),
+        )
+        annotations = (
+            ("summary", f"Duplicate records from {producer} on {topic}/{partition}"),
+            (
+                "description",
+                f"Producer {producer} (epoch {burst.epoch}) wrote {burst.records} records "
+                f"again on {topic}/{partition} (at least {self.policy.duplicate_threshold} "
+                f"within {window:g}s). Consumers that are not idempotent processed them twice.",
+            ),
+            ("count", str(burst.records)),
+            ("gaps_url", url),
+            ("monitor", self.policy.instance),
+        )
+        return Alert(labels, annotations, burst.starts_at, ends_at, url)
+
+
+def _end(resolved_at: float | None, firing_end: float) -> float:
+    return firing_end if resolved_at is None else resolved_at
+
+
+def _text(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def _yes_no(value: bool) -> str:
+    return "true" if value else "false"
