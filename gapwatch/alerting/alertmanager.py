@@ -109,11 +109,12 @@ class AlertmanagerSink:
             stats.queued = self.book.firing_count()
             if self.book.version != posted_version or now >= last_post + repost:
                 version = self.book.version
-                if await poster.post(self._body):
-                    posted_version = version
-                else:
+                if not await poster.post(self._body):
                     stats.dropped += 1
                     log.error("sink %s: giving up this round; re-posting later", stats.name)
+                # Tried either way: the next round comes with the next change or re-post,
+                # not at once (a dead Alertmanager must not keep the sink busy).
+                posted_version = version
                 last_post = self._clock()
                 continue
             deadline = last_post + repost

@@ -20,10 +20,10 @@ Pure: no I/O; ``now`` is passed in.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from gapwatch.alerting.changes import GapChange
-from gapwatch.core.model import Gap, GapState, RecordsSkipped
+from gapwatch.alerting.changes import GapChange, changes_from_events
+from gapwatch.core.model import Event, Gap, GapState, RecordsSkipped
 from gapwatch.monitor.gapstore import GapPage, GapQuery, GapStore
 
 
@@ -122,3 +122,21 @@ class FleetStore:
             for gap in self.gaps.values()
             if gap.topic == topic and gap.partition == partition and gap.state in states
         ]
+
+
+class FleetFeed:
+    """An event subscriber putting this instance's own gap changes into the fleet view at
+    once (the gap log brings them back later, which then changes nothing)."""
+
+    name = "fleet-view"
+
+    def __init__(self, fleet: FleetStore, *, group: str, instance: str) -> None:
+        self._fleet = fleet
+        self._group = group
+        self._instance = instance
+
+    def handle(self, events: Sequence[Event], now: float) -> None:
+        """Apply the gap changes among ``events``."""
+        self._fleet.apply_all(
+            changes_from_events(events, group=self._group, instance=self._instance, now=now)
+        )

@@ -15,7 +15,7 @@ are merely late. Producers with a larger ``delivery.timeout.ms`` need a larger g
 
 DEFAULT_IDLE_EVICTION_S = 6 * 3600.0
 DEFAULT_MAX_STREAMS = 100_000
-DEFAULT_RING_SIZE = 32_768
+DEFAULT_RING_SIZE = 16_384
 DEFAULT_MAX_TRACKED_GAPS = 10_000
 DEFAULT_MAX_CLOSED_GAPS = 1_000
 

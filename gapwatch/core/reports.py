@@ -239,7 +239,7 @@ def _confirmed_gap(
         updated_at=now,
         confirmed_at=now,
         offset_before=None if st is None else st.high_offset,
-        timestamp_before_ms=None if st is None else st.high_ts,
+        timestamp_before_ms=None if st is None else t._high_ts(st),
         producer_told=told,
         generation=generation,
     )

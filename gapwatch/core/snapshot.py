@@ -1,11 +1,15 @@
-"""Snapshot format of one partition's tracker: ``b"GWT"``, a version byte, zlib'd JSON.
+"""Snapshot format of one partition's tracker: ``b"GWT"``, a version byte, then zlib of
+(a 4-byte big-endian length, that much JSON, and the ring as packed little-endian arrays).
 
 Everything that affects a future decision is kept: every stream (current, retired epochs,
-and streams only the ring still names) with its baseline, high sequence and record,
+and streams only the ring still names) with its high sequence and record, the baselines
+of streams first seen mid-way,
 missing ranges, reset generation, pending producer reports and failed ranges; active
 gaps and the closed history; the confirmation facts (caught-up time, pending
-watermarks); reports waiting for their stream; the counters; and the ring entries (offsets
-delta-encoded, which zlib turns into almost nothing). Restoring into a config with a
+watermarks); reports waiting for their stream; the counters; and the ring entries as four
+packed arrays (offsets and timestamps int64, sequences uint64, stream indexes int32):
+packing and unpacking run in C, so a full ring costs a few milliseconds, not a Python
+loop per entry. Restoring into a config with a
 smaller ``ring_size`` keeps the newest entries. Not kept: the time of the next idle
 sweep (the first ``tick`` after a restore sweeps).
 
@@ -18,7 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+import sys
 import zlib
+from array import array
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
     from gapwatch.core.tracker import PartitionTracker
 
 MAGIC: Final = b"GWT"
-VERSION: Final = 1
+VERSION: Final = 2
 # A checkpoint is stored in Kafka; refuse to inflate anything absurd (zip bombs).
 MAX_INFLATED_BYTES: Final = 256 * 1024 * 1024
 
@@ -68,17 +75,7 @@ def encode(t: PartitionTracker) -> bytes:
                     [list(x) for x in aux.told],
                 ]
             rows.append(
-                [
-                    st.producer,
-                    st.epoch,
-                    st.base,
-                    st.high,
-                    st.high_offset,
-                    st.high_ts,
-                    st.last_seen,
-                    role,
-                    aux_row,
-                ]
+                [st.producer, st.epoch, st.high, st.high_offset, st.last_seen, role, aux_row]
             )
         return k
 
@@ -91,16 +88,32 @@ def encode(t: PartitionTracker) -> bytes:
     for gap in book.active.values():
         owner = book.owner.get(gap.id)
         gaps.append([_gap_row(gap), -1 if owner is None else add(owner, _ROLE_OTHER)])
-    mask = t._mask
-    ring_offsets, ring_streams, ring_seqs = [], [], []
-    prev = 0
-    for k in range(t.ring_start(), t._n):
-        off = t._ring_offsets[k & mask]
-        ring_offsets.append(off - prev)
-        prev = off
-        owner = t._ring_streams[k & mask]
-        ring_streams.append(-1 if owner is None else add(owner, _ROLE_OTHER))
-        ring_seqs.append(t._ring_seqs[k & mask])
+    start, n, size = t.ring_start(), t._n, t._mask + 1
+
+    def window(column: list[Any]) -> list[Any]:
+        # The valid entries in read order: one slice, or two when the ring has wrapped.
+        lo, hi = start % size, n % size
+        if n - start == size:
+            return column[lo:] + column[:lo]
+        return column[lo:hi] if lo <= hi else column[lo:] + column[:hi]
+
+    ring_streams = window(t._ring_streams)
+    # map() over a dict's get runs in C; a stream only the ring names is added after.
+    by_stream: dict[Stream | None, int] = {None: -1}
+    for known in [*t._streams.values(), *t._retired.values(), *t._book.owner.values()]:
+        if known is not None:
+            by_stream[known] = add(known, _ROLE_OTHER)
+    owners: list[int | None] = list(map(by_stream.get, ring_streams))
+    if None in owners:
+        for k, ring_owner in enumerate(ring_streams):
+            if owners[k] is None and ring_owner is not None:
+                owners[k] = by_stream[ring_owner] = add(ring_owner, _ROLE_OTHER)
+    ring = (
+        _packed("q", window(t._ring_offsets))
+        + _packed("Q", window(t._ring_seqs))
+        + _packed("q", window(t._ring_ts))
+        + _packed("i", owners)
+    )
     body = {
         "topic": t.topic,
         "partition": t.partition,
@@ -123,10 +136,28 @@ def encode(t: PartitionTracker) -> bytes:
             ]
             for at, r in t._orphans.values()
         ],
-        "ring": [ring_offsets, ring_streams, ring_seqs],
+        "young": [[add(st, _ROLE_OTHER), base, at] for st, (base, at) in t._young.items()],
+        "ring_entries": n - start,
     }
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    return MAGIC + bytes([VERSION]) + zlib.compress(raw, 6)
+    # Level 1: the packed ring is large and regular; higher levels cost more than they save.
+    payload = struct.pack(">I", len(raw)) + raw + ring
+    return MAGIC + bytes([VERSION]) + zlib.compress(payload, 1)
+
+
+def _packed(code: str, values: list[Any]) -> bytes:
+    packed = array(code, values)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpacked(code: str, data: bytes) -> list[Any]:
+    values = array(code)
+    values.frombytes(data)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
 
 
 # --- decoding ------------------------------------------------------------------------
@@ -210,19 +241,11 @@ def _gap(row: object) -> Gap:
 
 
 def _stream(row: object) -> tuple[Stream, int]:
-    r = _list(row, 9)
-    st = Stream(
-        _str(r[0]),
-        _int(r[1]),
-        _int(r[2]),
-        _int(r[4], _I64_MIN, _I64_MAX),
-        _int(r[5], _I64_MIN, _I64_MAX),
-        _float(r[6]),
-    )
-    st.high = _int(r[3])
-    role = _int(r[7], 0, 2)
-    if r[8] is not None:
-        a = _list(r[8], 4)
+    r = _list(row, 7)
+    st = Stream(_str(r[0]), _int(r[1]), _int(r[2]), _int(r[3], _I64_MIN, _I64_MAX), _float(r[4]))
+    role = _int(r[5], 0, 2)
+    if r[6] is not None:
+        a = _list(r[6], 4)
         aux = st.aux = StreamAux(_int(a[0]))
         prev_last = -1
         for rr in _list(a[1]):
@@ -273,10 +296,14 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
     if data[3] != VERSION:
         raise SnapshotError(f"unknown snapshot version {data[3]} (this reader knows {VERSION})")
     inflater = zlib.decompressobj()
-    raw = inflater.decompress(data[4:], MAX_INFLATED_BYTES)
+    payload = inflater.decompress(data[4:], MAX_INFLATED_BYTES)
     if inflater.unconsumed_tail or not inflater.eof:
         raise SnapshotError("snapshot is truncated or too large")
-    body = json.loads(raw)
+    if len(payload) < 4:
+        raise SnapshotError("snapshot is truncated")
+    (json_len,) = struct.unpack(">I", payload[:4])
+    body = json.loads(payload[4 : 4 + json_len])
+    ring = payload[4 + json_len :]
     if not isinstance(body, dict):
         raise _BadFieldError("body")
     if body["topic"] != t.topic or body["partition"] != t.partition:
@@ -336,19 +363,30 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
             final=_bool(final),
         )
         t._orphans[(report.producer, report.epoch)] = (_float(at), report)
-    offsets, owners, seqs = _list(body["ring"], 3)
-    _list(offsets), _list(owners), _list(seqs)
-    if not len(offsets) == len(owners) == len(seqs):
-        raise _BadFieldError("ring")
-    entries: list[tuple[int, Stream | None, int]] = []
-    off = 0
-    for d, o, s in zip(offsets, owners, seqs, strict=True):
-        off += _int(d, 0 if entries else _I64_MIN, _I64_MAX)
-        entries.append((_int(off, _I64_MIN, _I64_MAX), stream_at(o), _int(s)))
+    for y in _list(body["young"]):
+        owner, base, at = _list(y, 3)
+        young_stream = stream_at(owner)
+        if young_stream is None:
+            raise _BadFieldError("young stream")
+        t._young[young_stream] = (_int(base), _float(at))
+    count = _int(body["ring_entries"], 0, len(ring) // 28)
+    if len(ring) != 28 * count:
+        raise _BadFieldError("ring size")
+    offsets = _unpacked("q", ring[: 8 * count])
+    seqs = _unpacked("Q", ring[8 * count : 16 * count])
+    stamps = _unpacked("q", ring[16 * count : 24 * count])
+    owner_ids = _unpacked("i", ring[24 * count :])
+    if owner_ids and not -1 <= min(owner_ids) <= max(owner_ids) < len(streams):
+        raise _BadFieldError("ring stream")
+    if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
+        raise _BadFieldError("ring offsets out of order")
+    owners = [None if k < 0 else streams[k] for k in owner_ids]
+    entries = list(zip(offsets, owners, seqs, stamps, strict=True))
     entries = entries[-(t._mask + 1) :]
-    for k, (off, ring_owner, seq) in enumerate(entries):
+    for k, (off, ring_owner, seq, ts) in enumerate(entries):
         t._ring_offsets[k] = off
         t._ring_streams[k] = ring_owner
         t._ring_seqs[k] = seq
+        t._ring_ts[k] = ts
     t._n = len(entries)
     t._records_base = records - t._n

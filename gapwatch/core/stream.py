@@ -3,7 +3,8 @@
 A stream is one (producer, epoch) on one partition. Its hot fields live in a ``__slots__``
 object so the in-order path is a few attribute stores; everything only a stream with
 trouble needs (missing ranges, reset generation, pending producer reports) lives in a
-lazily created :class:`StreamAux`, so a healthy stream costs well under 300 bytes.
+lazily created :class:`StreamAux`, so a healthy stream costs under 300 bytes (see
+``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ class StreamAux:
 
 
 class Stream:
-    """Progress of one stream: the highest sequence seen and its record.
+    """Progress of one stream: the highest sequence seen and where that record is.
 
-    ``base`` is the first sequence seen (the baseline); ``high`` the highest seen,
-    ``high_offset``/``high_ts`` the offset and timestamp of that record (the record just
-    before any gap that opens next); ``last_seen`` the caller's ``now`` at the last record.
+    ``high`` is the highest sequence seen and ``high_offset`` the offset of that record
+    (the record just before any gap that opens next; its timestamp is looked up in the
+    ring while the record is still there); ``last_seen`` is the caller's ``now`` at the
+    last record that advanced the stream. The baseline of a stream first seen mid-way is
+    kept by the tracker only while it matters (see rule R9), not here.
     """
 
-    __slots__ = ("aux", "base", "epoch", "high", "high_offset", "high_ts", "last_seen", "producer")
+    __slots__ = ("aux", "epoch", "high", "high_offset", "last_seen", "producer")
 
     def __init__(
         self,
@@ -70,16 +73,13 @@ class Stream:
         epoch: int,
         seq: int,
         offset: int,
-        timestamp_ms: int,
         now: float,
         aux: StreamAux | None = None,
     ) -> None:
         self.producer = producer
         self.epoch = epoch
-        self.base = seq
         self.high = seq
         self.high_offset = offset
-        self.high_ts = timestamp_ms
         self.last_seen = now
         self.aux = aux
 

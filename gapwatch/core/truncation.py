@@ -58,7 +58,7 @@ def truncate(t: PartitionTracker, new_end: int, now: float) -> tuple[Event, ...]
     for k in range(oldest, j):
         st = streams[k & mask]
         if st is not None and st in gone:
-            pass
+            gone[st].discard(seqs[k & mask])
 
     tracked = {id(s) for s in t._streams.values()} | {id(s) for s in t._retired.values()}
     gaps: list[Gap] = []

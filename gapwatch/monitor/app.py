@@ -25,7 +25,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import uvicorn
@@ -34,14 +34,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.alerting.alertbook import AlertBook, AlertPolicy
 from gapwatch.alerting.alertmanager import AlertmanagerSink
-from gapwatch.alerting.changes import ChangeKind, changes_from_events
+from gapwatch.alerting.changes import ChangeKind
 from gapwatch.alerting.delivery import DeliverySettings, SinkStats
 from gapwatch.alerting.eventhub import EventHub
-from gapwatch.alerting.fleet import FleetStore
+from gapwatch.alerting.fleet import FleetFeed, FleetStore
 from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader, gap_log_topic_configs
 from gapwatch.alerting.metrics import AlertingCollector
 from gapwatch.alerting.webhook import WebhookSink
-from gapwatch.core.model import Event, GapState
+from gapwatch.core.model import GapState
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.consumer import MonitorConsumer
@@ -106,23 +106,6 @@ class _View:
         return True, ""
 
 
-class _FleetFeed:
-    """Puts this instance's own gap changes into the fleet view at once (the gap log
-    brings them back later, which then changes nothing)."""
-
-    name = "fleet-view"
-
-    def __init__(self, fleet: FleetStore, *, group: str, instance: str) -> None:
-        self._fleet = fleet
-        self._group = group
-        self._instance = instance
-
-    def handle(self, events: Sequence[Event], now: float) -> None:
-        self._fleet.apply_all(
-            changes_from_events(events, group=self._group, instance=self._instance, now=now)
-        )
-
-
 def _delivery_settings(config: MonitorConfig) -> DeliverySettings:
     a = config.alerting
     return DeliverySettings(
@@ -144,9 +127,16 @@ def _default_external_url(config: MonitorConfig, port: int) -> str:
 class RunningMonitor:
     """A monitor built from a config: :meth:`start`, then :meth:`wait` or :meth:`stop`."""
 
-    def __init__(self, config: MonitorConfig, *, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        *,
+        registry: CollectorRegistry = REGISTRY,
+        instance_id: str | None = None,
+    ) -> None:
         self.config = config
-        self.instance_id = f"{socket.gethostname()}/{os.getpid()}"
+        # Names the owner of each gap in the fleet view; unique per process by default.
+        self.instance_id = instance_id or f"{socket.gethostname()}/{os.getpid()}"
         self._kwargs = client_kwargs(config.kafka)
         self.partitions = OwnedPartitions(config.tracker.to_tracker_config())
         self.store = GapStore(
@@ -173,7 +163,7 @@ class RunningMonitor:
             local_gaps=lambda: list(self.store.values()),
         )
         self.fanout.subscribe(self.gap_log)
-        self.fanout.subscribe(_FleetFeed(self.fleet, group=group, instance=self.instance_id))
+        self.fanout.subscribe(FleetFeed(self.fleet, group=group, instance=self.instance_id))
         self.gap_log_reader = GapLogReader(
             client_kwargs=client_kwargs(config.kafka, suffix="-gaplog-reader"),
             topic=config.gap_log.topic,

@@ -216,13 +216,13 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
         Producer(f"p{i}", third_party=data.draw(st.booleans(), label=f"third_party{i}"), epoch=7)
         for i in range(n_prod)
     ]
-    steps = data.draw(st.integers(5, 120), label="steps")
+    steps = data.draw(st.integers(5, 100), label="steps")
     trace: list[str] = []
     for _ in range(steps):
         op = data.draw(
             st.sampled_from(["send"] * 8 + ["poll", "poll", "advance", "stall", "restart"])
         )
-        prod = data.draw(st.sampled_from(producers))
+        prod = producers[data.draw(st.integers(0, n_prod - 1))]
         p = data.draw(st.integers(0, partitions - 1))
         if op == "send":
             fate, delay = data.draw(fates), data.draw(delays)
@@ -266,9 +266,7 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
     }
     for cause in sorted(causes):
         event(f"confirmed {cause} gap")
-    event(
-        f"dropped>0: {bool(sim.dropped)}; copies>0: {bool(sim.copies)}; resets>0: {bool(sim.resets)}"
-    )
+    event(f"dropped: {bool(sim.dropped)}, copies: {bool(sim.copies)}, resets: {bool(sim.resets)}")
     event(f"healed>0: {any(isinstance(e, GapHealed) for e in sim.events)}")
 
     totals = {k: sum(getattr(t.counters, k) for t in sim.trackers) for k in (

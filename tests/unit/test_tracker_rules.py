@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tracker_support import PARTITION, TOPIC, Feed
 
 from gapwatch.core.config import TrackerConfig
@@ -220,6 +224,20 @@ class TestR8Reset:
         assert isinstance(confirmed, GapConfirmed)
         assert (confirmed.gap.first_seq, confirmed.gap.generation) == (2, 0)
 
+    def test_r8_reset_tie_break_when_the_newest_record_left_the_ring(self) -> None:
+        """With the stream's newest record out of the ring, the ring's oldest timestamp
+        decides: an old CreateTime is a duplicate, a fresh one a reset."""
+        feed = Feed(ring_size=4)
+        for s in range(3):
+            feed.record("p", 1, s, ts=100 + s)
+        for s in range(10):
+            feed.record("q", 1, s, ts=200 + s)
+        assert feed.tracker.streams()[0].last_timestamp_ms == -1  # left the ring
+        (dup,) = feed.record("p", 1, 0, ts=100)
+        assert isinstance(dup, DuplicateRecords)
+        (reset,) = feed.record("p", 1, 0, ts=900)
+        assert isinstance(reset, SequenceReset)
+
 
 class TestR9BeforeBase:
     def test_r9_before_base_reordered_first_records_are_late_not_duplicates(self) -> None:
@@ -229,6 +247,17 @@ class TestR9BeforeBase:
         assert feed.record("p", 1, 0) is NO_EVENTS
         c = feed.tracker.counters
         assert (c.late, c.duplicates, c.resets) == (1, 0, 0)
+
+    def test_r9_before_base_only_until_the_confirmation_rule_holds(self) -> None:
+        """Once R11 holds for the first sight, a record below the baseline is a duplicate."""
+        feed = Feed()
+        feed.record("p", 1, 5)
+        assert feed.tracker.streams()[0].base_seq == 5
+        feed.settle()
+        feed.record("p", 1, 3)
+        c = feed.tracker.counters
+        assert (c.late, c.duplicates) == (0, 1)
+        assert feed.tracker.streams()[0].base_seq == 0
 
 
 class TestR10Duplicate:
@@ -458,6 +487,32 @@ class TestSnapshot:
         """Damaged bytes raise SnapshotError, never anything else."""
         with pytest.raises(SnapshotError):
             PartitionTracker.restore(data, topic=TOPIC, partition=PARTITION)
+
+    @settings(max_examples=150, deadline=None)
+    @given(data=st.data())
+    def test_snapshot_restore_of_mutated_snapshots_raises_only_snapshot_error(
+        self, data: st.DataObject
+    ) -> None:
+        """Flipped, cut or spliced bytes inside a valid snapshot's payload: a restore
+        succeeds or raises SnapshotError, never anything else."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 5, 3])
+        feed.tracker.apply_producer_report(
+            ProducerReport("p", 1, TOPIC, PARTITION, 9, 8, ((6, 7),), False), feed.now
+        )
+        blob = feed.tracker.snapshot()
+        payload = bytearray(zlib.decompress(blob[4:]))
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(0, len(payload) - 1))
+            payload[at] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(payload)))
+        mutated = blob[:4] + zlib.compress(bytes(payload[:cut]) + data.draw(st.binary(max_size=8)))
+        try:
+            restored = PartitionTracker.restore(mutated, topic=TOPIC, partition=PARTITION)
+        except SnapshotError:
+            return
+        restored.tick(feed.now)  # whatever was accepted must be usable
+        restored.observe(100, 100, Stamp("p", 1, 6), feed.now)
 
     def test_snapshot_of_another_partition_is_refused(self) -> None:
         """Restoring partition 3's state into partition 4 is an error, not a mix-up."""

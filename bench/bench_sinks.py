@@ -1,0 +1,209 @@
+"""Consumption throughput with dead alert sinks against the same run without sinks.
+
+Starts its own 1-node ``KafkaCluster``. One topic (12 partitions) is prefilled with
+``--records`` stamped records of 100 bytes from 4 producer ids, with every ``--gap-every``-th
+sequence of each stream missing, so the monitor opens and confirms a gap every few hundred
+records and its sinks have work. Then, in alternating rounds, the monitor (fresh group,
+from earliest, 0.2 s grace so gaps are confirmed while it reads) reads everything with:
+
+* ``none``: no sinks (the gap log is always on);
+* ``hang``: Alertmanager and webhook URLs pointing at a receiver that never answers;
+* ``fail``: both pointing at a receiver that answers every request with HTTP 500.
+
+The webhook receives every kind of change (the most work for a sink). Throughput is timed
+like ``bench_monitor.py``: a 10 ms poller on the monitor's loop, from the first record read
+to the last. Reported: medians per configuration and each ratio to ``none`` (target: within
+5 %, i.e. >= 0.95), plus what the sinks counted (failures, drops) and the gap log's figures.
+
+Run: ``.venv/bin/python bench/bench_sinks.py [--records N] [--rounds R]`` (about 3 minutes
+with the defaults). The machine is shared with the broker, so figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from gapwatch.core.wire import encode_stamp
+from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.config import (
+    AlertingSettings,
+    CheckpointSettings,
+    HttpSettings,
+    KafkaSettings,
+    MonitorConfig,
+    TrackerSettings,
+    WatchSettings,
+)
+from gapwatch.testing.kafka import KafkaCluster
+from gapwatch.testing.receiver import run_receiver
+
+PARTITIONS = 12
+PRODUCERS = 4
+VALUE = b"v" * 100
+POLL_S = 0.010
+PHASE_TIMEOUT_S = 300.0
+ALL_KINDS = ("opened", "shrunk", "split", "healed", "confirmed", "recovered", "truncated")
+
+
+async def prefill(bootstrap: str, topic: str, total: int, gap_every: int) -> int:
+    """Stamped records with every ``gap_every``-th sequence skipped; returns records sent."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    sent = 0
+    try:
+        per_partition = total // PARTITIONS
+        seqs = [[0] * PRODUCERS for _ in range(PARTITIONS)]
+        written = [0] * PARTITIONS
+        pending: list[asyncio.Future[Any]] = []
+        while any(w < per_partition for w in written):
+            for partition in range(PARTITIONS):
+                batch = producer.create_batch()
+                while written[partition] < per_partition:
+                    pid = written[partition] % PRODUCERS
+                    seq = seqs[partition][pid]
+                    if seq % gap_every == gap_every - 1:
+                        seq += 1  # the lost record
+                    headers = encode_stamp(f"bench-{pid}", 1, seq)
+                    if batch.append(key=None, value=VALUE, timestamp=None, headers=headers) is None:
+                        break
+                    seqs[partition][pid] = seq + 1
+                    written[partition] += 1
+                if batch.record_count():
+                    sent += batch.record_count()
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+            if len(pending) > 200:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def timed(total: int, progress: Callable[[], int], work: Awaitable[Any]) -> float:
+    """Records/s of ``work`` from its first progress to ``total``, sampled every 10 ms."""
+    task = asyncio.ensure_future(work)
+    first_at = first_count = None
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            count = progress()
+            now = time.perf_counter()
+            if first_at is None and count > 0:
+                first_at, first_count = now, count
+            if count >= total and first_at is not None and first_count is not None:
+                return (total - first_count) / (now - first_at)
+            if task.done():
+                task.result()
+        raise TimeoutError(f"only {progress()} of {total} records read")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def config_for(bootstrap: str, topic: str, group: str, sink_url: str | None) -> MonitorConfig:
+    alerting = AlertingSettings()
+    if sink_url is not None:
+        alerting = AlertingSettings(
+            alertmanager_urls=(sink_url,),
+            webhook_url=sink_url,
+            webhook_events=ALL_KINDS,
+            repost_interval=1.0,
+            sink_timeout=2.0,
+        )
+    return MonitorConfig(
+        kafka=KafkaSettings(bootstrap_servers=(bootstrap,)),
+        watch=WatchSettings(topics=(topic,), group_id=group, start_from="earliest"),
+        tracker=TrackerSettings(grace_period=0.2),
+        checkpoints=CheckpointSettings(interval=5.0),
+        http=HttpSettings(host="127.0.0.1", port=0),
+        alerting=alerting,
+    ).validate()
+
+
+async def monitor_rate(config: MonitorConfig, total: int) -> tuple[float, dict[str, int]]:
+    """Records/s of a monitor reading everything, and what its sinks and gap log counted."""
+    monitor = RunningMonitor(config, registry=CollectorRegistry())
+
+    def progress() -> int:
+        return sum(s.position or 0 for s in monitor.partitions)
+
+    async def run() -> None:
+        await monitor.start()
+        await asyncio.Event().wait()
+
+    try:
+        rate = await timed(total, progress, run())
+        # The gap log's sender shares the loop with the reading; it catches up afterwards.
+        drained_at = time.monotonic()
+        for _ in range(1200):  # at most 60 s
+            if not monitor.gap_log.pending:
+                break
+            await asyncio.sleep(0.05)
+        figures = {
+            f"{s.name}.{k}": getattr(s, k)
+            for s in monitor.sink_stats()
+            for k in ("failures", "dropped", "deliveries")
+        }
+        figures["gap_log.published"] = monitor.gap_log.published
+        figures["gap_log.pending"] = monitor.gap_log.pending
+        figures["gap_log.drain_ms"] = int((time.monotonic() - drained_at) * 1000)
+        figures["gaps_confirmed_local"] = sum(
+            1 for g in monitor.store.values() if g.state.value == "confirmed"
+        )
+        return rate, figures
+    finally:
+        await monitor.stop()
+
+
+async def main(records: int, rounds: int, gap_every: int) -> None:
+    with KafkaCluster(nodes=1) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        topic = "bench-sinks"
+        await cluster.create_topic(topic, partitions=PARTITIONS)
+        total = await prefill(bootstrap, topic, records, gap_every)
+        print(f"prefilled {total} records, a gap every {gap_every} records per stream")
+        rates: dict[str, list[float]] = {"none": [], "hang": [], "fail": []}
+        last: dict[str, dict[str, int]] = {}
+        with run_receiver("hang") as hanging, run_receiver("fail") as failing:
+            urls = {"none": None, "hang": hanging.url, "fail": failing.url}
+            for round_no in range(rounds):
+                for name, url in urls.items():
+                    group = f"bench-sinks-{name}-{round_no}"
+                    rate, figures = await monitor_rate(
+                        config_for(bootstrap, topic, group, url), total
+                    )
+                    rates[name].append(rate)
+                    last[name] = figures
+                    print(f"round {round_no + 1} {name:>4}: {rate:10,.0f} records/s  {figures}")
+        base = statistics.median(rates["none"])
+        print()
+        print("| sinks | median records/s | ratio to no sinks |")
+        print("|---|---|---|")
+        for name, values in rates.items():
+            median = statistics.median(values)
+            print(f"| {name} | {median:,.0f} | {median / base:.3f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=600_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gap-every", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.records, args.rounds, args.gap_every))
+    sys.exit(0)

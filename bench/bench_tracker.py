@@ -1,0 +1,157 @@
+"""Micro-benchmark of the sequence tracker (a script, not a test).
+
+1. In-order ``PartitionTracker.observe()`` cost per record, against a bare ``dict`` update
+   over the same records measured in the same run (ratio and microseconds per record).
+2. Memory per tracked stream with 100,000 streams on one partition (tracemalloc), for
+   streams seen from their first record and for streams first seen mid-way.
+
+Run on one core: ``.venv/bin/python bench/bench_tracker.py`` (pins itself to CPU 0).
+Targets (issue 3): <= 0.5 us per in-order record, <= 300 bytes per stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+
+from gapwatch.core.config import TrackerConfig
+from gapwatch.core.tracker import PartitionTracker
+from gapwatch.core.wire import Stamp
+
+RECORDS = 1_000_000
+PRODUCERS = 16
+REPEATS = 5
+STREAMS = 100_000
+BASE_OFFSET = 5_000_000_000  # realistic offsets are large ints, not small cached ones
+BASE_TS = 1_700_000_000_000
+
+
+def _pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        return f"pinned to CPU {min(os.sched_getaffinity(0))}"
+    return "not pinned (no sched_setaffinity)"
+
+
+def _best_of(run: Callable[[], float]) -> float:
+    return min(run() for _ in range(REPEATS))
+
+
+def bench_in_order() -> tuple[float, float]:
+    """Seconds per record for observe() and for the dict baseline (best of REPEATS)."""
+    stamps = [
+        Stamp(f"producer-{i % PRODUCERS:02d}", BASE_TS + i % PRODUCERS, i // PRODUCERS)
+        for i in range(RECORDS)
+    ]
+    offsets = list(range(BASE_OFFSET, BASE_OFFSET + RECORDS))
+    timestamps = [BASE_TS + i for i in range(RECORDS)]
+    now = 1_700_000_000.0
+
+    def run_tracker() -> float:
+        tracker = PartitionTracker("bench", 0)
+        observe = tracker.observe
+        gc.disable()
+        start = time.perf_counter()
+        for offset, ts, stamp in zip(offsets, timestamps, stamps, strict=True):
+            observe(offset, ts, stamp, now)
+        elapsed = time.perf_counter() - start
+        gc.enable()
+        assert tracker.counters.records == RECORDS
+        assert tracker.counters.open_gaps == 0
+        return elapsed / RECORDS
+
+    def run_dict() -> float:
+        last: dict[str, int] = {}
+        gc.disable()
+        start = time.perf_counter()
+        for offset, _ts, stamp in zip(offsets, timestamps, stamps, strict=True):
+            last[stamp.producer] = offset
+        elapsed = time.perf_counter() - start
+        gc.enable()
+        return elapsed / RECORDS
+
+    # Interleave so that machine noise hits both alike.
+    tracker_best, dict_best = float("inf"), float("inf")
+    for _ in range(REPEATS):
+        tracker_best = min(tracker_best, run_tracker())
+        dict_best = min(dict_best, run_dict())
+    return tracker_best, dict_best
+
+
+def bench_memory(*, first_seq: int) -> tuple[float, float]:
+    """Bytes per stream for STREAMS streams, each fed two records, everything retained by
+    the tracker counted (producer ids, epochs, offsets included); just after first sight,
+    and once the confirmation rule held for it (baselines of mid-way streams forgotten)."""
+    gc.collect()
+    tracemalloc.start()
+    config = TrackerConfig(max_streams=STREAMS * 2)
+    tracker = PartitionTracker("bench", 0, config=config)  # the ring is allocated here
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    now = 1_700_000_000.0
+    offset = BASE_OFFSET
+    for second in (False, True):
+        for i in range(STREAMS):
+            stamp = Stamp(f"producer-{i:06d}", BASE_TS + i, first_seq + second)
+            tracker.observe(offset, BASE_TS + offset, stamp, now)
+            offset += 1
+    del stamp
+    gc.collect()
+    fresh = tracemalloc.get_traced_memory()[0]
+    later = now + config.grace_period
+    tracker.caught_up(read_offset=offset, high_watermark=offset, observed_at=later)
+    tracker.tick(later)
+    gc.collect()
+    settled = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert tracker.counters.streams == STREAMS
+    # The ring holds the last ring_size records' ints whatever the stream count; it is
+    # reported on its own line, so take it out of the per-stream figure.
+    ring_ints = min(offset - BASE_OFFSET, config.ring_size) * (32 + 32)
+    return (fresh - before - ring_ints) / STREAMS, (settled - before - ring_ints) / STREAMS
+
+
+def ring_bytes() -> float:
+    """Bytes a full default ring holds: its four lists and the ints they keep alive."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    tracker = PartitionTracker("bench", 0)
+    for i in range(tracker.config.ring_size):
+        stamp = Stamp("p", 1, 1_000_000 + i)  # freed after observe(), as a record would be
+        tracker.observe(BASE_OFFSET + i, BASE_TS + i, stamp, 1.0)
+    del stamp
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return after - before
+
+
+def main() -> None:
+    """Print the figures recorded in docs/benchmarks.md."""
+    print(f"bench_tracker: {_pin_to_one_core()}")
+    tracker_s, dict_s = bench_in_order()
+    print(
+        f"in-order observe(): {tracker_s * 1e6:.3f} us/record; "
+        f"bare dict update: {dict_s * 1e6:.3f} us/record; "
+        f"ratio {tracker_s / dict_s:.2f}x  ({RECORDS:,} records, {PRODUCERS} producers, "
+        f"best of {REPEATS}; target <= 0.5 us)"
+    )
+    ring = TrackerConfig().ring_size
+    print(f"truncation ring: {ring:,} entries per partition, {ring_bytes():,.0f} bytes when full")
+    for first_seq, what in (
+        (0, "seen from sequence 0"),
+        (12_345, "first seen mid-way at seq 12,345"),
+    ):
+        fresh, settled = bench_memory(first_seq=first_seq)
+        print(
+            f"memory ({what}): {settled:.0f} bytes per stream at {STREAMS:,} streams "
+            f"(target <= 300); {fresh:.0f} right after first sight"
+        )
+
+
+if __name__ == "__main__":
+    main()
