@@ -10,6 +10,9 @@ from earliest, 0.2 s grace so gaps are confirmed while it reads) reads everythin
 * ``hang``: Alertmanager and webhook URLs pointing at a receiver that never answers;
 * ``fail``: both pointing at a receiver that answers every request with HTTP 500.
 
+The receivers run in their own processes (``python -m gapwatch.testing.receiver``), as a
+real sink would; rounds rotate the order of the three configurations.
+
 The webhook receives every kind of change (the most work for a sink). Throughput is timed
 like ``bench_monitor.py``: a 10 ms poller on the monitor's loop, from the first record read
 to the last. Reported: medians per configuration and each ratio to ``none`` (target: within
@@ -25,9 +28,10 @@ import argparse
 import asyncio
 import contextlib
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -45,7 +49,6 @@ from gapwatch.monitor.config import (
     WatchSettings,
 )
 from gapwatch.testing.kafka import KafkaCluster
-from gapwatch.testing.receiver import run_receiver
 
 PARTITIONS = 12
 PRODUCERS = 4
@@ -170,6 +173,28 @@ async def monitor_rate(config: MonitorConfig, total: int) -> tuple[float, dict[s
         await monitor.stop()
 
 
+@contextlib.contextmanager
+def receiver_process(mode: str) -> Iterator[str]:
+    """A receiver in its own process (its threads must not take the monitor's GIL)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gapwatch.testing.receiver", mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 async def main(records: int, rounds: int, gap_every: int) -> None:
     with KafkaCluster(nodes=1) as cluster:
         bootstrap = cluster.bootstrap_servers
@@ -179,10 +204,13 @@ async def main(records: int, rounds: int, gap_every: int) -> None:
         print(f"prefilled {total} records, a gap every {gap_every} records per stream")
         rates: dict[str, list[float]] = {"none": [], "hang": [], "fail": []}
         last: dict[str, dict[str, int]] = {}
-        with run_receiver("hang") as hanging, run_receiver("fail") as failing:
-            urls = {"none": None, "hang": hanging.url, "fail": failing.url}
+        with receiver_process("hang") as hanging, receiver_process("fail") as failing:
+            urls: dict[str, str | None] = {"none": None, "hang": hanging, "fail": failing}
+            names = list(urls)
             for round_no in range(rounds):
-                for name, url in urls.items():
+                # Rotate the order so that no configuration always runs first.
+                for name in names[round_no % 3 :] + names[: round_no % 3]:
+                    url = urls[name]
                     group = f"bench-sinks-{name}-{round_no}"
                     rate, figures = await monitor_rate(
                         config_for(bootstrap, topic, group, url), total

@@ -4,6 +4,8 @@
    over the same records measured in the same run (ratio and microseconds per record).
 2. Memory per tracked stream with 100,000 streams on one partition (tracemalloc), for
    streams seen from their first record and for streams first seen mid-way.
+3. The fixed cost of a full truncation ring, and of a checkpoint (snapshot/restore) of a
+   partition whose ring is full.
 
 Run on one core: ``.venv/bin/python bench/bench_tracker.py`` (pins itself to CPU 0).
 Targets (issue 3): <= 0.5 us per in-order record, <= 300 bytes per stream.
@@ -130,6 +132,24 @@ def ring_bytes() -> float:
     return after - before
 
 
+def bench_snapshot() -> tuple[int, float, float]:
+    """Size, encode and decode seconds (best of REPEATS) for a full ring, 16 streams."""
+    tracker = PartitionTracker("bench", 0)
+    for i in range(2 * tracker.config.ring_size):
+        stamp = Stamp(f"producer-{i % PRODUCERS:02d}", BASE_TS, i // PRODUCERS)
+        tracker.observe(BASE_OFFSET + i, BASE_TS + i, stamp, 1.0)
+    data = tracker.snapshot()
+    encode = decode = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        data = tracker.snapshot()
+        middle = time.perf_counter()
+        PartitionTracker.restore(data, topic="bench", partition=0)
+        encode = min(encode, middle - start)
+        decode = min(decode, time.perf_counter() - middle)
+    return len(data), encode, decode
+
+
 def main() -> None:
     """Print the figures recorded in docs/benchmarks.md."""
     print(f"bench_tracker: {_pin_to_one_core()}")
@@ -142,6 +162,11 @@ def main() -> None:
     )
     ring = TrackerConfig().ring_size
     print(f"truncation ring: {ring:,} entries per partition, {ring_bytes():,.0f} bytes when full")
+    size, encode, decode = bench_snapshot()
+    print(
+        f"snapshot with a full ring: {size:,} bytes, encode {encode * 1e3:.1f} ms, "
+        f"restore {decode * 1e3:.1f} ms"
+    )
     for first_seq, what in (
         (0, "seen from sequence 0"),
         (12_345, "first seen mid-way at seq 12,345"),

@@ -68,12 +68,12 @@ Public API (all methods are synchronous and cheap; none reads the clock)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
 from gapwatch.core.gapbook import GapBook
 from gapwatch.core.housekeeping import evict_for_cap, sweep_idle
+from gapwatch.core.late import fill
 from gapwatch.core.model import (
     NO_EVENTS,
     DuplicateRecords,
@@ -82,11 +82,7 @@ from gapwatch.core.model import (
     Gap,
     GapCause,
     GapConfirmed,
-    GapHealed,
     GapOpened,
-    GapRecovered,
-    GapShrunk,
-    GapSplit,
     GapState,
     ProducerReport,
     SequenceReset,
@@ -95,8 +91,9 @@ from gapwatch.core.model import (
     ZombieEpoch,
 )
 from gapwatch.core.reports import apply_report, mature_reports, queue_report
+from gapwatch.core.ring import high_record_ts, reset_reference_ts
 from gapwatch.core.snapshot import decode, encode
-from gapwatch.core.stream import Stream, StreamAux, find_range, take_seq
+from gapwatch.core.stream import Stream, StreamAux, find_range
 from gapwatch.core.truncation import truncate
 from gapwatch.core.wire import Stamp
 
@@ -208,7 +205,7 @@ class PartitionTracker:
             k = find_range(aux.ranges, seq)
             if k >= 0:
                 return self._fill(st, k, seq, offset, ts, now)
-        if seq == 0 and ts > self._reset_reference_ts(st):
+        if seq == 0 and ts > reset_reference_ts(self, st):
             return self._reset(i, st, offset, ts, now)
         if self._young and self._is_before_base(st, seq, now):
             return self._before_base()
@@ -326,91 +323,8 @@ class PartitionTracker:
     def _fill(
         self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float
     ) -> Sequence[Event]:
-        """R6 (late) and R7 (recovered): ``seq`` is inside ``st``'s range ``k``."""
-        aux = st.aux
-        assert aux is not None  # the caller found a range
-        r = aux.ranges[k]
-        gap = self._book.active[r.gap_id]
-        if gap.state is not GapState.OPEN:
-            return self._recovered(st, k, seq, now, gap)
-        return self._late(st, k, seq, offset, ts, now, gap)
-
-    def _late(
-        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float, gap: Gap
-    ) -> Sequence[Event]:
-        aux = st.aux
-        assert aux is not None
-        self._counters.late += 1
-        right = take_seq(aux.ranges, k, seq)
-        if gap.first_seq == gap.last_seq:
-            healed = replace(gap, state=GapState.HEALED, count=0, healed_at=now, updated_at=now)
-            self._book.close(healed)
-            st.drop_aux_if_empty()
-            return (GapHealed(healed),)
-        if seq == gap.first_seq:
-            shrunk = replace(
-                gap,
-                first_seq=seq + 1,
-                count=gap.count - 1,
-                offset_before=offset,
-                timestamp_before_ms=ts,
-                updated_at=now,
-            )
-            self._book.update(shrunk)
-            return (GapShrunk(shrunk, seq),)
-        if seq == gap.last_seq:
-            shrunk = replace(
-                gap,
-                last_seq=seq - 1,
-                count=gap.count - 1,
-                offset_after=offset,
-                timestamp_after_ms=ts,
-                updated_at=now,
-            )
-            self._book.update(shrunk)
-            return (GapShrunk(shrunk, seq),)
-        assert right is not None  # a middle sequence always splits
-        left = replace(
-            gap,
-            last_seq=seq - 1,
-            count=seq - gap.first_seq,
-            offset_after=offset,
-            timestamp_after_ms=ts,
-            updated_at=now,
-        )
-        right_gap = replace(
-            gap,
-            id=self._book.new_id(gap.key, seq + 1, gap.generation, gap.cause),
-            first_seq=seq + 1,
-            count=gap.last_seq - seq,
-            offset_before=offset,
-            timestamp_before_ms=ts,
-            updated_at=now,
-        )
-        self._book.update(left)
-        # The split-off range already sits in the stream; re-point it at its own gap.
-        right.gap_id = right_gap.id
-        self._book.active[right_gap.id] = right_gap
-        self._book.owner[right_gap.id] = st
-        self._book.open[right_gap.id] = None
-        self._counters.open_gaps += 1
-        return (GapSplit(left, right_gap, seq),)
-
-    def _recovered(self, st: Stream, k: int, seq: int, now: float, gap: Gap) -> Sequence[Event]:
-        aux = st.aux
-        assert aux is not None
-        self._counters.recovered += 1
-        take_seq(aux.ranges, k, seq)
-        recovered = gap.recovered + 1
-        if recovered >= gap.count:
-            state = GapState.RECOVERED if gap.state is GapState.CONFIRMED else gap.state
-            done = replace(gap, recovered=recovered, state=state, updated_at=now)
-            self._book.close(done)
-            st.drop_aux_if_empty()
-            return (GapRecovered(done, seq),)
-        updated = replace(gap, recovered=recovered, updated_at=now)
-        self._book.update(updated)
-        return (GapRecovered(updated, seq),)
+        """R6 (late) and R7 (recovered): ``seq`` is inside ``st``'s missing range ``k``."""
+        return fill(self, st, k, seq, offset, ts, now)
 
     def _reset(self, i: int, old: Stream, offset: int, ts: int, now: float) -> Sequence[Event]:
         generation = old.generation + 1
@@ -563,35 +477,8 @@ class PartitionTracker:
             )
         return out
 
-    def _ring_index_of(self, st: Stream) -> int:
-        """Ring index (``ring_start()..n-1``) of ``st``'s high record, or -1 if it left."""
-        offsets, mask = self._ring_offsets, self._mask
-        lo, hi = self.ring_start(), self._n
-        target = st.high_offset
-        while lo < hi:  # offsets in the ring only grow: binary search
-            mid = (lo + hi) // 2
-            if offsets[mid & mask] < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        while lo < self._n and offsets[lo & mask] == target:
-            if self._ring_streams[lo & mask] is st and self._ring_seqs[lo & mask] == st.high:
-                return lo
-            lo += 1
-        return -1
-
     def _high_ts(self, st: Stream) -> int | None:
-        """Timestamp of ``st``'s high record while the ring still holds it."""
-        k = self._ring_index_of(st)
-        return None if k < 0 else self._ring_ts[k & self._mask]
-
-    def _reset_reference_ts(self, st: Stream) -> int:
-        ts = self._high_ts(st)
-        if ts is None:
-            start = self.ring_start()
-            # The oldest record in the ring was read after st's newest one.
-            ts = self._ring_ts[start & self._mask] if start < self._n else -1
-        return ts
+        return high_record_ts(self, st)
 
     def ring_start(self) -> int:
         """Index of the oldest valid ring entry (entries ``ring_start()..n-1`` are valid)."""

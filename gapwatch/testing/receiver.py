@@ -97,3 +97,21 @@ def run_receiver(mode: Mode = "ok") -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def main() -> None:
+    """``python -m gapwatch.testing.receiver ok|fail|hang``: serve in this process, print the
+    URL on stdout, until stdin closes (benchmarks keep the receiver out of their own
+    process, so its threads do not compete for the GIL with the monitor)."""
+    import sys
+
+    mode = sys.argv[1] if len(sys.argv) > 1 else "ok"
+    if mode not in ("ok", "fail", "hang"):
+        raise SystemExit(f"mode must be ok, fail or hang, not {mode!r}")
+    with run_receiver(mode) as receiver:  # type: ignore[arg-type]
+        print(receiver.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
