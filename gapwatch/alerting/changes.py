@@ -31,6 +31,7 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
 )
@@ -50,6 +51,7 @@ class ChangeKind(StrEnum):
     CONFIRMED = "confirmed"
     RECOVERED = "recovered"  # a record of a confirmed gap arrived later (see gap.recovered)
     TRUNCATED = "truncated"
+    UNKNOWN = "unknown"  # open when retention deleted unread offsets: not called lost
     SKIPPED = "skipped"
     OWNED = "owned"  # an instance took over the partition; the gap's state is unchanged
 
@@ -60,6 +62,7 @@ _KIND_OF_STATE: Final = {
     GapState.HEALED: ChangeKind.HEALED,
     GapState.RECOVERED: ChangeKind.RECOVERED,
     GapState.TRUNCATED: ChangeKind.TRUNCATED,
+    GapState.UNKNOWN: ChangeKind.UNKNOWN,
 }
 
 
@@ -167,6 +170,8 @@ def changes_from_events(
             add(ChangeKind.CONFIRMED, event.gap)
         elif isinstance(event, GapRecovered):
             add(ChangeKind.RECOVERED, event.gap)
+        elif isinstance(event, GapUnknown):
+            add(ChangeKind.UNKNOWN, event.gap)
         elif isinstance(event, RecordsTruncated):
             for gap in event.gaps:
                 add(ChangeKind.TRUNCATED, gap)

@@ -47,6 +47,7 @@ ALL_KINDS: Final = (
     "confirmed",
     "recovered",
     "truncated",
+    "unknown",
     "skipped",
     DUPLICATES,
 )

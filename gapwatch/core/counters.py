@@ -27,6 +27,8 @@ COUNTER_NAMES: Final = (
     "unknown_fate",
     "reports_unmatched",
     "gaps_forgotten",
+    "gaps_unknown",
+    "truncations_beyond_ring",
 )
 
 
@@ -43,6 +45,9 @@ class TrackerCounters:
       dropped by ``max_tracked_gaps``.
     * ``unknown_fate``: unacknowledged sequences of a closed producer that never arrived.
     * ``reports_unmatched``: producer reports about streams this partition never saw.
+    * ``gaps_unknown``: gaps that were open when retention deleted unread offsets and were
+      then neither healed nor called lost (R16); ``truncations_beyond_ring``: log
+      divergences that reached the ring's oldest record (depth unknown, R13).
     """
 
     __slots__ = COUNTER_NAMES
@@ -69,6 +74,8 @@ class TrackerCounters:
     unknown_fate: int
     reports_unmatched: int
     gaps_forgotten: int
+    gaps_unknown: int
+    truncations_beyond_ring: int
 
     def as_dict(self) -> dict[str, int]:
         """All counters by name (a copy)."""

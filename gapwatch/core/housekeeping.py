@@ -32,6 +32,7 @@ def _drop(t: PartitionTracker, st: Stream, reason: str, now: float) -> Event:
     t._book.detach_stream(st)
     t._reporting.pop(st, None)
     t._young.pop(st, None)
+    t._rebase.pop(st, None)
     t._counters.evictions += 1
     t._counters.streams -= 1
     return StreamEvicted(t._key(st.producer, st.epoch), reason, now)

@@ -93,6 +93,8 @@ def _late(
     t._book.owner[right_gap.id] = st
     t._book.open[right_gap.id] = None
     t._counters.open_gaps += 1
+    if gap.id in t._doubtful:
+        t._doubtful.add(right_gap.id)  # both pieces were open at the skip (R16)
     return (GapSplit(left, right_gap, seq),)
 
 

@@ -12,7 +12,8 @@ Gap states (:class:`GapState`)::
 
     open ──(every missing record arrived)──────────────▶ healed      (not a loss)
      │
-     └──(confirmation rule held)──▶ confirmed ──(all missing records arrived later)──▶ recovered
+     ├──(confirmation rule held)──▶ confirmed ──(all missing records arrived later)──▶ recovered
+     └──(confirmation rule held, but retention deleted unread offsets meanwhile)──▶ unknown
     (log truncation) ───────────────▶ truncated
 
 * ``open``: sequences are missing but may still arrive (reordering by retries).
@@ -24,6 +25,9 @@ Gap states (:class:`GapState`)::
   the loss stays counted (metrics are counters), but alerts may resolve at once.
 * ``truncated``: records the monitor had already read were removed from the log by a
   truncation (an out-of-sync replica became leader). ``count`` records are gone.
+* ``unknown``: the gap was still open when retention deleted offsets before the monitor
+  read them, so its missing records may have been among them (written, then deleted
+  unread). Terminal and not a loss: nobody can tell any more.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ class GapState(StrEnum):
     HEALED = "healed"
     RECOVERED = "recovered"
     TRUNCATED = "truncated"
+    UNKNOWN = "unknown"
 
     @property
     def is_loss(self) -> bool:
         """True for states that count as lost records (confirmed, recovered, truncated)."""
-        return self is not GapState.OPEN and self is not GapState.HEALED
+        return self in (GapState.CONFIRMED, GapState.RECOVERED, GapState.TRUNCATED)
 
 
 class GapCause(StrEnum):
@@ -254,6 +259,14 @@ class GapConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class GapUnknown:
+    """The confirmation rule held for a gap that was open when retention deleted unread
+    offsets (rule R16): its records may have been among them, so it is not called lost."""
+
+    gap: Gap
+
+
+@dataclass(frozen=True, slots=True)
 class GapRecovered:
     """A record (``seq``) of a confirmed or truncated gap arrived after all."""
 
@@ -316,10 +329,12 @@ class StreamEvicted:
 
 @dataclass(frozen=True, slots=True)
 class RecordsTruncated:
-    """The log was truncated below offsets already read.
+    """The log was truncated below offsets already read, or diverged from what was read.
 
     ``gaps`` are the new ``truncated`` gaps (exact, from the ring); ``unaccounted`` is how
     many truncated offsets fell outside the ring so their sequences are unknown.
+    ``beyond_ring``: the log differs from the oldest record the ring holds, so the
+    divergence may reach further back than the ring can tell (depth unknown).
     """
 
     topic: str
@@ -330,6 +345,7 @@ class RecordsTruncated:
     count: int
     unaccounted: int
     at: float
+    beyond_ring: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +382,7 @@ Event: TypeAlias = (
     | GapHealed
     | GapConfirmed
     | GapRecovered
+    | GapUnknown
     | DuplicateRecords
     | SequenceReset
     | EpochStarted

@@ -29,6 +29,7 @@ from gapwatch.core.model import (
     ProducerReport,
     UnknownFate,
 )
+from gapwatch.core.skip import is_unresolved
 from gapwatch.core.stream import PendingReport, Stream
 from gapwatch.core.wire import MAX_U64
 
@@ -142,6 +143,11 @@ def _orphan_matured(
         # we cannot tell whether its records predate the monitor's start: no claim.
         t._counters.reports_unmatched += 1
         return []
+    if current is not None and current.epoch < report.epoch and is_unresolved(t, current):
+        # R16: the new epoch may have begun among offsets deleted before they were read.
+        acked = report.highest_acked
+        t._counters.unknown_fate += acked + 1
+        return [UnknownFate(t._key(report.producer, report.epoch), 0, acked, acked + 1, now)]
     # We watched an older epoch of this producer here, so this epoch's acknowledged
     # records should have been read: all of them are missing.
     told = _told(report.failed, 0, report.highest_acked)
@@ -164,7 +170,13 @@ def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float
     events: list[Event] = []
     aux = st.aux
     assert aux is not None
-    if pending.acked > st.high:
+    above = st.high  # the final part starts after the acknowledged part
+    if pending.acked > st.high and is_unresolved(t, st):
+        # R16: nothing of this stream was read since retention deleted unread offsets;
+        # its acknowledged records may have been among them: not provably lost.
+        events.append(_unknown_fate(t, st, st.high + 1, pending.acked, now))
+        above = pending.acked
+    elif pending.acked > st.high:
         first, last = st.high + 1, pending.acked
         told = any(span_first <= last and first <= span_last for span_first, span_last in aux.told)
         events.append(
@@ -181,10 +193,9 @@ def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float
                 told=told,
             )
         )
-        st.high = last
-    if pending.final and pending.assigned > st.high:
-        first = st.high + 1
-        for lo, hi, told in _split_told(aux.told, first, pending.assigned):
+        st.high = above = last
+    if pending.final and pending.assigned > above:
+        for lo, hi, told in _split_told(aux.told, above + 1, pending.assigned):
             if told:
                 events.append(
                     _confirmed_gap(
@@ -201,12 +212,16 @@ def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float
                     )
                 )
             else:
-                t._counters.unknown_fate += hi - lo + 1
-                events.append(UnknownFate(t._key(st.producer, st.epoch), lo, hi, hi - lo + 1, now))
+                events.append(_unknown_fate(t, st, lo, hi, now))
     aux.told = [
         (span_first, span_last) for span_first, span_last in aux.told if span_last > st.high
     ]
     return events
+
+
+def _unknown_fate(t: PartitionTracker, st: Stream, first: int, last: int, now: float) -> Event:
+    t._counters.unknown_fate += last - first + 1
+    return UnknownFate(t._key(st.producer, st.epoch), first, last, last - first + 1, now)
 
 
 def _confirmed_gap(

@@ -6,7 +6,8 @@ and streams only the ring still names) with its high sequence and record, the ba
 of streams first seen mid-way,
 missing ranges, reset generation, pending producer reports and failed ranges; active
 gaps and the closed history; the confirmation facts (caught-up time, pending
-watermarks); reports waiting for their stream; the counters; and the ring entries as four
+watermarks); reports waiting for their stream; the counters; the R16 skip marks and
+doubtful gap ids (version 3); and the ring entries as four
 packed arrays (offsets and timestamps int64, sequences uint64, stream indexes int32):
 packing and unpacking run in C, so a full ring costs a few milliseconds, not a Python
 loop per entry. Restoring into a config with a
@@ -15,7 +16,7 @@ sweep (the first ``tick`` after a restore sweeps).
 
 :func:`decode` validates every field and raises :class:`~gapwatch.errors.SnapshotError`,
 and nothing else, for anything it cannot trust. Format changes bump :data:`VERSION`;
-a reader accepts only versions it knows.
+a reader accepts only versions it knows (:data:`READABLE_VERSIONS`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
     from gapwatch.core.tracker import PartitionTracker
 
 MAGIC: Final = b"GWT"
-VERSION: Final = 2
+VERSION: Final = 3
+# Versions this reader accepts: 2 is 3 without the R16 state (skip marks, doubtful gaps).
+READABLE_VERSIONS: Final = frozenset((2, 3))
 # A checkpoint is stored in Kafka; refuse to inflate anything absurd (zip bombs).
 MAX_INFLATED_BYTES: Final = 256 * 1024 * 1024
 
@@ -137,6 +140,8 @@ def encode(t: PartitionTracker) -> bytes:
             for at, r in t._orphans.values()
         ],
         "young": [[add(st, _ROLE_OTHER), base, at] for st, (base, at) in t._young.items()],
+        "rebase": [[add(st, _ROLE_OTHER), mark] for st, mark in t._rebase.items()],
+        "doubtful": sorted(t._doubtful),
         "ring_entries": n - start,
     }
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
@@ -293,8 +298,9 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
     data = bytes(data)
     if len(data) < 4 or data[:3] != MAGIC:
         raise SnapshotError("not a gapwatch tracker snapshot")
-    if data[3] != VERSION:
-        raise SnapshotError(f"unknown snapshot version {data[3]} (this reader knows {VERSION})")
+    if data[3] not in READABLE_VERSIONS:
+        known = ", ".join(map(str, sorted(READABLE_VERSIONS)))
+        raise SnapshotError(f"unknown snapshot version {data[3]} (this reader knows {known})")
     inflater = zlib.decompressobj()
     payload = inflater.decompress(data[4:], MAX_INFLATED_BYTES)
     if inflater.unconsumed_tail or not inflater.eof:
@@ -369,6 +375,13 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
         if young_stream is None:
             raise _BadFieldError("young stream")
         t._young[young_stream] = (_int(base), _float(at))
+    for r in _list(body.get("rebase", [])):
+        owner, mark = _list(r, 2)
+        marked = stream_at(owner)
+        if marked is None:
+            raise _BadFieldError("rebase stream")
+        t._rebase[marked] = _int(mark, _I64_MIN, _I64_MAX)
+    t._doubtful = {_str(gid) for gid in _list(body.get("doubtful", []))}
     count = _int(body["ring_entries"], 0, len(ring) // 28)
     if len(ring) != 28 * count:
         raise _BadFieldError("ring size")

@@ -45,12 +45,23 @@ R12 producer_report -- a report's claims mature under the same rule from the tim
                      gap; for a final report, unacknowledged ones become ``UnknownFate`` and
                      failed ones confirmed ``producer_told`` gaps; failed ranges mark the
                      gaps that cover them ``producer_told``.
-R13 truncation    -- the log end moved below offsets already read: the ring names the
-                     sequences that are gone (``truncated`` gaps, no longer "seen", so a
-                     re-sent copy is recovered, not a duplicate) and is rewound.
+R13 truncation    -- the log end moved below offsets already read (:meth:`log_truncated`),
+                     or the log diverged from what was read (:meth:`find_divergence` on
+                     records re-read after a leader change, then :meth:`log_diverged_at`):
+                     the ring names the sequences that are gone (``truncated`` gaps, no
+                     longer "seen", so a re-sent copy is recovered, not a duplicate) and
+                     is rewound. Bound: ``ring_size`` records; offsets truncated below the
+                     ring are ``unaccounted``, a divergence at the ring's oldest record is
+                     ``beyond_ring`` (depth unknown).
 R14 eviction      -- streams idle for ``idle_eviction`` with no open gap are forgotten; at
                      ``max_streams`` the least recently seen are. Both counted and reported.
 R15 untrusted     -- unstamped and malformed records are counted, nothing else.
+R16 skipped       -- retention deleted offsets before they were read
+                     (:meth:`records_skipped`): each stream's next record that is not in
+                     order is a new baseline (no gap; a restart if it goes back with a
+                     newer timestamp; a duplicate if it goes back with an older one), and
+                     gaps open at the skip become ``unknown``, not lost, when R11 holds
+                     (their records may have been deleted unread). See ``skip.py``.
 
 Public API (all methods are synchronous and cheap; none reads the clock)::
 
@@ -61,16 +72,20 @@ Public API (all methods are synchronous and cheap; none reads the clock)::
     t.tick(now) -> Sequence[Event]                   # confirmations, reports, eviction
     t.apply_producer_report(report, now) -> Sequence[Event]
     t.log_truncated(new_end_offset, now) -> Sequence[Event]
+    t.records_skipped(first_offset, last_offset, now) -> Sequence[Event]   # R16
+    t.verify_from(), t.newest_read(before), t.find_divergence(log, log_start=, log_end=)
+    t.log_diverged_at(offset, now, beyond_ring=False) -> Sequence[Event]   # R13
     t.counters (TrackerCounters), t.gaps(), t.gap(id), t.open_gaps(), t.streams()
     t.snapshot() -> bytes; PartitionTracker.restore(data, topic=, partition=, config=)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
+from gapwatch.core.divergence import find_divergence, newest_read, verify_from
 from gapwatch.core.gapbook import GapBook
 from gapwatch.core.housekeeping import evict_for_cap, sweep_idle
 from gapwatch.core.late import fill
@@ -92,6 +107,7 @@ from gapwatch.core.model import (
 )
 from gapwatch.core.reports import apply_report, mature_reports, queue_report
 from gapwatch.core.ring import high_record_ts, reset_reference_ts
+from gapwatch.core.skip import after_skip, close_unknown, is_unresolved, skip
 from gapwatch.core.snapshot import decode, encode
 from gapwatch.core.stream import Stream, StreamAux, find_range
 from gapwatch.core.truncation import truncate
@@ -112,12 +128,14 @@ class PartitionTracker:
         "_book",
         "_caught_up_at",
         "_counters",
+        "_doubtful",
         "_grace",
         "_hwm_pending",
         "_mask",
         "_n",
         "_next_sweep",
         "_orphans",
+        "_rebase",
         "_records_base",
         "_reporting",
         "_retired",
@@ -165,6 +183,10 @@ class PartitionTracker:
         # Baselines of streams first seen mid-way, while R9 needs them: stream -> (base,
         # first seen at). Streams seen from sequence 0 never need one.
         self._young: dict[Stream, tuple[int, float]] = {}
+        # R16: streams marked by a skip (-> the skip's last offset), and ids of gaps that
+        # were open at a skip (they end ``unknown`` instead of confirmed).
+        self._rebase: dict[Stream, int] = {}
+        self._doubtful: set[str] = set()
         self._ring_streams: list[Stream | None] = [None] * size
 
     # --- R1: the hot path ------------------------------------------------------------
@@ -198,6 +220,10 @@ class PartitionTracker:
         if stamp.epoch < st.epoch:
             return self._old_epoch(i, offset, ts, stamp, now, st)
         st.last_seen = now
+        if self._rebase and st in self._rebase:
+            decided = after_skip(self, i, st, seq, offset, ts, now)
+            if decided is not None:
+                return decided
         if seq > st.high:
             return self._jump_ahead(st, seq, offset, ts, now)
         aux = st.aux
@@ -239,6 +265,9 @@ class PartitionTracker:
             events.extend(evict_for_cap(self, now))
         if self._streams.get(producer) is old:  # unless the cap just evicted it
             self._retired[(producer, old.epoch)] = old
+        # After a skip (R16) the new epoch may have begun among the deleted records.
+        witnessed = not (self._rebase and is_unresolved(self, old))
+        self._rebase.pop(old, None)
         st = Stream(producer, stamp.epoch, seq, offset, now)
         self._streams[producer] = st
         self._ring_streams[i] = st
@@ -248,7 +277,7 @@ class PartitionTracker:
         orphan = self._orphans.pop((producer, stamp.epoch), None)
         if orphan is not None:
             self._queue_report(st, orphan[1], orphan[0])
-        if seq > 0:
+        if seq > 0 and witnessed:
             # Head loss: we watched the previous epoch, so this one started while we were
             # reading and its records 0..seq-1 should be here.
             gid = self._book.new_id(key, 0, 0, GapCause.HEAD)
@@ -326,13 +355,19 @@ class PartitionTracker:
         """R6 (late) and R7 (recovered): ``seq`` is inside ``st``'s missing range ``k``."""
         return fill(self, st, k, seq, offset, ts, now)
 
-    def _reset(self, i: int, old: Stream, offset: int, ts: int, now: float) -> Sequence[Event]:
+    def _reset(
+        self, i: int, old: Stream, offset: int, ts: int, now: float, *, seq: int = 0
+    ) -> Sequence[Event]:
+        """R8 (and R16 c, where the new run is first seen at ``seq``)."""
         generation = old.generation + 1
         # The old generation's gaps stay (and are confirmed by R11), but nothing that
         # arrives from now on can be told apart from the new run, so they are unwatched.
         self._book.detach_stream(old)
         self._young.pop(old, None)
-        st = Stream(old.producer, old.epoch, 0, offset, now, StreamAux(generation))
+        self._rebase.pop(old, None)
+        st = Stream(old.producer, old.epoch, seq, offset, now, StreamAux(generation))
+        if seq > 0:
+            self._young[st] = (seq, now)
         self._streams[old.producer] = st
         self._ring_streams[i] = st
         self._reporting.pop(old, None)
@@ -397,6 +432,8 @@ class PartitionTracker:
     def tick(self, now: float) -> Sequence[Event]:
         """Run the time-driven rules: confirmation (R11, R12) and idle eviction (R14)."""
         events = list(self._confirm(now))
+        if self._doubtful:
+            self._doubtful &= self._book.open.keys()
         if self._young:
             # Rebuilt rather than deleted from: a dict never gives back its table, and after
             # a monitor starts on a busy topic this one briefly holds every stream.
@@ -417,7 +454,10 @@ class PartitionTracker:
         events: list[Event] = []
         book = self._book
         for gid in [g for g in book.open if self._is_settled(book.active[g].opened_at, now)]:
-            events.append(GapConfirmed(book.confirm(book.active[gid], now)))
+            if gid in self._doubtful:
+                events.append(close_unknown(self, book.active[gid], now))  # R16
+            else:
+                events.append(GapConfirmed(book.confirm(book.active[gid], now)))
         if self._reporting or self._orphans:
             events.extend(mature_reports(self, now))
         return events or NO_EVENTS
@@ -431,6 +471,34 @@ class PartitionTracker:
     def log_truncated(self, new_end_offset: int, now: float) -> Sequence[Event]:
         """The log now ends at ``new_end_offset``, below offsets already read (R13)."""
         return truncate(self, new_end_offset, now)
+
+    def verify_from(self) -> int | None:
+        """The oldest offset whose record the ring can verify (``None``: ring empty)."""
+        return verify_from(self)
+
+    def newest_read(self, before: int | None = None) -> tuple[int, Stamp] | None:
+        """The newest (offset, stamp) the ring holds below ``before``: a probe (R13)."""
+        return newest_read(self, before)
+
+    def find_divergence(
+        self, log: Iterable[tuple[int, Stamp | None]], *, log_start: int, log_end: int
+    ) -> tuple[int, bool] | None:
+        """First offset where the re-read ``log`` differs from the ring, with
+        ``beyond_ring``; ``None`` if it agrees (R13, see ``divergence.py``)."""
+        return find_divergence(self, log, log_start=log_start, log_end=log_end)
+
+    def log_diverged_at(
+        self, offset: int, now: float, *, beyond_ring: bool = False
+    ) -> Sequence[Event]:
+        """Records read at and after ``offset`` are no longer in the log (R13)."""
+        return truncate(self, offset, now, beyond_ring=beyond_ring)
+
+    def records_skipped(self, first_offset: int, last_offset: int, now: float) -> Sequence[Event]:
+        """Retention deleted ``first_offset..last_offset`` before they were read (R16).
+
+        Returns the ``RecordsSkipped`` event.
+        """
+        return skip(self, first_offset, last_offset, now)
 
     def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> None:
         queue_report(self, st, report, at)

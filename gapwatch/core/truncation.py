@@ -14,6 +14,10 @@ truncated ones are exactly the ring entries at offsets ``>= new_end_offset``:
   unstamped and control records);
 * the ring is rewound to ``new_end_offset``, so the records written there next are new.
 
+The same rule answers a log that *diverged* at an offset (see
+:mod:`gapwatch.core.divergence`): everything read at and after it is gone, whatever the
+new log holds there now.
+
 These functions are the tracker's own code, kept in a module of their own for size.
 """
 
@@ -35,8 +39,14 @@ if TYPE_CHECKING:
     from gapwatch.core.tracker import PartitionTracker
 
 
-def truncate(t: PartitionTracker, new_end: int, now: float) -> tuple[Event, ...]:
-    """Apply a truncation to ``new_end`` (exclusive end offset); see the module docstring."""
+def truncate(
+    t: PartitionTracker, new_end: int, now: float, *, beyond_ring: bool = False
+) -> tuple[Event, ...]:
+    """Apply a truncation to ``new_end`` (exclusive end offset); see the module docstring.
+
+    ``beyond_ring``: the caller found the log differing from the ring's oldest entry, so
+    the divergence may be deeper than the ring (counted ``truncations_beyond_ring``).
+    """
     offsets, seqs, streams, mask = t._ring_offsets, t._ring_seqs, t._ring_streams, t._mask
     n = t._n
     oldest = t.ring_start()
@@ -71,6 +81,7 @@ def truncate(t: PartitionTracker, new_end: int, now: float) -> tuple[Event, ...]
     count = sum(g.count for g in gaps)
     t._counters.truncated += count
     t._counters.truncated_unaccounted += unaccounted
+    t._counters.truncations_beyond_ring += beyond_ring
 
     # Rewind: entries at and above ``j`` are gone; the slots they shared with older
     # entries are no longer valid either.
@@ -81,7 +92,15 @@ def truncate(t: PartitionTracker, new_end: int, now: float) -> tuple[Event, ...]
     t._n = j
     return (
         RecordsTruncated(
-            t.topic, t.partition, new_end, previous_end, tuple(gaps), count, unaccounted, now
+            t.topic,
+            t.partition,
+            new_end,
+            previous_end,
+            tuple(gaps),
+            count,
+            unaccounted,
+            now,
+            beyond_ring,
         ),
     )
 

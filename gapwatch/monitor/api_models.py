@@ -20,7 +20,7 @@ class GapModel(BaseModel):
     first_seq: int
     last_seq: int
     count: int = Field(description="missing records (frozen at confirmation)")
-    state: str = Field(description="open | confirmed | healed | recovered | truncated")
+    state: str = Field(description="open | confirmed | healed | recovered | truncated | unknown")
     cause: str = Field(description="sequence | head | tail | producer | truncation")
     opened_at: str | None
     updated_at: str | None

@@ -270,6 +270,7 @@ WEBHOOK_EVENT_KINDS = (
     "confirmed",
     "recovered",
     "truncated",
+    "unknown",
     "skipped",
     "duplicates",
 )

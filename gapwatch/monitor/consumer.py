@@ -13,7 +13,8 @@ instances share the partitions. Rules it keeps:
    the high watermark of the latest fetch response is reported to its tracker as
    "caught up to HW, observed at T". A lagging or stalled monitor reports nothing, so it
    cannot confirm gaps whose late records are still unread.
-3. **Leader changes** trigger a truncation check (log end below what was read).
+3. **Leader changes** trigger a log check: the records read are compared with the log
+   the new leader holds (:mod:`gapwatch.monitor.logverify`).
 4. **One lock** serialises everything that touches trackers or positions: the loop holds it
    except while waiting in ``getmany``; the rebalance listener and the report reader take
    it. The record path itself never awaits.
@@ -48,6 +49,7 @@ from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.fanout import EventFanout
 from gapwatch.monitor.gapstore import GapStore
 from gapwatch.monitor.logchanges import check_leaders, recover_out_of_range
+from gapwatch.monitor.logverify import LogReader
 from gapwatch.monitor.metrics import MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
 from gapwatch.monitor.stamps import StampReader
@@ -124,6 +126,9 @@ class MonitorConsumer:
         self.last_fetch_at = 0.0
         self._stopping = asyncio.Event()
         self._stamps = StampReader()
+        self._log_reader = LogReader(
+            client_kwargs=client_kwargs, isolation_level=config.kafka.isolation_level
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -163,7 +168,10 @@ class MonitorConsumer:
             async with self.lock:
                 await self._checkpoint(list(self._partitions))
         finally:
-            await self._consumer.stop()
+            try:
+                await self._log_reader.stop()
+            finally:
+                await self._consumer.stop()
 
     def is_up(self) -> bool:
         """Whether the loop fetched recently (a wedged loop reports down)."""
@@ -274,11 +282,13 @@ class MonitorConsumer:
     async def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         assert self._consumer is not None
         now = self._clock()
-        events = await recover_out_of_range(self._consumer, self._partitions, exc, now)
+        events = await recover_out_of_range(
+            self._consumer, self._log_reader, self._partitions, exc, now
+        )
         self._fanout.publish(events, now)
 
     async def _check_leaders(self, consumer: AIOKafkaConsumer) -> None:
-        events = await check_leaders(consumer, self._partitions, self._clock)
+        events = await check_leaders(consumer, self._log_reader, self._partitions, self._clock)
         self._fanout.publish(events, self._clock())
 
     # --- checkpoints and rebalances ----------------------------------------------------

@@ -23,6 +23,7 @@ from gapwatch.core.model import (
     GapHealed,
     GapOpened,
     GapRecovered,
+    GapUnknown,
     GapShrunk,
     GapSplit,
     GapState,
@@ -97,7 +98,9 @@ class GapStore:
     def handle(self, events: Sequence[Event], now: float) -> None:
         """Apply a batch of tracker events (the :class:`EventSubscriber` entry point)."""
         for event in events:
-            if isinstance(event, GapOpened | GapShrunk | GapHealed | GapConfirmed | GapRecovered):
+            if isinstance(
+                event, GapOpened | GapShrunk | GapHealed | GapConfirmed | GapRecovered | GapUnknown
+            ):
                 self.put(event.gap)
             elif isinstance(event, GapSplit):
                 self.put(event.left)

@@ -3,16 +3,18 @@
 Rules (rule 1 and 3 of :mod:`gapwatch.monitor.consumer`):
 
 1. **Below the log start** (out-of-range fetch): retention deleted offsets before the
-   monitor read them. Reported as ``RecordsSkipped`` (never loss), the tracker is told,
-   and reading resumes at the log start. No silent offset reset.
+   monitor read them. Reported as ``RecordsSkipped`` (never loss); the tracker takes the
+   fact (rule R16: each stream's next record is a new baseline, gaps open at the skip
+   cannot become loss) and reading resumes at the log start. No silent offset reset.
 2. **Above the log end** (out-of-range fetch): the log was truncated after the monitor
-   read it, because an out-of-sync replica became leader (an unclean election). The
-   tracker's ring names the already-read sequences that are gone (``truncated`` gaps);
-   reading resumes at the new end.
+   read it, because an out-of-sync replica became leader (an unclean election). The log
+   is re-read and compared with the tracker's ring (:mod:`gapwatch.monitor.logverify`):
+   the already-read sequences that are gone become ``truncated`` gaps and reading
+   resumes at the divergence point.
 3. **Leader changes** are counted per partition (``gapwatch_leader_changes_total``,
-   ``/streams``) and logged; after each, the new leader's log end is compared with the
-   read position, so a truncation is found even when the next fetch would succeed
-   (records written after the election can refill the offsets already read).
+   ``/streams``) and logged; after each, the log is verified the same way, so a
+   truncation is found even when producers already appended to the new leader and its
+   log end is above the read position. A failed check is retried at the next one.
 
 aiokafka's metadata exposes leader ids but not leader epochs, so leader ids are compared.
 """
@@ -26,9 +28,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
-from gapwatch.core.model import Event, RecordsSkipped
+from gapwatch.core.model import Event
+from gapwatch.monitor.logverify import LogReader, find_divergence
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.tracking import skip_records
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ ADMIN_TIMEOUT = 30.0
 
 async def recover_out_of_range(
     consumer: AIOKafkaConsumer,
+    reader: LogReader,
     partitions: OwnedPartitions,
     exc: OffsetOutOfRangeError,
     now: float,
@@ -52,77 +55,86 @@ async def recover_out_of_range(
             start = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
         if fetch_offset < start:
-            count = start - fetch_offset
-            state.skipped += count
-            events.append(
-                RecordsSkipped(tp.topic, tp.partition, fetch_offset, start - 1, count, now)
-            )
-            events.extend(skip_records(state.tracker, fetch_offset, start - 1, now))
+            state.skipped += start - fetch_offset
+            events.extend(state.tracker.records_skipped(fetch_offset, start - 1, now))
             log.warning("%s: offsets %d..%d deleted before read", tp, fetch_offset, start - 1)
             consumer.seek(tp, start)
+            state.position = start
         elif fetch_offset > end:
-            events.extend(state.tracker.log_truncated(end, now))
+            state.position = fetch_offset
+            found, resume = await find_divergence(
+                reader, state, log_start=start, log_end=end, now=now
+            )
+            events.extend(found)
+            resume = end if resume is None else resume
             log.error(
-                "%s: log truncated from %d to %d (leader %s): records already read are "
-                "gone, an out-of-sync replica became leader",
+                "%s: log truncated from %d to %d (leader %s), resuming at %d: an "
+                "out-of-sync replica became leader",
                 tp,
                 fetch_offset,
                 end,
                 state.leader,
+                resume,
             )
-            consumer.seek(tp, end)
-            state.position = end
+            consumer.seek(tp, resume)
+            state.position = state.checked_position = resume
         else:
             consumer.seek(tp, fetch_offset)
     return events
 
 
 async def check_leaders(
-    consumer: AIOKafkaConsumer, partitions: OwnedPartitions, clock: Callable[[], float]
+    consumer: AIOKafkaConsumer,
+    reader: LogReader,
+    partitions: OwnedPartitions,
+    clock: Callable[[], float],
 ) -> list[Event]:
-    """Rule 3: note leader changes and look for a truncation behind each one."""
+    """Rule 3: note leader changes and verify the log behind each one."""
     # aiokafka has no public accessor for partition leaders; its client's cluster
     # metadata is what the fetcher itself routes by.
     cluster = consumer._client.cluster
     changed: list[PartitionState] = []
     for state in partitions:
         leader = cluster.leader_for_partition(TopicPartition(state.topic, state.partition))
-        if leader is None or leader < 0 or leader == state.leader:
+        if leader is None or leader < 0:
             continue
-        if state.leader is not None:
-            changed.append(state)
+        if leader == state.leader or state.leader is None:
+            state.leader = leader
+            if not state.needs_verify:
+                # Everything read so far came from this leader (the fetcher routes by
+                # the same metadata), so a later check may trust it.
+                state.checked_position = state.position
+                continue
+        else:
             state.leader_changes += 1
             log.warning(
-                "%s/%d: leader changed from broker %d to %d; checking for a truncation",
+                "%s/%d: leader changed from broker %d to %d; verifying the log",
                 state.topic,
                 state.partition,
                 state.leader,
                 leader,
             )
-        state.leader = leader
+            state.leader = leader
+            state.needs_verify = True
+        changed.append(state)
     if not changed:
         return []
     tps = [TopicPartition(s.topic, s.partition) for s in changed]
+    events: list[Event] = []
     try:
         async with asyncio.timeout(ADMIN_TIMEOUT):
+            starts = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
-    except (KafkaError, TimeoutError):
-        log.warning("truncation check after a leader change failed; the next fetch will tell")
-        return []
-    now = clock()
-    events: list[Event] = []
-    for state, tp in zip(changed, tps, strict=True):
-        end = ends[tp]
-        if state.position is not None and end < state.position:
-            events.extend(state.tracker.log_truncated(end, now))
-            log.error(
-                "%s: new leader %s's log ends at %d, below %d already read: records were "
-                "lost by an unclean leader election",
-                tp,
-                state.leader,
-                end,
-                state.position,
+        for state, tp in zip(changed, tps, strict=True):
+            found, resume = await find_divergence(
+                reader, state, log_start=starts[tp], log_end=ends[tp], now=clock()
             )
-            consumer.seek(tp, end)
-            state.position = end
+            events.extend(found)
+            if resume is not None:
+                consumer.seek(tp, resume)
+                state.position = resume
+            state.needs_verify = False
+            state.checked_position = state.position
+    except (KafkaError, TimeoutError):
+        log.warning("log check after a leader change failed; retrying at the next check")
     return events

@@ -64,6 +64,16 @@ PARTITION_COUNTERS: tuple[tuple[str, str, str], ...] = (
         "unknown_fate",
     ),
     ("gapwatch_evicted_streams", "Streams forgotten (idle or over the cap).", "evictions"),
+    (
+        "gapwatch_unknown_gaps",
+        "Gaps open when retention deleted unread offsets, neither healed nor called lost.",
+        "gaps_unknown",
+    ),
+    (
+        "gapwatch_truncations_beyond_ring",
+        "Log divergences reaching the truncation ring's oldest record (depth unknown).",
+        "truncations_beyond_ring",
+    ),
 )
 PARTITION_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("gapwatch_open_gaps", "Gaps open now (records missing, may still arrive).", "open_gaps"),

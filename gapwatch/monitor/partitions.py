@@ -21,6 +21,7 @@ class PartitionState:
     """One owned partition: its tracker and what the monitor knows about its log."""
 
     __slots__ = (
+        "checked_position",
         "checkpointed",
         "checkpointed_at",
         "high_watermark",
@@ -29,6 +30,7 @@ class PartitionState:
         "latency",
         "leader",
         "leader_changes",
+        "needs_verify",
         "partition",
         "position",
         "skipped",
@@ -52,6 +54,10 @@ class PartitionState:
         self.checkpointed: tuple[int, ...] | None = None  # fingerprint at the last checkpoint
         self.checkpointed_at = 0.0
         self.leader_changes = 0  # leader changes seen while owned (each checked for truncation)
+        # The read position at the last leader check that saw no change: records below it
+        # came from the leader of that time (see gapwatch.monitor.logverify).
+        self.checked_position: int | None = None
+        self.needs_verify = False  # a leader change whose log check has not succeeded yet
 
     @property
     def counters(self) -> TrackerCounters:

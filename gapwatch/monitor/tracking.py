@@ -56,6 +56,30 @@ class Tracker(Protocol):
         """The log now ends at ``new_end_offset``, below offsets already read."""
         ...
 
+    def log_diverged_at(
+        self, offset: int, now: float, *, beyond_ring: bool = False
+    ) -> Sequence[Event]:
+        """Records read at and after ``offset`` are no longer in the log."""
+        ...
+
+    def verify_from(self) -> int | None:
+        """The oldest offset whose record the tracker can verify."""
+        ...
+
+    def newest_read(self, before: int | None = None) -> tuple[int, Stamp] | None:
+        """The newest (offset, stamp) below ``before`` the tracker can verify."""
+        ...
+
+    def find_divergence(
+        self, log: Iterable[tuple[int, Stamp | None]], *, log_start: int, log_end: int
+    ) -> tuple[int, bool] | None:
+        """First offset where the re-read log differs from what was read (+ beyond_ring)."""
+        ...
+
+    def records_skipped(self, first_offset: int, last_offset: int, now: float) -> Sequence[Event]:
+        """Retention deleted these offsets before they were read (returns RecordsSkipped)."""
+        ...
+
     def snapshot(self) -> bytes:
         """The tracker's state as bytes, for a checkpoint."""
         ...
@@ -67,22 +91,6 @@ class Tracker(Protocol):
     def streams(self) -> Iterable[StreamInfo]:
         """A read-only view of every tracked stream."""
         ...
-
-
-def skip_records(
-    tracker: Tracker, first_offset: int, last_offset: int, now: float
-) -> Sequence[Event]:
-    """Tell the tracker that retention deleted ``first_offset..last_offset`` unread.
-
-    The core tracker does not take this fact yet (requested in
-    ``.state/requests-from-monitor.txt``); until it does, nothing is re-baselined and the
-    next record of each stream can open a gap across the deleted range.
-    """
-    method = getattr(tracker, "records_skipped", None)
-    if method is None:
-        return ()
-    events: Sequence[Event] = method(first_offset, last_offset, now)
-    return events
 
 
 def new_tracker(topic: str, partition: int, config: TrackerConfig) -> Tracker:

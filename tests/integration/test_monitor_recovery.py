@@ -212,9 +212,6 @@ async def test_tail_loss_from_producer_report(kafka: KafkaCluster, make_topic: M
         await monitor.stop()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs PartitionTracker.records_skipped (requests-from-monitor.txt #6)"
-)
 async def test_retention_deleted_records_are_skipped_not_lost(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:

@@ -50,23 +50,7 @@ async def _wait_isr(cluster: KafkaCluster, topic: str, isr: set[int], within: fl
 
 
 @pytest.mark.parametrize(
-    "writes_before_detection",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "records appended to the new leader before the monitor looks move the log "
-                    "end above the divergence point; finding it needs the leader epochs "
-                    "(OffsetsForLeaderEpoch, not in aiokafka) or comparing the new log with "
-                    "the tracker's ring (see docs/monitor.md)"
-                ),
-            ),
-        ),
-    ],
-    ids=["monitor-looks-first", "writes-first"],
+    "writes_before_detection", [False, True], ids=["monitor-looks-first", "writes-first"]
 )
 async def test_unclean_election_reports_truncated_sequences(
     kafka3: KafkaCluster, make_topic: MakeTopic, writes_before_detection: bool

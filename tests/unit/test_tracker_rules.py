@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 import zlib
 
 import pytest
@@ -22,7 +24,9 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapUnknown,
     ProducerReport,
+    RecordsSkipped,
     RecordsTruncated,
     SequenceReset,
     StreamEvicted,
@@ -412,6 +416,70 @@ class TestR13Truncation:
         assert isinstance(event, RecordsTruncated)
         assert event.count == 0
 
+    def test_r13_divergence_is_the_first_offset_holding_another_record(self) -> None:
+        """The new leader kept offsets 0..5 and appended other records at 6..: exactly the
+        sequences read at 6..9 are truncated and the new records there are tracked on."""
+        feed = Feed()
+        feed.run("a", 1, range(10))  # offsets 0..9
+        log = [(o, Stamp("a", 1, o)) for o in range(6)] + [
+            (6, Stamp("a", 1, 10)),
+            (7, Stamp("a", 1, 11)),
+        ]
+        assert feed.tracker.newest_read() == (9, Stamp("a", 1, 9))
+        assert feed.tracker.verify_from() == 0
+        found = feed.tracker.find_divergence(log, log_start=0, log_end=8)
+        assert found == (6, False)
+        (event,) = feed.tracker.log_diverged_at(6, feed.now, beyond_ring=found[1])
+        assert isinstance(event, RecordsTruncated)
+        assert [(g.first_seq, g.last_seq, g.state) for g in event.gaps] == [
+            (6, 9, GapState.TRUNCATED)
+        ]
+        assert not event.beyond_ring
+        feed.offset = 6
+        assert feed.record("a", 1, 10) is NO_EVENTS  # the new leader's records: in order
+        assert feed.record("a", 1, 11) is NO_EVENTS
+        c = feed.tracker.counters
+        assert (c.truncated, c.duplicates, c.open_gaps, c.truncations_beyond_ring) == (4, 0, 0, 0)
+
+    def test_r13_divergence_none_when_the_log_holds_what_was_read(self) -> None:
+        """Same stamps at the same offsets (unstamped records in between are not in the
+        ring): no divergence, even with more records after the read position."""
+        feed = Feed()
+        feed.run("a", 1, range(3))
+        log: list[tuple[int, Stamp | None]] = [(o, Stamp("a", 1, o)) for o in range(3)]
+        log += [(3, None), (4, Stamp("a", 1, 3))]
+        assert feed.tracker.find_divergence(log, log_start=0, log_end=5) is None
+
+    def test_r13_divergence_at_a_hole_or_the_new_log_end(self) -> None:
+        """An offset the log no longer has, or one at/above the new end, is the point."""
+        feed = Feed()
+        feed.run("a", 1, range(6))
+        holed = [(o, Stamp("a", 1, o)) for o in (0, 1, 3, 4, 5)]
+        assert feed.tracker.find_divergence(holed, log_start=0, log_end=6) == (2, False)
+        short = [(o, Stamp("a", 1, o)) for o in range(4)]
+        assert feed.tracker.find_divergence(short, log_start=0, log_end=4) == (4, False)
+
+    def test_r13_divergence_below_the_log_start_is_not_compared(self) -> None:
+        """Ring entries retention removed from the new log are not a divergence."""
+        feed = Feed()
+        feed.run("a", 1, range(6))
+        log = [(o, Stamp("a", 1, o)) for o in range(3, 6)]
+        assert feed.tracker.find_divergence(log, log_start=3, log_end=6) is None
+
+    def test_r13_divergence_at_the_oldest_ring_record_is_beyond_the_ring(self) -> None:
+        """With a ring of 4, a log differing from the ring's oldest record may differ
+        further back: the 4 records are reported exactly and flagged beyond_ring."""
+        feed = Feed(ring_size=4)
+        feed.run("a", 1, range(10))
+        log = [(o, Stamp("b", 1, o)) for o in range(10)]
+        assert feed.tracker.verify_from() == 6
+        found = feed.tracker.find_divergence(log, log_start=0, log_end=10)
+        assert found == (6, True)
+        (event,) = feed.tracker.log_diverged_at(6, feed.now, beyond_ring=True)
+        assert isinstance(event, RecordsTruncated)
+        assert (event.count, event.beyond_ring) == (4, True)
+        assert feed.tracker.counters.truncations_beyond_ring == 1
+
 
 class TestR14Eviction:
     def test_r14_eviction_idle_streams_are_forgotten_and_counted(self) -> None:
@@ -456,6 +524,164 @@ class TestR15Untrusted:
         feed.tracker.observe_malformed("missing gapwatch-seq")
         c = feed.tracker.counters
         assert (c.unstamped, c.malformed, c.records, c.streams) == (1, 1, 0, 0)
+
+
+class TestR16Skipped:
+    @staticmethod
+    def skip(feed: Feed, count: int) -> None:
+        """Retention deleted the next ``count`` offsets before they were read."""
+        first = feed.offset
+        feed.offset += count
+        events = feed.tracker.records_skipped(first, feed.offset - 1, feed.now)
+        assert events == (
+            RecordsSkipped(TOPIC, PARTITION, first, feed.offset - 1, count, feed.now),
+        )
+
+    def test_r16_skipped_next_record_is_a_new_baseline_not_a_gap(self) -> None:
+        """After a skip a stream jumping ahead opens no gap; a gap confirmed before the
+        skip and every counter are kept."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 3])
+        feed.settle()  # 2 confirmed lost
+        feed.run("q", 1, range(5))
+        self.skip(feed, 50)
+        assert feed.record("p", 1, 40) is NO_EVENTS
+        assert feed.record("q", 1, 70) is NO_EVENTS
+        feed.run("p", 1, range(41, 45))
+        feed.settle()
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps, c.duplicates) == (1, 1, 0, 0)
+        assert c.records == 14
+        assert [(g.first_seq, g.state) for g in feed.tracker.gaps()] == [(2, GapState.CONFIRMED)]
+
+    def test_r16_skipped_in_order_record_ends_the_mark(self) -> None:
+        """A stream whose next record is in order lost nothing: a later jump is a gap."""
+        feed = Feed()
+        feed.run("p", 1, range(10))
+        self.skip(feed, 5)
+        assert feed.record("p", 1, 10) is NO_EVENTS
+        (opened,) = feed.record("p", 1, 15)
+        assert isinstance(opened, GapOpened)
+        assert (opened.gap.first_seq, opened.gap.last_seq) == (11, 14)
+
+    def test_r16_skipped_earlier_records_after_the_baseline_are_late(self) -> None:
+        """Records below the new baseline arriving after it are late (as R9), not dups."""
+        feed = Feed()
+        feed.run("p", 1, range(10))
+        self.skip(feed, 5)
+        feed.record("p", 1, 20)
+        assert feed.record("p", 1, 18) is NO_EVENTS
+        c = feed.tracker.counters
+        assert (c.late, c.duplicates, c.open_gaps) == (1, 0, 0)
+
+    def test_r16_skipped_gap_open_at_the_skip_ends_unknown_not_lost(self) -> None:
+        """A gap open at the skip may have had its records deleted unread: when R11 holds
+        it is unknown, not confirmed; a split keeps that for both pieces."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 5])  # gap 2..4 open
+        self.skip(feed, 10)
+        (split,) = feed.record("p", 1, 3)  # arrives after the skip: still late
+        assert isinstance(split, GapSplit)
+        feed.run("p", 1, [6, 7])
+        feed.settle()
+        unknown = feed.of(GapUnknown)
+        assert sorted((e.gap.first_seq, e.gap.state) for e in unknown) == [
+            (2, GapState.UNKNOWN),
+            (4, GapState.UNKNOWN),
+        ]
+        assert not feed.of(GapConfirmed)
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.gaps_unknown, c.open_gaps, c.late) == (
+            0,
+            0,
+            2,
+            0,
+            1,
+        )
+        assert not any(g.is_loss for g in feed.tracker.gaps())
+
+    def test_r16_skipped_gap_opened_after_the_skip_is_confirmed(self) -> None:
+        """Only gaps open at the skip are in doubt; a later gap is a loss as usual."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        self.skip(feed, 10)
+        feed.run("p", 1, [3, 4, 6])
+        feed.settle()
+        assert [e.gap.first_seq for e in feed.of(GapConfirmed)] == [5]
+        assert feed.tracker.counters.gaps_unknown == 0
+
+    def test_r16_skipped_restart_among_deleted_records_is_a_reset(self) -> None:
+        """Going back with a newer timestamp: the producer restarted among the deleted
+        records (one SequenceReset), and its run continues without duplicates."""
+        feed = Feed()
+        for s in range(100):
+            feed.record("p", 1, s, ts=1_000 + s)
+        self.skip(feed, 30)
+        (reset,) = feed.record("p", 1, 20, ts=9_000)
+        assert isinstance(reset, SequenceReset)
+        assert (reset.previous_high_seq, reset.generation) == (99, 1)
+        for s in range(21, 30):
+            assert feed.record("p", 1, s, ts=9_000 + s) is NO_EVENTS
+        feed.settle()
+        c = feed.tracker.counters
+        assert (c.resets, c.duplicates, c.open_gaps, c.missing) == (1, 0, 0, 0)
+
+    def test_r16_skipped_retried_copy_keeps_its_timestamp_and_is_a_duplicate(self) -> None:
+        """Going back with an old timestamp is a retried copy (R10); the mark stays, so
+        the stream's next new record is still a baseline."""
+        feed = Feed()
+        for s in range(10):
+            feed.record("p", 1, s, ts=1_000 + s)
+        self.skip(feed, 30)
+        (dup,) = feed.record("p", 1, 9, ts=1_009)
+        assert isinstance(dup, DuplicateRecords)
+        assert feed.record("p", 1, 40, ts=5_000) is NO_EVENTS
+        c = feed.tracker.counters
+        assert (c.duplicates, c.open_gaps, c.resets) == (1, 0, 0)
+
+    def test_r16_skipped_new_epoch_is_not_head_loss(self) -> None:
+        """A new epoch first seen at 7 after a skip may have begun among the deleted
+        records: no head gap."""
+        feed = Feed()
+        feed.run("p", 1, range(10))
+        self.skip(feed, 30)
+        events = feed.record("p", 2, 7)
+        assert [type(e) for e in events] == [EpochStarted]
+        feed.settle()
+        assert feed.tracker.gaps() == []
+
+    def test_r16_skipped_tail_claim_is_unknown_fate_not_loss(self) -> None:
+        """Acknowledged records above the last one read, of a stream silent since the
+        skip, may have been deleted unread: unknown fate, not a tail gap."""
+        feed = Feed()
+        feed.run("p", 1, range(10))
+        self.skip(feed, 30)
+        feed.tracker.apply_producer_report(
+            ProducerReport("p", 1, TOPIC, PARTITION, 20, 20, (), True), feed.now
+        )
+        feed.settle()
+        (fate,) = feed.of(UnknownFate)
+        assert isinstance(fate, UnknownFate)
+        assert (fate.first_seq, fate.last_seq, fate.count) == (10, 20, 11)
+        c = feed.tracker.counters
+        assert (c.missing, c.unknown_fate) == (0, 11)
+
+    def test_r16_skipped_state_survives_a_snapshot(self) -> None:
+        """A restore between the skip and the next records decides the same."""
+        a, b = Feed(), Feed()
+        for feed in (a, b):
+            feed.run("p", 1, [0, 1, 5])
+            self.skip(feed, 10)
+        b.tracker = PartitionTracker.restore(
+            b.tracker.snapshot(), topic=TOPIC, partition=PARTITION, config=b.tracker.config
+        )
+        for feed in (a, b):
+            feed.run("p", 1, [30, 31])
+            feed.settle()
+        assert a.events == b.events
+        assert [type(e) for e in b.events] == [GapOpened, GapUnknown]
+        assert b.tracker.counters.as_dict() == a.tracker.counters.as_dict()
+        assert b.tracker.counters.gaps_unknown == 1
 
 
 class TestSnapshot:
@@ -513,6 +739,28 @@ class TestSnapshot:
             return
         restored.tick(feed.now)  # whatever was accepted must be usable
         restored.observe(100, 100, Stamp("p", 1, 6), feed.now)
+
+    def test_snapshot_version_2_is_still_read(self) -> None:
+        """A version 2 snapshot (before R16 state existed) restores, with no skip marks."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 5])
+        blob = feed.tracker.snapshot()
+        assert blob[3] == 3
+        payload = zlib.decompress(blob[4:])
+        (length,) = struct.unpack(">I", payload[:4])
+        body = json.loads(payload[4 : 4 + length])
+        del body["rebase"], body["doubtful"]
+        raw = json.dumps(body).encode()
+        v2 = b"GWT\x02" + zlib.compress(struct.pack(">I", len(raw)) + raw + payload[4 + length :])
+        restored = PartitionTracker.restore(v2, topic=TOPIC, partition=PARTITION)
+        assert restored.gaps() == feed.tracker.gaps()
+        assert restored.observe(3, 3, Stamp("p", 1, 6), feed.now) is NO_EVENTS
+
+    def test_snapshot_of_an_unknown_version_is_refused(self) -> None:
+        """A newer writer's format is refused with SnapshotError naming the version."""
+        blob = Feed().tracker.snapshot()
+        with pytest.raises(SnapshotError, match="unknown snapshot version 9"):
+            PartitionTracker.restore(b"GWT\x09" + blob[4:], topic=TOPIC, partition=PARTITION)
 
     def test_snapshot_of_another_partition_is_refused(self) -> None:
         """Restoring partition 3's state into partition 4 is an error, not a mix-up."""

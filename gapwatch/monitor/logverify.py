@@ -1,0 +1,151 @@
+"""Re-reading a partition after a leader change to find where its log diverged.
+
+An unclean election makes an out-of-sync replica the leader: records the monitor already
+read may be gone, and producers may already have appended new records at those offsets,
+so the log end alone (even when it is above the read position) does not tell where the
+logs parted. Replicas agree on a prefix, so the first offset whose record differs from
+what the tracker read is the divergence point (rules in :mod:`gapwatch.core.divergence`).
+How much is re-read:
+
+1. **Probe.** The newest record the ring holds below ``checked_position`` (the read
+   position at the previous leader check, so it was certainly read from the previous
+   leader) and everything after it up to the read position: normally about a second of
+   records. If the probe record is unchanged, only the records after it can differ.
+2. **Full.** If the probe differs (or there is none), from the ring's oldest offset (or
+   the new log start, if retention removed more): at most ``ring_size`` records.
+
+Everything the ring holds at and after the divergence point is reported ``truncated``,
+and the monitor's consumer is sought back to it, so the records now in the log there are
+read as new. A divergence at the ring's oldest record is flagged ``beyond_ring``: it may
+go deeper than the ring can tell. The reader is a throwaway consumer without a group,
+with the monitor's isolation level, so it sees the same records the monitor reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gapwatch.core.model import Event
+from gapwatch.core.wire import Stamp, parse_stamp
+from gapwatch.errors import MalformedStampError
+from gapwatch.monitor.partitions import PartitionState
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 30.0
+# Records per fetch while re-reading; more than the ring can hold is never needed.
+READ_BATCH = 2000
+
+
+class LogReader:
+    """Reads one partition's records between two offsets, outside the consumer group."""
+
+    def __init__(self, *, client_kwargs: Mapping[str, Any], isolation_level: str) -> None:
+        self._kwargs = dict(client_kwargs)
+        self._isolation_level = isolation_level
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        # Started on first need: most monitors never see a leader change.
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **self._kwargs,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="none",
+                isolation_level=self._isolation_level,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def stop(self) -> None:
+        """Close the reader if it was started."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def read(
+        self, tp: TopicPartition, start: int, stop: int
+    ) -> list[tuple[int, Stamp | None]]:
+        """(offset, stamp) of every record at ``start <= offset < stop`` (``None``:
+        unstamped or malformed, which the ring never holds)."""
+        if stop <= start:
+            return []
+        reader = await self._reader()
+        out: list[tuple[int, Stamp | None]] = []
+        async with asyncio.timeout(READ_TIMEOUT):
+            reader.assign([tp])
+            reader.seek(tp, start)
+            position = start
+            while position < stop:
+                batches = await reader.getmany(tp, timeout_ms=500, max_records=READ_BATCH)
+                for record in batches.get(tp, []):
+                    if record.offset >= stop:
+                        break
+                    out.append((record.offset, _stamp(record.headers)))
+                position = await reader.position(tp)
+        return out
+
+
+def _stamp(headers: Any) -> Stamp | None:
+    try:
+        return parse_stamp(headers)
+    except MalformedStampError:
+        return None
+
+
+async def find_divergence(
+    reader: LogReader,
+    state: PartitionState,
+    *,
+    log_start: int,
+    log_end: int,
+    now: float,
+) -> tuple[list[Event], int | None]:
+    """Compare the log with what ``state``'s tracker read (module docstring).
+
+    Returns the truncation events and the offset to resume reading at (``None``: the log
+    holds everything that was read, keep reading where the consumer is).
+    """
+    tracker = state.tracker
+    tp = TopicPartition(state.topic, state.partition)
+    position = state.position if state.position is not None else log_end
+    stop = min(position, log_end)
+    probe = tracker.newest_read(state.checked_position)
+    found: tuple[int, bool] | None = None
+    probed = False
+    if probe is not None and log_start <= probe[0] < stop:
+        records = await reader.read(tp, probe[0], stop)
+        if records and records[0] == probe:
+            probed = True
+            found = tracker.find_divergence(records, log_start=probe[0], log_end=log_end)
+    if not probed:
+        start = tracker.verify_from()
+        if start is None:
+            # Nothing stamped to compare: only the end can tell (offsets, no sequences).
+            if log_end < position:
+                return list(tracker.log_truncated(log_end, now)), log_end
+            return [], None
+        start = max(start, log_start)
+        records = await reader.read(tp, start, stop)
+        found = tracker.find_divergence(records, log_start=start, log_end=log_end)
+    if found is None:
+        return [], (log_end if log_end < position else None)
+    offset, beyond_ring = found
+    events = list(tracker.log_diverged_at(offset, now, beyond_ring=beyond_ring))
+    log.error(
+        "%s: the log diverged at offset %d from what was read (up to %d; leader %s): "
+        "records already read are gone%s",
+        tp,
+        offset,
+        position,
+        state.leader,
+        ", possibly more than the truncation ring holds" if beyond_ring else "",
+    )
+    return events, offset
