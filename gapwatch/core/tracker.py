@@ -67,6 +67,7 @@ Public API (all methods are synchronous and cheap; none reads the clock)::
 
     t = PartitionTracker("orders", 3, config=TrackerConfig(grace_period=120))
     t.observe(offset, timestamp_ms, stamp, now) -> Sequence[Event]   # per stamped record
+    t.observe_fields(offset, timestamp_ms, producer, epoch, seq, now)  # same, unpacked
     t.observe_unstamped(); t.observe_malformed(reason)               # R15
     t.caught_up(read_offset=, high_watermark=, observed_at=) -> Sequence[Event]
     t.tick(now) -> Sequence[Event]                   # confirmations, reports, eviction
@@ -208,6 +209,27 @@ class PartitionTracker:
             st.last_seen = now
             return NO_EVENTS
         return self._decide(i, offset, timestamp_ms, stamp, now, st)
+
+    def observe_fields(
+        self, offset: int, timestamp_ms: int, producer: str, epoch: int, seq: int, now: float
+    ) -> Sequence[Event]:
+        """:meth:`observe` for a stamp given as its three fields (already validated, as
+        ``parse_stamp`` would). The monitor's record path: no ``Stamp`` is built for an
+        in-order record (measured: building one cost as much as this whole method)."""
+        st = self._streams.get(producer)
+        n = self._n
+        i = n & self._mask
+        self._ring_offsets[i] = offset
+        self._ring_seqs[i] = seq
+        self._ring_ts[i] = timestamp_ms
+        self._ring_streams[i] = st
+        self._n = n + 1
+        if st is not None and st.high + 1 == seq and st.epoch == epoch:
+            st.high = seq
+            st.high_offset = offset
+            st.last_seen = now
+            return NO_EVENTS
+        return self._decide(i, offset, timestamp_ms, Stamp(producer, epoch, seq), now, st)
 
     def _decide(
         self, i: int, offset: int, ts: int, stamp: Stamp, now: float, st: Stream | None

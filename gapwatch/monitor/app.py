@@ -190,6 +190,9 @@ class RunningMonitor:
             health=self.health,
         )
         self.health.is_up = self.consumer.is_up
+        view = _View(self)
+        # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
+        self.health.is_ready = lambda: view.readiness()[0]
         self.consumer.on_assigned(self._on_assigned)
         self.reports: ReportReader | None = None
         if config.reports.enabled:
@@ -215,7 +218,7 @@ class RunningMonitor:
         registry.register(self._alerting_collector)
         self.app = create_app(
             store=self.store,
-            monitor=_View(self),
+            monitor=view,
             registry=registry,
             collector=self._collector,
             token=config.http.token,

@@ -17,6 +17,12 @@ Design (``docs/monitor.md`` has the full story):
    in the gap log before the offsets move past it.
 4. Kafka's own commit metadata is limited to 4 KiB by default, too small for a snapshot
    that carries the truncation ring; that is why the snapshot lives in a topic.
+5. Size: values up to ``max_bytes`` (:data:`~gapwatch.monitor.topics.CHECKPOINT_MAX_BYTES`)
+   are written, gzip-compressed by the producer, to a topic created with a matching
+   ``max.message.bytes``. A larger value, or one the broker refuses as too large (a
+   checkpoint topic created earlier with a smaller limit), is left out of the result
+   and logged; the caller counts it and does not commit that partition, so it restarts
+   from its previous checkpoint. The other partitions are unaffected.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import MessageSizeTooLargeError
 
 from gapwatch.monitor.checkpoint_codec import (
     Checkpoint,
@@ -38,6 +45,7 @@ from gapwatch.monitor.checkpoint_codec import (
     encode_key,
     encode_value,
 )
+from gapwatch.monitor.topics import CHECKPOINT_BATCH_OVERHEAD, CHECKPOINT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +64,10 @@ class CheckpointStore:
         group_id: str,
         timeout: float = 30.0,
         before_write: Callable[[], Awaitable[None]] | None = None,
+        max_bytes: int = CHECKPOINT_MAX_BYTES,
     ) -> None:
         self._kwargs = dict(client_kwargs)
+        self._max_bytes = max_bytes
         self._before_write = before_write
         self._topic = topic
         self._group_id = group_id
@@ -68,8 +78,15 @@ class CheckpointStore:
 
     async def start(self) -> None:
         """Connect the producer, the reader and the admin client."""
+        # gzip: the snapshot is zlib-compressed already, but its packed ring and JSON
+        # still shrink 3-5x (measured: 54 KB -> 11 KB in 0.6 ms; 1.07 MB -> 0.33 MB in
+        # 47 ms for 100k streams), which keeps big partitions well below the limits.
         self._producer = AIOKafkaProducer(
-            **self._kwargs, acks="all", linger_ms=0, max_request_size=16 * 1024 * 1024
+            **self._kwargs,
+            acks="all",
+            linger_ms=0,
+            compression_type="gzip",
+            max_request_size=self._max_bytes + CHECKPOINT_BATCH_OVERHEAD,
         )
         await self._producer.start()
         # A throwaway reader without a group: it only ever seeks to committed pointers.
@@ -100,22 +117,40 @@ class CheckpointStore:
     async def write(
         self, checkpoints: Mapping[PartitionKey, Checkpoint]
     ) -> dict[PartitionKey, Pointer]:
-        """Write ``checkpoints``; returns where each landed. Raises if any write failed."""
+        """Write ``checkpoints``; returns where each landed. Too large ones are left out
+        (rule 5); raises if any other write failed."""
         assert self._producer is not None, "start() first"
         if self._before_write is not None:
             await self._before_write()
-        futures = {
-            key: await self._producer.send(
-                self._topic,
-                encode_value(checkpoint),
-                key=encode_key(self._group_id, key[0], key[1]),
+        futures = {}
+        for key, checkpoint in checkpoints.items():
+            value = encode_value(checkpoint)
+            if len(value) > self._max_bytes:
+                log.error(
+                    "%s/%d: checkpoint of %d bytes exceeds %d; not written",
+                    key[0],
+                    key[1],
+                    len(value),
+                    self._max_bytes,
+                )
+                continue
+            futures[key] = await self._producer.send(
+                self._topic, value, key=encode_key(self._group_id, key[0], key[1])
             )
-            for key, checkpoint in checkpoints.items()
-        }
         pointers: dict[PartitionKey, Pointer] = {}
         async with asyncio.timeout(self._timeout):
             for key, future in futures.items():
-                metadata = await future
+                try:
+                    metadata = await future
+                except MessageSizeTooLargeError:
+                    log.error(
+                        "%s/%d: the broker refused a checkpoint as too large; check the "
+                        "max.message.bytes of topic %s",
+                        key[0],
+                        key[1],
+                        self._topic,
+                    )
+                    continue
                 pointers[key] = Pointer(metadata.partition, metadata.offset)
         return pointers
 

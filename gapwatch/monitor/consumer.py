@@ -42,7 +42,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from gapwatch.core.counters import COUNTER_NAMES
 from gapwatch.core.model import Event
-from gapwatch.errors import GapwatchError, MalformedStampError
+from gapwatch.errors import GapwatchError
 from gapwatch.monitor.checkpoint_codec import Checkpoint, Pointer, encode_pointer
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
@@ -52,6 +52,7 @@ from gapwatch.monitor.logchanges import check_leaders, recover_out_of_range
 from gapwatch.monitor.logverify import LogReader
 from gapwatch.monitor.metrics import MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.recordpath import feed_records
 from gapwatch.monitor.stamps import StampReader
 from gapwatch.monitor.tracking import restore_tracker
 
@@ -226,33 +227,18 @@ class MonitorConsumer:
     def _observe(
         self, state: PartitionState, records: Sequence[object], now: float, events: list[Event]
     ) -> None:
-        # The hot path: one parse and one tracker call per record, nothing else allocated
-        # unless the tracker returns events. Latency is observed per record in the
-        # partition's topic histogram (a bisect, no prometheus_client call).
-        tracker = state.tracker
-        observe = tracker.observe
-        latency = state.latency.observe
-        read_stamp = self._stamps.read
-        now_ms = now * 1000.0
-        record = None
-        for record in records:
-            timestamp = record.timestamp  # type: ignore[attr-defined]
-            try:
-                stamp = read_stamp(record.headers)  # type: ignore[attr-defined]
-            except MalformedStampError as exc:
-                tracker.observe_malformed(exc.reason)
-                log.debug("malformed stamp at %s@%d: %s", state.topic, record.offset, exc.reason)  # type: ignore[attr-defined]
-            else:
-                if stamp is None:
-                    tracker.observe_unstamped()
-                else:
-                    found = observe(record.offset, timestamp, stamp, now)  # type: ignore[attr-defined]
-                    if found:
-                        events.extend(found)
-            latency((now_ms - timestamp) * 0.001)
-        if record is not None:
-            state.position = record.offset + 1  # type: ignore[attr-defined]
-            state.last_record_ts = record.timestamp / 1000.0  # type: ignore[attr-defined]
+        # The hot path, one call per batch (see gapwatch.monitor.recordpath).
+        last = feed_records(
+            records,
+            tracker=state.tracker,
+            stamps=self._stamps,
+            latency=state.latency,
+            now=now,
+            events=events,
+        )
+        if last is not None:
+            state.position = last.offset + 1
+            state.last_record_ts = last.timestamp / 1000.0
 
     def _report_facts(
         self, consumer: AIOKafkaConsumer, states: list[PartitionState], events: list[Event]
@@ -334,6 +320,9 @@ class MonitorConsumer:
             log.exception("checkpoint write failed; offsets not committed")
             return
         self._health.checkpoints += len(pointers)
+        # Left out by the store because they are too large: not committed, so those
+        # partitions restart from their previous checkpoint (counted, logged there).
+        self._health.checkpoints_too_large += len(pending) - len(pointers)
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(
                 pending[(topic, partition)].offset, encode_pointer(pointer)
@@ -440,12 +429,25 @@ class MonitorConsumer:
                     checkpoint.snapshot,
                 )
             except GapwatchError as exc:
-                log.error("%s: checkpoint unusable (%s); starting a fresh baseline", tp, exc)
+                # E.g. a snapshot format this version does not read (a downgrade) or
+                # damaged bytes: keep the checkpoint's offset, so nothing is read twice or
+                # skipped, and let first sight (R2) make every stream a new baseline.
+                self._health.checkpoint_restore_failures += 1
+                log.warning(
+                    "%s: checkpoint unusable (%s); resuming at its offset %d with a fresh "
+                    "tracker (new baselines, gaps open before it are not carried over)",
+                    tp,
+                    exc,
+                    checkpoint.offset,
+                )
             else:
-                consumer.seek(tp, checkpoint.offset)
-                state.position = checkpoint.offset
                 log.info("%s: restored checkpoint, resuming at %d", tp, checkpoint.offset)
-                return
+                # An unclean election while no monitor ran is no leader change we saw:
+                # compare the restored ring with the log at the first leader check.
+                state.needs_verify = True
+            consumer.seek(tp, checkpoint.offset)
+            state.position = checkpoint.offset
+            return
         if key in committed:
             offset = committed[key][0]
             log.warning(

@@ -23,10 +23,10 @@ from gapwatch.core.model import (
     GapHealed,
     GapOpened,
     GapRecovered,
-    GapUnknown,
     GapShrunk,
     GapSplit,
     GapState,
+    GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
 )

@@ -86,9 +86,12 @@ class MonitorHealth:
     """Process-level facts the collector reports besides the per-partition ones."""
 
     is_up: Callable[[], bool] = lambda: False
+    is_ready: Callable[[], bool] = lambda: False
     checkpoints: int = 0
     checkpoint_failures: int = 0
     commit_failures: int = 0
+    checkpoints_too_large: int = 0
+    checkpoint_restore_failures: int = 0
     reports_read: int = 0
     reports_malformed: int = 0
     subscriber_failures: dict[str, int] = field(default_factory=dict)
@@ -229,6 +232,13 @@ class MonitorCollector(Collector):
                 [((), 1 if health.is_up() else 0)],
             ),
             ScalarFamily(
+                "gapwatch_ready",
+                "gauge",
+                "1 once the assigned partitions are restored (as /readyz), else 0.",
+                (),
+                [((), 1 if health.is_ready() else 0)],
+            ),
+            ScalarFamily(
                 "gapwatch_build_info",
                 "gauge",
                 "Always 1; labels say what runs.",
@@ -244,6 +254,16 @@ class MonitorCollector(Collector):
                 health.checkpoint_failures,
             ),
             ("gapwatch_commit_failures", "Offset commits that failed.", health.commit_failures),
+            (
+                "gapwatch_checkpoints_too_large",
+                "Checkpoints not written because they exceed the size limit (not committed).",
+                health.checkpoints_too_large,
+            ),
+            (
+                "gapwatch_checkpoint_restore_failures",
+                "Checkpoints that could not be restored (partition started fresh from them).",
+                health.checkpoint_restore_failures,
+            ),
             ("gapwatch_producer_reports_read", "Producer reports applied.", health.reports_read),
             (
                 "gapwatch_producer_reports_malformed",

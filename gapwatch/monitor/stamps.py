@@ -22,7 +22,7 @@ from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ, Stamp,
 # makes a new epoch, so the set of live pairs is small but grows over a long run).
 MAX_CACHED: Final = 10_000
 # Up to 19 decimal digits is always below 2**64 - 1, so no range check is needed.
-_MAX_FAST_DIGITS: Final = 19
+MAX_FAST_DIGITS: Final = 19
 
 # A frozen dataclass's __init__ goes through object.__setattr__ per field, which made
 # building the Stamp the dearest step left per record (~0.8 µs). Filling its slots through
@@ -45,10 +45,12 @@ def _stamp(producer: str, epoch: int, seq: int) -> Stamp:
 class StampReader:
     """Parses stamps like :func:`parse_stamp`, caching the validated producer and epoch."""
 
-    __slots__ = ("_known",)
+    __slots__ = ("known",)
 
     def __init__(self) -> None:
-        self._known: dict[tuple[object, object], tuple[str, int]] = {}
+        # (raw producer, raw epoch) -> the validated pair. Public so the record path
+        # (gapwatch.monitor.recordpath) can look up inline; only read() writes it.
+        self.known: dict[tuple[object, object], tuple[str, int]] = {}
 
     def read(self, headers: Sequence[tuple[str, bytes | None]] | None) -> Stamp | None:
         """The record's stamp, ``None`` if unstamped; raises ``MalformedStampError``."""
@@ -59,7 +61,7 @@ class StampReader:
             if first[0] != HEADER_PRODUCER or second[0] != HEADER_EPOCH or third[0] != HEADER_SEQ:
                 return parse_stamp(headers)
             key = (first[1], second[1])
-            known = self._known.get(key)
+            known = self.known.get(key)
             raw = third[1]
         except (TypeError, ValueError, IndexError):
             # Not (name, value) pairs, or unhashable values: the reference parser decides.
@@ -67,13 +69,13 @@ class StampReader:
         if (
             known is not None
             and type(raw) is bytes
-            and 0 < len(raw) <= _MAX_FAST_DIGITS
+            and 0 < len(raw) <= MAX_FAST_DIGITS
             and raw.isdigit()
         ):
             return _stamp(known[0], known[1], int(raw))
         stamp = parse_stamp(headers)
         if stamp is not None:
-            if len(self._known) >= MAX_CACHED:
-                self._known.clear()
-            self._known[key] = (stamp.producer, stamp.epoch)
+            if len(self.known) >= MAX_CACHED:
+                self.known.clear()
+            self.known[key] = (stamp.producer, stamp.epoch)
         return stamp

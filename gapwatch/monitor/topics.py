@@ -19,11 +19,22 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 
+# The largest checkpoint value the monitor writes. A snapshot is ~54 KB for a full ring
+# and ~1 MB for 100,000 streams in one partition (before the producer's gzip, which
+# takes that to ~330 KB): Kafka's 1 MB default would be too close, so the topic and the
+# producer are set for this explicitly. Larger snapshots are not written (logged and
+# counted as gapwatch_checkpoints_too_large_total); the partition then restarts from its
+# previous checkpoint.
+CHECKPOINT_MAX_BYTES = 8 * 1024 * 1024
+# Room for the record batch and record headers around the value (key, offsets, CRC).
+CHECKPOINT_BATCH_OVERHEAD = 64 * 1024
+
 # The checkpoint topic keeps one record per (group, topic, partition) key. Short segments
 # and an eager cleaner keep the uncompacted tail small, so restoring (which may scan from
 # the committed checkpoint to the end of its partition) reads seconds, not days, of data.
 CHECKPOINT_TOPIC_CONFIGS: Mapping[str, str] = {
     "cleanup.policy": "compact",
+    "max.message.bytes": str(CHECKPOINT_MAX_BYTES + CHECKPOINT_BATCH_OVERHEAD),
     "segment.ms": str(10 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
     "delete.retention.ms": str(60 * 60 * 1000),

@@ -30,6 +30,12 @@ class Tracker(Protocol):
         """One stamped record."""
         ...
 
+    def observe_fields(
+        self, offset: int, timestamp_ms: int, producer: str, epoch: int, seq: int, now: float
+    ) -> Sequence[Event]:
+        """One stamped record, its stamp given as validated fields (the record path)."""
+        ...
+
     def observe_unstamped(self) -> None:
         """One record without gapwatch headers."""
         ...

@@ -6,10 +6,12 @@ record, keeps reordered records in :class:`HoldBack`, and tells :class:`Injectio
 what it really sent, so the truth it prints is what happened, not what was planned:
 
 1. **drop**: the record is stamped (its sequence is used up) and never sent.
-2. **duplicate**: the identical stamped record is sent twice in a row.
+2. **duplicate**: the identical stamped record (same stamp, same CreateTime) is sent
+   twice in a row, as a client's retry of a batch would.
 3. **reorder**: the stamped record is held back and sent after ``reorder_depth`` later
-   records of its partition were sent (or at the end). It counts as reordered only if a
-   later sequence of its stream really was sent before it.
+   records of its partition were sent (or at the end), with the CreateTime it was made
+   with, as a retried batch would be. It counts as reordered only if a later sequence of
+   its stream really was sent before it.
 4. **crash**: the producer closes without a final report; records it still held back
    are never sent and count as dropped.
 """

@@ -175,7 +175,14 @@ async def run_loadgen(
             producer = producers[index % len(producers)]
             topic = config.topics[(index // len(producers)) % len(config.topics)]
             key = f"key-{rng.randrange(config.keys)}".encode() if config.keys else None
-            record = await producer.stamp(topic, payload, key)
+            # CreateTime fixed when the record is made, as a Kafka client does when it
+            # builds a batch: a duplicate's second copy and a held-back (reordered)
+            # record keep it, exactly like a retried batch. Letting each send take the
+            # clock gave the copy of a stream's record 0 a newer timestamp now and then
+            # (when the millisecond ticked between the two sends), which is what a
+            # restarted producer looks like (tracker rule R8): a false sequence reset.
+            created_ms = int(time.time() * 1000)
+            record = await producer.stamp(topic, payload, key, timestamp_ms=created_ms)
             stream = StreamKey(record.topic, record.partition, producer.producer_id, producer.epoch)
             ledger.stamped(stream, record.seq)
             fault = decider.decide()

@@ -12,7 +12,8 @@ Composition root: :mod:`.verifier`. Settings: :mod:`.config`. See ``docs/verifie
 """
 
 from gapwatch.verifier.config import VerifierConfig, VerifierConfigError
-from gapwatch.verifier.verifier import ConsumerVerifier, ProcessedRecord, VerifierError
+from gapwatch.verifier.ledger import ProcessedRecord
+from gapwatch.verifier.verifier import ConsumerVerifier, VerifierError
 
 __all__ = [
     "ConsumerVerifier",

@@ -34,6 +34,7 @@ checkpoints; this module never awaits, logs, reads the clock or touches Kafka.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
@@ -43,6 +44,25 @@ from gapwatch.core.wire import parse_stamp
 from gapwatch.errors import MalformedStampError, SnapshotError
 
 Headers = Iterable[tuple[str, bytes | None]] | None
+
+
+class ProcessedRecord(Protocol):
+    """What the verifier reads of a record: aiokafka's ``ConsumerRecord`` has it all."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def timestamp(self) -> int: ...
+
+    @property
+    def headers(self) -> Headers: ...
 
 
 class VerifiedPartition:

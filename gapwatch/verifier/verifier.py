@@ -33,7 +33,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -45,8 +45,9 @@ from gapwatch.monitor.checkpoint_codec import Checkpoint
 from gapwatch.monitor.checkpoints import PartitionKey
 from gapwatch.monitor.fanout import EventFanout, EventSubscriber
 from gapwatch.verifier.config import VerifierConfig
-from gapwatch.verifier.ledger import Headers, ProcessedLedger, VerifiedPartition
+from gapwatch.verifier.ledger import Headers, ProcessedLedger, ProcessedRecord, VerifiedPartition
 from gapwatch.verifier.metrics import VerifierCollector, VerifierHealth
+from gapwatch.verifier.rebalance import VerifierListener
 from gapwatch.verifier.store import VerifierCheckpoints
 
 log = logging.getLogger(__name__)
@@ -61,25 +62,6 @@ _POSITION_TIMEOUT = 1.0
 
 class VerifierError(GapwatchError):
     """The verifier could not do what was asked (not started, checkpoint not written)."""
-
-
-class ProcessedRecord(Protocol):
-    """What the verifier reads of a record: aiokafka's ``ConsumerRecord`` has it all."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def partition(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def timestamp(self) -> int: ...
-
-    @property
-    def headers(self) -> Headers: ...
 
 
 _Mark = tuple[int, int, Headers, float]  # offset, timestamp_ms, headers, marked at
@@ -161,7 +143,7 @@ class ConsumerVerifier:
         """Checkpoint every held partition, then close (does not stop the consumer)."""
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=self.config.timeout)
             self._task = None
         try:
             await self.flush()
@@ -188,7 +170,7 @@ class ConsumerVerifier:
         any) has run, so marks made while finishing a batch on revocation are included.
         Without it, a partition is restored when its first record is marked.
         """
-        return _Listener(self, inner)
+        return VerifierListener(self, inner)
 
     # --- marking ---------------------------------------------------------------------
 
@@ -354,9 +336,10 @@ class ConsumerVerifier:
             if tp not in assigned:
                 continue
             try:
-                position = await asyncio.wait_for(
-                    self._consumer.position(tp), timeout=_POSITION_TIMEOUT
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races with the result, and stop() then waits forever.
+                async with asyncio.timeout(_POSITION_TIMEOUT):
+                    position = await self._consumer.position(tp)
             except (TimeoutError, IllegalStateError, KafkaError):
                 continue  # no position yet, or revoked meanwhile: nothing to conclude
             now = self._clock()
@@ -407,25 +390,3 @@ class ConsumerVerifier:
                 )
         self.fanout.publish(events, now)
         self.health.subscriber_failures = sum(self.fanout.failures.values())
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Routes aiokafka's rebalance callbacks (awaited by aiokafka) to the verifier."""
-
-    def __init__(self, verifier: ConsumerVerifier, inner: ConsumerRebalanceListener | None):
-        self._verifier = verifier
-        self._inner = inner
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        if self._inner is not None:
-            result = self._inner.on_partitions_revoked(revoked)
-            if asyncio.iscoroutine(result):
-                await result
-        await self._verifier.give_back([(tp.topic, tp.partition) for tp in revoked])
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self._verifier.take([(tp.topic, tp.partition) for tp in assigned])
-        if self._inner is not None:
-            result = self._inner.on_partitions_assigned(assigned)
-            if asyncio.iscoroutine(result):
-                await result

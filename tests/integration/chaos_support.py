@@ -181,7 +181,12 @@ class AppProducer:
         await self.settle(timeout_s=timeout_s)
         reports = {r.partition: r for r in self.producer.reports()}
         self._closed = True
-        await asyncio.wait_for(self.producer.stop(), timeout_s)
+        try:
+            await asyncio.wait_for(self.producer.stop(), timeout_s)
+        except KafkaError as exc:
+            # aiokafka's sender task can die (see is_broken); the final report is still
+            # published, through the separate report producer.
+            print(f"producer {self.stream[0]} stopped with {exc!r}", file=sys.stderr)
         for partition, count in self._next.items():
             assert reports[partition].highest_assigned == count - 1, "counter != sequence"
 
@@ -190,6 +195,16 @@ class AppProducer:
         if not self._closed:
             self._closed = True
             await self.producer.stop(final_report=False)
+
+    @property
+    def is_broken(self) -> bool:
+        """Whether aiokafka's sender task died: aiokafka 0.14 with ``acks=0`` can lose it to
+        a ``ConnectionResetError`` from ``drain()`` on a connection the broker's death
+        reset (not a ``KafkaError``, so the sender does not catch it); every later send
+        then fails with ``KafkaError('Unexpected error during batch delivery')``."""
+        sender = getattr(getattr(self.producer, "_inner", None), "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        return bool(task is not None and task.done())
 
     def sent(self, partition: int = 0) -> int:
         """How many sends to ``partition`` got a sequence."""
@@ -294,12 +309,18 @@ GapKey = tuple[int, str, int, int, int, bool]  # partition, producer, epoch, fir
 
 
 def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
-    """The confirmed gaps gapwatch must report: every run of missing sequences between a
-    stream's first and last record in the log, ``producer_told`` when the application's
-    send of any of them failed (docs/tracker.md, R5 and R12).
+    """The confirmed gaps gapwatch must report, from the application's outcomes and the log
+    alone, by the tracker's documented rules (docs/tracker.md):
 
-    The scenarios send healthy records first and last, which :func:`assert_bracketed`
-    checks, so head loss (invisible by design, R2) and tail loss (reports) do not arise.
+    * R5: every run of missing sequences between a stream's first and last record in the
+      log is a gap, ``producer_told`` when any of its sends failed (any overlap, R12);
+    * R12, the final report: missing sequences after the last record in the log, up to the
+      highest the application saw acknowledged, are one ``tail`` gap; above that, each run
+      of failed sends is a ``producer`` gap, ``producer_told``; sends the application
+      thought written (``acks=0``) are an ``UnknownFate``, not a gap.
+
+    The scenarios send healthy records first, which :func:`assert_starts_in_log` checks, so
+    head loss (invisible by design, R2) does not arise.
     """
     out: set[GapKey] = set()
     for app in apps:
@@ -307,34 +328,67 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
         for partition, sent in app._next.items():
             stream = (partition, producer, epoch)
             failed = app.seqs(partition, FAILED)
-            for first, last in spans(truth.missing(stream, sent)):
+            acked = app.seqs(partition, ACKED)
+            present = truth.present(stream)
+            high = max(present)
+            for first, last in spans(s for s in truth.missing(stream, sent) if s < high):
                 told = any(first <= s <= last for s in failed)
                 out.add((partition, producer, epoch, first, last, told))
+            top_acked = max(acked, default=-1)
+            if top_acked > high:
+                told = any(high < s <= top_acked for s in failed)
+                out.add((partition, producer, epoch, high + 1, top_acked, told))
+            above = max(high, top_acked)
+            for first, last in spans(s for s in failed if s > above):
+                out.add((partition, producer, epoch, first, last, True))
     return out
 
 
-def assert_bracketed(apps: Iterable[AppProducer], truth: Truth) -> None:
-    """Each stream's first and last sequence are in the log (the scenario's precondition)."""
+def _interior_runs(truth: Truth, stream: StreamId, sent: int) -> list[tuple[int, int]]:
+    """Runs of missing sequences below the stream's last record in the log."""
+    high = max(truth.present(stream), default=-1)
+    return spans(s for s in truth.missing(stream, sent) if s < high)
+
+
+def split_by_outcome(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
+    """The interior gaps with ``producer_told`` right for every sequence: each missing run
+    split where the application's outcome changes between failed and thought-written."""
+    out: set[GapKey] = set()
     for app in apps:
         producer, epoch = app.stream
         for partition, sent in app._next.items():
-            present = truth.present((partition, producer, epoch))
-            assert {0, sent - 1} <= present, (
-                f"{producer}/{epoch} p{partition}: first or last record not in the log"
+            failed = app.seqs(partition, FAILED)
+            for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
+                told = {s for s in range(first, last + 1) if s in failed}
+                for a, b in spans(told):
+                    out.add((partition, producer, epoch, a, b, True))
+                for a, b in spans(set(range(first, last + 1)) - told):
+                    out.add((partition, producer, epoch, a, b, False))
+    return out
+
+
+def assert_starts_in_log(apps: Iterable[AppProducer], truth: Truth) -> None:
+    """Each stream's first sequence is in the log (the scenarios' precondition)."""
+    for app in apps:
+        producer, epoch = app.stream
+        for partition in app._next:
+            assert 0 in truth.present((partition, producer, epoch)), (
+                f"{producer}/{epoch} p{partition}: first record not in the log"
             )
 
 
-def mixed_gaps(apps: Iterable[AppProducer], truth: Truth) -> list[tuple[int, int, int]]:
-    """Missing runs holding both failed sends and sends the application thought succeeded."""
+def mixed_gaps(apps: Iterable[AppProducer], truth: Truth) -> list[tuple[int, str, int, int, int]]:
+    """Interior missing runs holding both failed sends and sends the application thought
+    succeeded, as (partition, producer, epoch, first, last)."""
     out = []
     for app in apps:
         producer, epoch = app.stream
         for partition, sent in app._next.items():
             failed = app.seqs(partition, FAILED)
-            for first, last in spans(truth.missing((partition, producer, epoch), sent)):
+            for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
                 told = {s for s in range(first, last + 1) if s in failed}
                 if told and len(told) != last - first + 1:
-                    out.append((partition, first, last))
+                    out.append((partition, producer, epoch, first, last))
     return out
 
 

@@ -52,6 +52,7 @@ from gapwatch.verifier.store import VerifierCheckpoints
 
 pytestmark = pytest.mark.chaos
 
+PARTITIONS = 2
 RECORDS = 240
 BATCH = 40
 STALL_AT_BATCH = 3
@@ -93,7 +94,7 @@ async def _crash_and_restart(
     """
     started = time.monotonic()
     bootstrap = kafka3.bootstrap_servers
-    topic = await make_topic(kafka3, partitions=2, replication_factor=3)
+    topic = await make_topic(kafka3, partitions=PARTITIONS, replication_factor=3)
     group = f"app-{commit}-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "processed.jsonl"
     await produce(bootstrap, topic, RECORDS)
@@ -110,7 +111,7 @@ async def _crash_and_restart(
         first.close()
     stalled = to_keys(json.loads(first.stall_path.read_text()))
     progress(
-        f"{commit}: SIGKILLed the application at batch {STALL_AT_BATCH} "
+        f"{commit}: SIGKILLed the application at its stall point "
         f"({len(stalled)} records; processed so far: {sum(read_processed(log).values())})",
         started=started,
     )
@@ -122,7 +123,7 @@ async def _crash_and_restart(
     finally:
         second.close()
     progress(f"{commit}: restarted application settled and stopped", started=started)
-    truth = await read_log(bootstrap, topic)
+    truth = await read_log(bootstrap, topic, PARTITIONS)
     return topic, group, truth, read_processed(log), stalled, final
 
 
@@ -160,7 +161,7 @@ async def test_auto_commit_kill_before_processing_is_reported_as_exactly_the_ski
     assert total(final, "duplicates") == 0
     assert total(final, "open_gaps") == 0
     assert {p["restored_from"] for p in final["partitions"]} == {"checkpoint"}
-    for partition in (0, 1):
+    for partition in range(PARTITIONS):
         expected = sum(1 for k in never_processed if k[0] == partition)
         labels = {"group": group, "topic": topic, "partition": str(partition)}
         assert metric(final["metrics"], "gapwatch_missing_records_total", **labels) == expected
@@ -234,7 +235,7 @@ async def test_manual_commit_after_processing_loses_nothing_and_counts_reprocess
     assert total(final, "missing") == 0
     assert final["gaps"] == []
     assert {p["restored_from"] for p in final["partitions"]} == {"checkpoint"}
-    for partition in (0, 1):
+    for partition in range(PARTITIONS):
         expected = sum(n - 1 for k, n in processed.items() if k[0] == partition)
         labels = {"group": group, "topic": topic, "partition": str(partition)}
         assert metric(final["metrics"], "gapwatch_duplicate_records_total", **labels) == expected

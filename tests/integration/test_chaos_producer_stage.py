@@ -21,30 +21,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from chaos_support import (
     ACKED,
     FAILED,
     SENT,
     AppProducer,
+    Findings,
     Progress,
-    assert_bracketed,
+    Truth,
+    assert_starts_in_log,
     expected_gaps,
     gap_json,
     mixed_gaps,
     read_truth,
     settle_monitor,
     show_spans,
+    split_by_outcome,
     start_chaos_monitor,
     wait_for,
     wait_monitor_position,
 )
 
 from gapwatch.testing.kafka import KafkaCluster
-from gapwatch.testing.pytest_plugin import MakeTopic
+from gapwatch.testing.pytest_plugin import random_topic_name
 
-pytestmark = pytest.mark.chaos
+# One run of the fault per module, several checks on it: the loop lives as long as the run.
+pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="module")]
 
 WARM, COOL = 20, 10
 RATE_INTERVAL_S = 0.01  # about 100 records/s per application
@@ -61,14 +69,23 @@ async def _keep_sending(app: AppProducer, stop: asyncio.Event, limit: int) -> No
         await asyncio.sleep(RATE_INTERVAL_S)
 
 
-async def test_scenario_1_producer_stage_loss_is_reported_with_producer_told(
-    kafka3: KafkaCluster, make_topic: MakeTopic
-) -> None:
-    """Records lost before the broker (acks=0 in flight, acks=1 failed and ignored) are
-    confirmed exactly, each gap ``producer_told`` exactly when the application saw the
-    send fail."""
+@dataclass(frozen=True)
+class Run:
+    """What one run of the scenario left: the apps' logs, the log's truth, gapwatch's word."""
+
+    apps: list[AppProducer]
+    truth: Truth
+    findings: Findings
+    progress: Progress
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(kafka3: KafkaCluster) -> AsyncIterator[Run]:
+    """Kill and restart the only replica while an acks=0 and a careless acks=1 application
+    keep sending; read the log back; let the monitor settle."""
     progress = Progress("scenario-1 producer stage")
-    topic = await make_topic(kafka3, 1, 1)
+    topic = random_topic_name("scenario-1-producer-stage")
+    await kafka3.create_topic(topic, partitions=1, replication_factor=1)
     report_topic = f"{topic}-reports"
     state = await kafka3.wait_for_leader(topic, 0)
     assert state.leader is not None
@@ -115,6 +132,11 @@ async def test_scenario_1_producer_stage_loss_is_reported_with_producer_told(
         for _ in range(COOL):
             await fire.send_and_wait()
             assert await careless.send_and_wait() == ACKED
+        if fire.is_broken:
+            # Seen about once in six runs: the acks=0 application's records after the fault
+            # all fail, so its loss is a tail the final report describes (R12).
+            progress.step("aiokafka's acks=0 sender task died (ConnectionResetError): all")
+            progress.step("  later sends of that application failed; it is reported by R12")
         for app in apps:
             await app.close()
         progress.block("applications' send logs", "\n".join(a.summary() for a in apps))
@@ -123,50 +145,101 @@ async def test_scenario_1_producer_stage_loss_is_reported_with_producer_told(
         lines = []
         for app in apps:
             stream = (0, *app.stream)
-            sent = app.sent()
-            missing = truth.missing(stream, sent)
+            missing = truth.missing(stream, app.sent())
             failed = app.seqs(0, FAILED)
             lines.append(
-                f"{app.stream[0]}: {len(truth.seqs[stream])} of {sent} in the log; "
+                f"{app.stream[0]}: {len(truth.seqs[stream])} of {app.sent()} in the log; "
                 f"missing {show_spans(missing)}; of those failed-and-told "
                 f"{show_spans(missing & failed)}, silently lost {show_spans(missing - failed)}; "
                 f"failed yet written {show_spans(failed - missing)}; "
                 f"duplicates {truth.duplicates(stream) or 'none'}"
             )
         progress.block("the log, read back with a plain consumer", "\n".join(lines))
-        assert_bracketed(apps, truth)
-        # The scenario must exercise both kinds of producer-stage loss.
-        careless_missing = truth.missing((0, *careless.stream), careless.sent())
-        assert careless_missing, "the acks=1 application lost nothing"
-        assert careless_missing <= careless.seqs(0, FAILED), "acks=1 lost an acknowledged record"
-        fire_missing = truth.missing((0, *fire.stream), fire.sent())
-        assert fire_missing, "the acks=0 application lost nothing"
-        assert fire.seqs(0, SENT) & fire_missing, "no acks=0 record was lost silently"
+        assert_starts_in_log(apps, truth)
 
         findings = await settle_monitor(monitor, topic, truth)
         progress.block("gapwatch gaps", findings.table())
         progress.block("GET /gaps (first gaps)", gap_json(findings, 2))
-        expected = expected_gaps(apps, truth)
-        mixed = mixed_gaps(apps, truth)
-        progress.step(f"missing runs mixing failed and 'successful' sends: {mixed or 'none'}")
-        assert findings.keys("confirmed") == expected
         missing_total = sum(len(truth.missing((0, *a.stream), a.sent())) for a in apps)
         metric_missing = findings.metric("gapwatch_missing_records_total", topic, 0)
         metric_dups = findings.metric("gapwatch_duplicate_records_total", topic, 0)
+        reports = findings.total("gapwatch_producer_reports_read_total")
         progress.step(
             f"metrics: missing_records_total={metric_missing:g} (log: {missing_total}), "
             f"duplicate_records_total={metric_dups:g} (log: {truth.duplicate_count(0)}), "
-            f"producer_reports_read_total={findings.total('gapwatch_producer_reports_read_total'):g}"
+            f"producer_reports_read_total={reports:g}"
         )
-        assert metric_missing == missing_total
-        assert metric_dups == truth.duplicate_count(0)
-        assert mixed == [], "a gap holds both told and silent loss; producer_told is per gap"
-        progress.step(
-            f"AGREE: {len(expected)} gaps, {missing_total} records, producer_told as the apps saw"
-        )
+        yield Run(apps=apps, truth=truth, findings=findings, progress=progress)
     finally:
         for app in apps:
             await app.abort()
         await monitor.stop()
         await asyncio.to_thread(kafka3.heal)
         progress.step(f"healed; wall time {progress.elapsed:.1f}s")
+
+
+class TestScenario1ProducerStage:
+    """Scenario 1: acks=0 and an acks=1 application ignoring errors, leader killed."""
+
+    async def test_scenario_1_both_applications_lost_records(self, run: Run) -> None:
+        """The fault really lost records before the broker: the acks=1 application lost only
+        sends it was told failed; the acks=0 application lost records it thought sent."""
+        fire, careless = run.apps
+        careless_missing = run.truth.missing((0, *careless.stream), careless.sent())
+        assert careless_missing, "the acks=1 application lost nothing"
+        assert careless_missing <= careless.seqs(0, FAILED), "acks=1 lost an acknowledged record"
+        fire_missing = run.truth.missing((0, *fire.stream), fire.sent())
+        assert fire_missing, "the acks=0 application lost nothing"
+        assert fire.seqs(0, SENT) & fire_missing, "no acks=0 record was lost silently"
+
+    async def test_scenario_1_exactly_the_missing_sequences_confirmed(self, run: Run) -> None:
+        """Per stream, the confirmed gaps cover exactly the sequences missing from the log,
+        as whole runs, and the loss and duplicate counters equal the log's."""
+        assert {k[:5] for k in run.findings.keys("confirmed")} == {
+            k[:5] for k in expected_gaps(run.apps, run.truth)
+        }
+        topic = run.apps[0].topic
+        # Every missing record, except unacknowledged acks=0 ones after the stream's last
+        # record (unknown fate, not loss) if the acks=0 producer broke.
+        missing = sum(k[4] - k[3] + 1 for k in expected_gaps(run.apps, run.truth))
+        assert run.findings.metric("gapwatch_missing_records_total", topic, 0) == missing
+        assert run.findings.metric("gapwatch_duplicate_records_total", topic, 0) == (
+            run.truth.duplicate_count(0)
+        )
+        assert run.findings.keys("truncated") == set()
+
+    async def test_scenario_1_producer_told_when_every_lost_send_failed(self, run: Run) -> None:
+        """A gap whose every sequence was a failed send is ``producer_told``; a gap of
+        records the application thought written is not."""
+        pure = {k for k in expected_gaps(run.apps, run.truth) if k not in _mixed_keys(run)}
+        assert pure, "no gap to check"
+        assert pure <= run.findings.keys("confirmed")
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason=(
+            "chaos-bugs.txt BUG 1: a gap that partly overlaps a failed range is marked "
+            "producer_told as a whole (gapwatch/core/tracker.py _overlaps), hiding the "
+            "silently lost records in front of the failed sends"
+        ),
+    )
+    async def test_scenario_1_silent_loss_never_hidden_behind_told(self, run: Run) -> None:
+        """Each missing sequence's gap says producer_told exactly as the application saw
+        it: runs mixing silent loss and failed sends are reported as separate gaps."""
+        mixed = mixed_gaps(run.apps, run.truth)
+        run.progress.step(f"missing runs mixing failed and 'sent' records: {mixed or 'none'}")
+        if not mixed:
+            pytest.skip("this run lost no record silently right before failed sends")
+        assert _interior(run, run.findings.keys("confirmed")) == split_by_outcome(
+            run.apps, run.truth
+        )
+
+
+def _mixed_keys(run: Run) -> set[tuple[int, str, int, int, int, bool]]:
+    mixed = set(mixed_gaps(run.apps, run.truth))
+    return {k for k in expected_gaps(run.apps, run.truth) if k[:5] in mixed}
+
+
+def _interior(run: Run, keys: set[tuple[int, str, int, int, int, bool]]) -> set[Any]:
+    """Gaps below their stream's last record in the log (not tail or producer gaps)."""
+    return {k for k in keys if k[4] < max(run.truth.present(k[:3]))}

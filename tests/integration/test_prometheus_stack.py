@@ -10,8 +10,9 @@ Real ``prometheus`` and ``prometheus-alertmanager`` binaries run on loopback thr
   monitor's pushed per-gap alert for the same topic and partition fires, and only then;
 - every dashboard query is accepted by Prometheus's query API.
 
-The end-to-end proof of issue 7 (a real monitor on a real topic with injected loss) calls
-:func:`assert_dashboard_and_rules_against` and :func:`assert_one_page_per_gap` below.
+The end-to-end proof of issue 7 (a real monitor on a real topic with injected loss) is in
+``test_ops_end_to_end.py``; it calls :func:`assert_dashboard_and_rules_against` and
+:func:`assert_one_page_per_gap` below.
 """
 
 from __future__ import annotations

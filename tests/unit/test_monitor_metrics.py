@@ -67,6 +67,15 @@ class TestMonitorCollector:
         assert sample(text, 'gapwatch_event_subscriber_failures_total{subscriber="gap-store"}') == 1
         assert "gapwatch_build_info{" in text
 
+    def test_ready_follows_the_readiness_callback(self) -> None:
+        """gapwatch_ready is 0 until the callback (what /readyz answers) says ready, then 1."""
+        ready = False
+        health = MonitorHealth(is_ready=lambda: ready)
+        partitions = OwnedPartitions(TrackerConfig())
+        assert sample(scrape(partitions, health), "gapwatch_ready ") == 0
+        ready = True
+        assert sample(scrape(partitions, health), "gapwatch_ready ") == 1
+
 
 class TestLatency:
     def test_histogram_is_cumulative_and_skew_is_clamped(self) -> None:

@@ -59,4 +59,4 @@ class TestStampReader:
         reader = StampReader()
         for i in range(MAX_CACHED + 5):
             assert reader.read(encode_stamp(f"p{i}", 1, 3)) == Stamp(f"p{i}", 1, 3)
-        assert len(reader._known) <= MAX_CACHED
+        assert len(reader.known) <= MAX_CACHED

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,10 +25,19 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from gapwatch.cli import build_parser
-from gapwatch.monitor.config import HttpSettings
-from gapwatch.monitor.config_sources import FIELDS
+from gapwatch.commands.loadgen import config_from_args
+from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.config import (
+    AlertingSettings,
+    HttpSettings,
+    KafkaSettings,
+    MonitorConfig,
+    WatchSettings,
+)
+from gapwatch.monitor.config_sources import FIELDS, load_config
 from gapwatch.testing.grafana import (
     default_values,
     iter_panels,
@@ -50,40 +60,44 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE = REPO / "docker-compose.yml"
 INSTALLER = REPO / "deploy/install-ops-tools.sh"
+# The brokers as the compose services reach them (the INTERNAL listener).
+KAFKA_INTERNAL = ("kafka-1:19092", "kafka-2:19092", "kafka-3:19092")
 
-# The metric families gapwatch exports: issue 5 section 8, the alert sinks of issue 6, and
-# gapwatch_ready (1 once the assigned partitions are restored, as /readyz), which the
-# monitor must export for GapwatchNotReady. `up` is Prometheus's own.
+
+def exported_families() -> dict[str, tuple[str, frozenset[str]]]:
+    """What a real monitor exports: (type, label names) by exposed metric name.
+
+    Read from the collectors of a :class:`RunningMonitor` built (never started: building
+    opens no connection) with both alert sinks and one assigned partition, so the lists
+    below cannot drift from the code. Counters are named with their ``_total``.
+    """
+    config = MonitorConfig(
+        kafka=KafkaSettings(bootstrap_servers=("kafka:9092",)),
+        watch=WatchSettings(topics=("t",)),
+        alerting=AlertingSettings(
+            alertmanager_urls=("http://alertmanager:9093",), webhook_url="http://hooks:80/x"
+        ),
+    ).validate()
+    registry = CollectorRegistry()
+    monitor = RunningMonitor(config, registry=registry)
+    monitor.partitions.add("t", 0).last_record_ts = 1.0
+    families = {}
+    for family in registry.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        labels = frozenset(label for s in family.samples for label in s.labels) - {"le"}
+        families[name] = (family.type, labels)
+    return families
+
+
+_EXPORTED = exported_families()
+# Per-partition series (labels topic and partition), histograms (per topic) and everything
+# a selector may name (`up` is Prometheus's own).
 PARTITION_METRICS = frozenset(
-    {
-        "gapwatch_records_total",
-        "gapwatch_missing_records_total",
-        "gapwatch_gaps_total",
-        "gapwatch_open_gaps",
-        "gapwatch_duplicate_records_total",
-        "gapwatch_late_records_total",
-        "gapwatch_recovered_records_total",
-        "gapwatch_truncated_records_total",
-        "gapwatch_skipped_records_total",
-        "gapwatch_unstamped_records_total",
-        "gapwatch_malformed_records_total",
-        "gapwatch_sequence_resets_total",
-        "gapwatch_consumer_lag_records",
-        "gapwatch_partition_last_record_timestamp_seconds",
-    }
+    name for name, (_, labels) in _EXPORTED.items() if {"topic", "partition"} <= labels
 )
-HISTOGRAMS = frozenset({"gapwatch_end_to_end_latency_seconds"})
-INSTANCE_METRICS = frozenset(
-    {
-        "gapwatch_streams",
-        "gapwatch_partitions_assigned",
-        "gapwatch_up",
-        "gapwatch_build_info",
-        "gapwatch_ready",
-        "gapwatch_alert_failures_total",
-    }
-)
-EXPORTED_METRICS = PARTITION_METRICS | HISTOGRAMS | INSTANCE_METRICS | {"up"}
+TOPIC_METRICS = frozenset(name for name, (_, labels) in _EXPORTED.items() if "topic" in labels)
+HISTOGRAMS = frozenset(name for name, (kind, _) in _EXPORTED.items() if kind == "histogram")
+EXPORTED_METRICS = frozenset(_EXPORTED) | {"up"}
 
 _GAPWATCH_METRIC = re.compile(r"\b(gapwatch_[a-z0-9_]+)")
 _UP_METRIC = re.compile(r"(?<![\w:])up\s*\{")
@@ -172,13 +186,14 @@ class TestPrometheusRules:
             assert len(annotations.get("description", "")) > 40, rule["alert"]
 
     def test_gap_alerts_link_to_the_gaps_of_their_partition(self) -> None:
-        """Alerts about lost, duplicated, late or skipped records link to /gaps of the partition."""
+        """Alerts about lost, duplicated or late records link to /gaps of the partition;
+        skipped records (not gaps, so not in /gaps) link to /skipped. The end-to-end test
+        opens each link on a real monitor."""
         gap_metrics = {
             "gapwatch_missing_records_total",
             "gapwatch_truncated_records_total",
             "gapwatch_duplicate_records_total",
             "gapwatch_late_records_total",
-            "gapwatch_skipped_records_total",
         }
         link = "/gaps?topic={{ $labels.topic }}&partition={{ $labels.partition }}"
         linked = [rule for rule in alerting_rules() if metrics_in(rule["expr"]) & gap_metrics]
@@ -187,6 +202,12 @@ class TestPrometheusRules:
             url = rule["annotations"]["gaps_url"]
             assert url.startswith("http://{{ $labels.instance }}/gaps?"), rule["alert"]
             assert link in url, rule["alert"]
+        (skipped,) = [
+            rule
+            for rule in alerting_rules()
+            if "gapwatch_skipped_records_total" in metrics_in(rule["expr"])
+        ]
+        assert skipped["annotations"]["gaps_url"] == "http://{{ $labels.instance }}/skipped"
 
     def test_rules_use_only_metrics_gapwatch_exports(self) -> None:
         """Every metric a rule reads is exported by the monitor (or is Prometheus's `up`)."""
@@ -381,7 +402,7 @@ class TestGrafanaDashboard:
             for name, matchers in matches:
                 assert 'instance=~"$instance"' in matchers, query.panel_title
                 family = re.sub(r"_bucket$", "", name)
-                if family in PARTITION_METRICS | HISTOGRAMS:
+                if family in TOPIC_METRICS:
                     assert 'topic=~"$topic"' in matchers, query.panel_title
 
     def test_topic_and_instance_variables_query_gapwatch_series(self) -> None:
@@ -409,6 +430,17 @@ class TestGrafanaDashboard:
         mounts = compose_services()["grafana"]["volumes"]
         assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
         assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+def image_environment() -> dict[str, str]:
+    """The variables the Dockerfile's ENV instructions set in the image."""
+    environment = {}
+    for keyword, args in dockerfile_instructions():
+        if keyword == "ENV":
+            for item in shlex.split(args):
+                key, _, value = item.partition("=")
+                environment[key] = value
+    return environment
 
 
 def dockerfile_instructions() -> Iterator[tuple[str, str]]:
@@ -553,14 +585,26 @@ class TestDockerCompose:
         assert len(host_ports) == len(set(host_ports))
         assert {"8571", "9090", "9093", "3000"} <= set(host_ports)
 
-    def test_monitor_settings_are_keys_the_monitor_reads(self) -> None:
-        """Unknown GAPWATCH_* variables are ignored by the monitor, so a typo would be silent."""
-        known = {spec.env for spec in FIELDS}
-        # Added by the alerting issue (issue 6); kept here until config_sources lists it.
-        known.add("GAPWATCH_ALERTMANAGER_URL")
-        environment = compose_services()["monitor"]["environment"]
-        assert set(environment) <= known
-        assert environment["GAPWATCH_HTTP_HOST"] == "0.0.0.0"
+    def test_monitor_command_and_environment_load_with_the_real_cli(self) -> None:
+        """The monitor's command parses with gapwatch's own parser, and the image's and the
+        service's environment load through the monitor's own config sources into a valid
+        config; every GAPWATCH_* variable is one the monitor reads (unknown ones would be
+        silently ignored, so a typo would go unnoticed)."""
+        monitor = compose_services()["monitor"]
+        args = build_parser().parse_args(monitor["command"])
+        assert args.handler is not None
+        environment = {**image_environment(), **monitor["environment"]}
+        gapwatch_vars = {key for key in environment if key.startswith("GAPWATCH_")}
+        assert gapwatch_vars <= {spec.env for spec in FIELDS}
+        config = load_config(args, {key: str(value) for key, value in environment.items()})
+        assert config.kafka.bootstrap_servers == KAFKA_INTERNAL
+        assert config.watch.topics == ("gapwatch-demo",)
+        assert config.watch.start_from == "earliest"
+        assert (config.http.host, config.http.port) == ("0.0.0.0", 8571)
+        assert config.reports.enabled
+        assert config.alerting.alertmanager_urls == ("http://alertmanager:9093",)
+        # Links in pushed alerts must open from the host, where the port is published.
+        assert config.alerting.external_url == "http://localhost:8571"
 
     def test_gapwatch_services_use_the_local_build(self) -> None:
         """Monitor and load generator run the image built from this repository's Dockerfile."""
@@ -576,11 +620,14 @@ class TestDockerCompose:
         services = compose_services()
         args = build_parser().parse_args(services["loadgen"]["command"])
         assert callable(args.handler)
-        assert args.topics == ["gapwatch-demo"]
-        assert 0 < args.drop <= 0.01
+        config = config_from_args(args)  # validates, as `gapwatch loadgen` does
+        assert config.topics == ("gapwatch-demo",)
+        assert 0 < config.faults.drop <= 0.01
+        assert config.acks == "all"
+        assert config.idempotent
         monitor_env = services["monitor"]["environment"]
-        assert args.report_topic == monitor_env["GAPWATCH_REPORT_TOPIC"]
-        assert args.bootstrap_servers == monitor_env["GAPWATCH_BOOTSTRAP_SERVERS"]
+        assert config.report_topic == monitor_env["GAPWATCH_REPORT_TOPIC"]
+        assert tuple(config.bootstrap_servers.split(",")) == KAFKA_INTERNAL
 
     def test_prometheus_and_alertmanager_use_the_shipped_configs(self) -> None:
         """The compose services mount deploy/ read-only and load the files tested above."""
