@@ -48,8 +48,10 @@ unit: $(STAMP) ops-tools
 integration: kafka-jars ops-tools
 	$(BIN)/pytest -m 'kafka or chaos' $(PYTEST_ARGS)
 
+# -s: each scenario prints its progress lines and a summary (what the app saw, what the log
+# holds, what gapwatch reported); docs/loss-scenarios.md explains them.
 chaos: kafka-jars
-	$(BIN)/pytest -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/pytest -m chaos -v -s $(PYTEST_ARGS)
 
 demo: kafka-jars
 	$(BIN)/python -m gapwatch.demo
