@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import http.client
 import json
 import statistics
@@ -50,6 +51,7 @@ from gapwatch.monitor.config import (
     MonitorConfig,
     WatchSettings,
 )
+from gapwatch.monitor.runtime import tune_gc
 from gapwatch.testing.kafka import KafkaCluster
 
 PARTITIONS = 12
@@ -81,6 +83,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- 1. throughput -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def process_gc(*, tuned: bool) -> Any:
+    """The GC settings of ``gapwatch monitor`` (``tuned``) or CPython's defaults, for one
+    phase; the defaults are restored afterwards."""
+    defaults = gc.get_threshold()
+    if tuned:
+        tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*defaults)
 
 
 async def prefill(bootstrap: str, topic: str, total: int) -> None:
@@ -362,20 +378,30 @@ async def main(args: argparse.Namespace) -> int:
         sparse: list[float] = []
         bare_cpu: list[float] = []
         watched_cpu: list[float] = []
+        bare_tuned: list[float] = []
+        bare_tuned_cpu: list[float] = []
         for round_ in range(args.rounds):
-            # Alternating, so a burst of load from elsewhere on the machine hits both.
-            rate, cpu = await bare_rate(bootstrap, topic, total)
+            # Alternating, so a burst of load from elsewhere on the machine hits all.
+            with process_gc(tuned=False):
+                rate, cpu = await bare_rate(bootstrap, topic, total)
             bare.append(rate)
             bare_cpu.append(cpu)
-            rate, cpu = await monitor_rate(bootstrap, topic, total, f"bench-{round_}", 5.0)
+            with process_gc(tuned=True):  # as `gapwatch monitor` runs
+                rate, cpu = await monitor_rate(bootstrap, topic, total, f"bench-{round_}", 5.0)
             watched.append(rate)
             watched_cpu.append(cpu)
-            sparse.append(
-                (await monitor_rate(bootstrap, topic, total, f"bench-s{round_}", 30.0))[0]
-            )
+            with process_gc(tuned=True):
+                rate, cpu = await bare_rate(bootstrap, topic, total)
+            bare_tuned.append(rate)
+            bare_tuned_cpu.append(cpu)
+            with process_gc(tuned=True):
+                rate, _ = await monitor_rate(bootstrap, topic, total, f"bench-s{round_}", 30.0)
+            sparse.append(rate)
             print(
                 f"round {round_ + 1}: bare {bare[-1]:,.0f}/s ({bare_cpu[-1]:,.0f}/CPU-s), "
                 f"monitor {watched[-1]:,.0f}/s ({watched_cpu[-1]:,.0f}/CPU-s), "
+                f"bare with the monitor's GC settings {bare_tuned[-1]:,.0f}/s "
+                f"({bare_tuned_cpu[-1]:,.0f}/CPU-s), "
                 f"monitor with 30 s checkpoints {sparse[-1]:,.0f}/s",
                 flush=True,
             )
@@ -383,8 +409,11 @@ async def main(args: argparse.Namespace) -> int:
         sparse_median = statistics.median(sparse)
         ratios = sorted(m / b for m, b in zip(watched, bare, strict=True))
         cpu_ratio = statistics.median(watched_cpu) / statistics.median(bare_cpu)
+        tuned_ratio = monitor_median / statistics.median(bare_tuned)
+        tuned_cpu_ratio = statistics.median(watched_cpu) / statistics.median(bare_tuned_cpu)
 
-        steady = await steady_phase(cluster, args.rate, args.seconds, "bench")
+        with process_gc(tuned=True):
+            steady = await steady_phase(cluster, args.rate, args.seconds, "bench")
     latencies = [seen - ts_ms / 1000.0 for _, seen, ts_ms, _ in steady["detections"]]
     idle = [seen - ts / 1000.0 for _, seen, ts, phase in steady["detections"] if phase == "detect"]
     scrapes = steady["scrapes"]
@@ -394,6 +423,10 @@ async def main(args: argparse.Namespace) -> int:
         f"  ratio monitor/bare: {monitor_median / bare_median:.2f}  (target >= 0.85); "
         f"per round {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"records per CPU-s of this process: {cpu_ratio:.2f}"
+    )
+    print(
+        f"  against a bare loop with the monitor's GC settings too: {tuned_ratio:.2f} "
+        f"(per CPU-s {tuned_cpu_ratio:.2f})"
     )
     print(
         f"  with checkpoint_interval=30 s: {sparse_median:,.0f} records/s, ratio "

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     )
     # Imported here so that `gapwatch --help` does not load aiokafka, FastAPI and uvicorn.
     from gapwatch.monitor.app import run_monitor
+    from gapwatch.monitor.runtime import tune_gc
 
+    tune_gc()  # after the imports, so they are frozen too (see gapwatch.monitor.runtime)
     try:
         return asyncio.run(run_monitor(config))
     except GapwatchError as exc:

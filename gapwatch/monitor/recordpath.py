@@ -6,22 +6,22 @@ latency. Done as three method calls per record (``StampReader.read``, ``observe`
 of the bare ``getmany`` loop's own cost per record (``bench/bench_monitor.py``, cProfile).
 Here the common record (three headers in the documented order, from a (producer, epoch)
 already validated) is parsed inline against :class:`StampReader`'s cache and handed to
-``Tracker.observe_fields``, and the latency bucket is counted inline: one Python call per
-record. Everything else (other headers, new producers, malformed values) goes through
-``StampReader.read``, so results and errors are always those of ``parse_stamp``.
+``Tracker.observe_fields``, and latencies are counted once per batch
+(``LatencyHistogram.observe_batch``): one Python call per record. Everything else (other
+headers, new producers, malformed values) goes through ``StampReader.read``, so results
+and errors are always those of ``parse_stamp``.
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
 from gapwatch.core.model import Event
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
 from gapwatch.errors import MalformedStampError
-from gapwatch.monitor.latency import LATENCY_BUCKETS, LatencyHistogram
+from gapwatch.monitor.latency import LatencyHistogram
 from gapwatch.monitor.stamps import MAX_FAST_DIGITS, StampReader
 from gapwatch.monitor.tracking import Tracker
 
@@ -41,14 +41,8 @@ def feed_records(
     ``tracker``; events go to ``events``. Returns the last record (``None`` if empty)."""
     observe = tracker.observe_fields
     known = stamps.known
-    counts = latency.counts
-    bounds = LATENCY_BUCKETS
-    now_ms = now * 1000.0
-    total = 0.0
-    skewed = 0
     record = None
     for record in records:
-        timestamp = record.timestamp
         headers = record.headers
         try:
             (name1, raw_producer), (name2, raw_epoch), (name3, raw_seq) = headers
@@ -65,20 +59,12 @@ def feed_records(
             and 0 < len(raw_seq) <= MAX_FAST_DIGITS
             and raw_seq.isdigit()
         ):
-            found = observe(record.offset, timestamp, pair[0], pair[1], int(raw_seq), now)
+            found = observe(record.offset, record.timestamp, pair[0], pair[1], int(raw_seq), now)
         else:
             found = _observe_slowly(record, tracker, stamps, now)
         if found:
             events.extend(found)
-        # LatencyHistogram.observe, inline (see the module docstring).
-        seconds = (now_ms - timestamp) * 0.001
-        if seconds < 0.0:
-            skewed += 1
-            seconds = 0.0
-        counts[bisect_left(bounds, seconds)] += 1
-        total += seconds
-    latency.total += total
-    latency.clock_skewed += skewed
+    latency.observe_batch([r.timestamp for r in records], now)
     return record
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
+from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 from monitor_support import metric_value, monitor_config, start_monitor
@@ -470,14 +471,21 @@ async def start_chaos_monitor(
     *,
     group_id: str | None = None,
     instance_id: str | None = None,
+    checkpoint_interval: float | None = None,
 ) -> RunningMonitor:
-    """A monitor of ``topic`` with a short grace period reading ``report_topic``."""
+    """A monitor of ``topic`` with a short grace period reading ``report_topic``
+    (checkpoints every 0.5 s unless ``checkpoint_interval`` says otherwise)."""
     config = monitor_config(cluster.bootstrap_servers, [topic], group_id or f"g-{topic}")
     config = dataclasses.replace(
         config,
         tracker=TrackerSettings(grace_period=GRACE_S),
         reports=ReportSettings(topic=report_topic, enabled=True),
     )
+    if checkpoint_interval is not None:
+        config = dataclasses.replace(
+            config,
+            checkpoints=dataclasses.replace(config.checkpoints, interval=checkpoint_interval),
+        )
     if instance_id is None:
         return await start_monitor(config)
     monitor = RunningMonitor(config, registry=CollectorRegistry(), instance_id=instance_id)
@@ -578,6 +586,31 @@ class IsrProbe:
                 if entry["topic"] == topic and p["partition"] == partition:
                     return set(p["isr"])
         return set()
+
+
+async def group_avoiding(cluster: KafkaCluster, stem: str, node_id: int) -> str:
+    """A consumer group id whose group coordinator is not ``node_id``.
+
+    A SIGSTOPped group coordinator accepts connections and answers nothing: the monitor's
+    commits, made while it holds its consumer lock, then wait out their timeout and reading
+    stalls for tens of seconds (chaos-bugs.txt, BUG 3). Scenarios that pause a node and
+    need the monitor to keep reading meanwhile keep their group's coordinator off it.
+    """
+    client = AIOKafkaClient(bootstrap_servers=cluster.bootstrap_servers)
+    await client.bootstrap()
+    try:
+        for i in range(50):
+            group = f"{stem}-{i}"
+
+            async def lookup(group: str = group) -> int:
+                # The first group of a fresh cluster creates __consumer_offsets: retried.
+                return int(await client.coordinator_lookup(CoordinationType.GROUP, group)) + 1
+
+            if await wait_for(lookup, f"coordinator of {group}") - 1 != node_id:
+                return group
+    finally:
+        await client.close()
+    raise AssertionError(f"no group id with a coordinator other than {node_id}")
 
 
 def gap_json(findings: Findings, limit: int = 2) -> str:

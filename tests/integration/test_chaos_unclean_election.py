@@ -30,6 +30,7 @@ from chaos_support import (
     expected_gaps,
     gap_json,
     gapwatch_findings,
+    group_avoiding,
     monitor_partition,
     read_truth,
     settle_monitor,
@@ -82,8 +83,16 @@ async def test_scenario_3_unclean_election_truncation_reported_exactly(
     app = await AppProducer.start(
         kafka3, topic, report_topic, producer_id="s3-acks1", acks=1, request_timeout_ms=10_000
     )
-    monitor = await start_chaos_monitor(kafka3, topic, report_topic)
+    # The follower is paused for about 10 s while the monitor must keep reading. Checkpoint
+    # writes and commits to a frozen broker stall the monitor's reading (chaos-bugs.txt
+    # BUG 3), which is not what this scenario is about: its group's coordinator is another
+    # node, and it checkpoints only on stop.
+    group = await group_avoiding(kafka3, f"g-{topic}", follower)
+    monitor = None
     try:
+        monitor = await start_chaos_monitor(
+            kafka3, topic, report_topic, group_id=group, checkpoint_interval=300.0
+        )
         for _ in range(BEFORE):
             assert await app.send_and_wait() == ACKED
         await wait_monitor_position(monitor, topic, BEFORE)
@@ -162,7 +171,8 @@ async def test_scenario_3_unclean_election_truncation_reported_exactly(
         progress.step(f"AGREE: gapwatch reported exactly {show_spans(lost)} truncated")
     finally:
         await app.abort()
-        await monitor.stop()
+        if monitor is not None:
+            await monitor.stop()
         kafka3.resume_node(follower)
         await asyncio.to_thread(kafka3.restart_node, leader)
         progress.step(f"healed; wall time {progress.elapsed:.1f}s")

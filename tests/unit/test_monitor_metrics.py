@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gapwatch.core.config import TrackerConfig
@@ -92,6 +94,23 @@ class TestLatency:
         assert sample(text, f'{prefix}_count{{topic="t"}}') == 5
         assert abs(sample(text, f'{prefix}_sum{{topic="t"}}') - 7.403) < 1e-9
         assert sample(text, 'gapwatch_clock_skewed_records_total{topic="t"}') == 1
+
+    @given(
+        st.lists(st.integers(-5_000, 2_000_000) | st.sampled_from([5, 10, 25, 1000, 300_000])),
+        st.sampled_from([1_700_000_000.0, 1_700_000_000.123]),
+    )
+    def test_observe_batch_equals_observe_per_record(self, ages_ms: list[int], now: float) -> None:
+        """Counting a batch at once gives the same buckets, skew count and sum as observing
+        each record's latency (record ages in ms, bucket bounds included)."""
+        one, batch = LatencyHistogram(), LatencyHistogram()
+        now_ms = now * 1000.0
+        stamps = [round(now_ms) - age for age in ages_ms]
+        for ts in stamps:
+            one.observe((now_ms - ts) * 0.001)
+        batch.observe_batch(stamps, now)
+        assert batch.counts == one.counts
+        assert batch.clock_skewed == one.clock_skewed
+        assert abs(batch.total - one.total) < 1e-6 * max(1.0, one.total)
 
     def test_bound_belongs_to_its_bucket(self) -> None:
         """A latency equal to a bucket bound is counted in that bucket (le means <=)."""
