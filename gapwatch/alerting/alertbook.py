@@ -18,6 +18,10 @@ posts that list when it changes and every ``repost_interval`` seconds. Rules, in
    resolves: it is posted with ``endsAt`` = confirmation + hold, which is in the past.
    Loss is final, so nothing else ends it; the hold exists so that the alert outlives the
    rule-based ``GapwatchMessageLoss`` it inhibits (docs/alerting.md).
+   A lost gap cut in two by a producer report (``GapSplit`` of confirmed pieces, tracker
+   rule R12) is one alert per piece: the left piece keeps its alert, updated (count,
+   range, ``producer_told``), the right one gets its own from the same ``startsAt`` (or
+   joins the overflow alert its left piece is in).
 4. **Recovery.** A gap whose every missing record arrived later (``GapRecovered`` with the
    gap recovered in full) resolves at once (``endsAt`` = now); an overflow member leaves
    the overflow alert, which resolves when it has none left.
@@ -47,6 +51,7 @@ from gapwatch.core.model import (
     Gap,
     GapConfirmed,
     GapRecovered,
+    GapSplit,
     GapState,
     RecordsTruncated,
 )
@@ -158,6 +163,8 @@ class AlertBook:
                     self._lost(gap, now)
             elif isinstance(event, GapRecovered):
                 self._recovered(event.gap, now)
+            elif isinstance(event, GapSplit):
+                self._split(event, now)
             elif isinstance(event, DuplicateRecords):
                 self._duplicates(event, now)
 
@@ -188,6 +195,27 @@ class AlertBook:
             overflow.members[gap.id] = (expires, gap.count)
             self._overflowed[gap.id] = key
         self.version += 1
+
+    def _split(self, event: GapSplit, now: float) -> None:
+        # A lost gap cut in two (a producer report's failed range covered part of it,
+        # R12): the left piece keeps the id and its alert, updated; the right piece is a
+        # loss of its own, with an alert of its own from the same confirmation time.
+        pieces = (event.left, event.right)
+        key = self._overflowed.get(event.left.id)
+        for piece in pieces:
+            if piece.state not in _LOSS_STATES:
+                continue
+            if key is None:
+                self._lost(piece, now)
+            else:
+                # Old news summarised by the overflow alert (rule 2): both pieces stay in it.
+                members = self._overflow[key].members
+                expires = members[event.left.id][0]
+                members[piece.id] = (expires, piece.count)
+                self._overflowed[piece.id] = key
+        for piece in pieces:
+            if piece.state is GapState.RECOVERED:
+                self._recovered(piece, now)
 
     def _recovered(self, gap: Gap, now: float) -> None:
         if gap.recovered < gap.count and gap.state is not GapState.RECOVERED:

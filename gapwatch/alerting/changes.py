@@ -46,7 +46,7 @@ class ChangeKind(StrEnum):
 
     OPENED = "opened"
     SHRUNK = "shrunk"  # a late record filled one end of an open gap
-    SPLIT = "split"  # a late record filled the middle: two open gaps
+    SPLIT = "split"  # two gaps from one: a late record, or a failed range's boundary (R12)
     HEALED = "healed"
     CONFIRMED = "confirmed"
     RECOVERED = "recovered"  # a record of a confirmed gap arrived later (see gap.recovered)

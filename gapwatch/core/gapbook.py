@@ -126,6 +126,47 @@ class GapBook:
             self.active[gap.id] = confirmed
         return confirmed
 
+    def divide(self, gap: Gap, pieces: list[Gap], stream: Stream) -> None:
+        """Replace the active ``gap`` by adjacent ``pieces`` covering its sequences.
+
+        The first piece keeps ``gap``'s id; the stream's missing ranges are cut at the
+        pieces' boundaries. A piece with nothing left missing (every record of it came back,
+        R7) goes to the history, in the state the caller gave it. Counters stay exact: every
+        extra piece of an open gap is one more open gap, of a confirmed gap one more
+        confirmed gap; ``missing`` is unchanged (the counts add up to the original's).
+        """
+        aux = stream.ensure_aux()
+        old = [r for r in aux.ranges if r.gap_id == gap.id]
+        ranges = [r for r in aux.ranges if r.gap_id != gap.id]
+        watched: set[str] = set()
+        for piece in pieces:
+            for r in old:
+                lo, hi = max(r.first, piece.first_seq), min(r.last, piece.last_seq)
+                if lo <= hi:
+                    ranges.append(Range(lo, hi, piece.id))
+                    watched.add(piece.id)
+        ranges.sort(key=_range_first)
+        aux.ranges[:] = ranges
+        extra = len(pieces) - 1
+        if gap.state is GapState.OPEN:
+            self._counters.open_gaps += extra
+        elif gap.state is GapState.CONFIRMED:
+            self._counters.gaps_confirmed += extra
+        for i, piece in enumerate(pieces):
+            is_closed = piece.id not in watched
+            if i == 0 and is_closed:
+                self.close(piece)
+            elif i == 0:
+                self.active[piece.id] = piece
+            elif is_closed:
+                self._closed.append(piece)
+            else:
+                self.active[piece.id] = piece
+                self.owner[piece.id] = stream
+                if piece.state is GapState.OPEN:
+                    self.open[piece.id] = None
+        self._bound()
+
     def detach_stream(self, stream: Stream) -> None:
         """A stream is dropped: close its watched gaps, keep its open ones open unwatched."""
         aux = stream.aux
@@ -153,3 +194,7 @@ class GapBook:
                 stream.drop_aux_if_empty()
             self.close(gap)
             self._counters.gaps_forgotten += 1
+
+
+def _range_first(r: Range) -> int:
+    return r.first

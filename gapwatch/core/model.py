@@ -234,14 +234,19 @@ class GapShrunk:
 
 @dataclass(frozen=True, slots=True)
 class GapSplit:
-    """A late record (``seq``) filled the middle of an open gap, leaving two gaps.
+    """A gap became two adjacent ones: ``left`` keeps the original id, ``right`` has the id
+    of its own first sequence.
 
-    ``left`` keeps the original id; ``right`` has the id of its own first sequence.
+    R6: a late record (``seq``) filled the middle of an open gap. R12 (``seq`` is
+    ``None``): a producer report's failed range covers only part of an open or confirmed
+    gap, which is cut at the range's boundary so that each piece is entirely
+    ``producer_told`` or entirely silent (a cut into more pieces is one event per
+    boundary, each piece's record final). The pieces' counts add up to the original's.
     """
 
     left: Gap
     right: Gap
-    seq: int
+    seq: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ the report was applied, so records still in flight or not yet read are never cal
 * for a ``final`` report, stamped but unacknowledged sequences above that are
   ``UnknownFate`` (not a loss), except those the producer reported failed, which become
   confirmed ``producer`` gaps with ``producer_told``;
-* failed ranges mark the gaps that cover them ``producer_told``, now or when they open.
+* failed ranges mark the gaps that cover them ``producer_told``, now or when they open;
+  a gap only partly covered is cut at the ranges' boundaries first, so that every gap is
+  entirely told or entirely silent (silent loss is never hidden behind a told one).
 
 These functions are the tracker's own code, kept in a module of their own for size.
 """
@@ -25,6 +27,8 @@ from gapwatch.core.model import (
     Gap,
     GapCause,
     GapConfirmed,
+    GapOpened,
+    GapSplit,
     GapState,
     ProducerReport,
     UnknownFate,
@@ -77,21 +81,16 @@ def apply_report(t: PartitionTracker, report: ProducerReport, now: float) -> tup
         else:
             t._orphans[(report.producer, report.epoch)] = (now, report)
         return NO_EVENTS
-    queue_report(t, st, report, now)
-    return NO_EVENTS
+    events = queue_report(t, st, report, now)
+    return tuple(events) if events else NO_EVENTS
 
 
-def queue_report(t: PartitionTracker, st: Stream, report: ProducerReport, at: float) -> None:
-    """Record the report's failed ranges and its pending claim on ``st``."""
+def queue_report(t: PartitionTracker, st: Stream, report: ProducerReport, at: float) -> list[Event]:
+    """Record the report's failed ranges and its pending claim on ``st``; returns the
+    splits of gaps that the failed ranges cover only in part."""
     aux = st.ensure_aux()
-    book = t._book
+    events = _tell_gaps(t, st, report.failed, at) if report.failed and aux.ranges else []
     for first, last in report.failed:
-        # Gaps already open or confirmed over these sequences: the producer knew.
-        for r in aux.ranges:
-            if r.first <= last and first <= r.last:
-                gap = book.active.get(r.gap_id)
-                if gap is not None and not gap.producer_told:
-                    book.update(replace(gap, producer_told=True, updated_at=at))
         if last > st.high and len(aux.told) < MAX_TOLD_RANGES:
             aux.told.append((max(first, st.high + 1), last))
     acked = -1 if report.highest_acked is None else report.highest_acked
@@ -104,6 +103,90 @@ def queue_report(t: PartitionTracker, st: Stream, report: ProducerReport, at: fl
         else:
             aux.reports.append(pending)
         t._reporting[st] = None
+    return events
+
+
+def _tell_gaps(
+    t: PartitionTracker, st: Stream, failed: tuple[tuple[int, int], ...], at: float
+) -> list[Event]:
+    """Gaps already open or confirmed over failed sequences: the producer knew of those.
+
+    A gap the ranges cover in full is marked ``producer_told``; one they cover in part is
+    cut into told and silent pieces (:func:`divide_gap`).
+    """
+    aux = st.aux
+    assert aux is not None
+    book = t._book
+    spans = sorted(failed)
+    hit = dict.fromkeys(
+        r.gap_id for r in aux.ranges if any(lo <= r.last and r.first <= hi for lo, hi in spans)
+    )
+    events: list[Event] = []
+    for gid in hit:
+        gap = book.active.get(gid)
+        if gap is None or gap.producer_told:
+            continue  # a told gap is told in full: every gap is cut when it opens
+        runs = _split_told(spans, gap.first_seq, gap.last_seq)
+        if len(runs) == 1 or gap.count != gap.last_seq - gap.first_seq + 1:
+            book.update(replace(gap, producer_told=True, updated_at=at))
+        else:
+            events.extend(divide_gap(t, st, gap, runs, at))
+    return events
+
+
+def divide_gap(
+    t: PartitionTracker, st: Stream, gap: Gap, runs: list[tuple[int, int, bool]], at: float
+) -> list[Event]:
+    """Cut the active ``gap`` into the told / silent ``runs`` of its sequences (R12).
+
+    The first piece keeps the id, the others get the id of their own first sequence (as a
+    R6 split does), so ids stay stable across restarts. Every piece keeps the gap's state,
+    times and bounding records (nothing was read between the pieces); a confirmed piece's
+    ``recovered`` is what came back of its own sequences, and a piece whose every record
+    came back is ``recovered`` (R7). One ``GapSplit`` (``seq`` ``None``) per boundary.
+    """
+    book = t._book
+    missing = [(r.first, r.last) for r in st.ranges if r.gap_id == gap.id]
+    pieces: list[Gap] = []
+    for i, (lo, hi, told) in enumerate(runs):
+        count = hi - lo + 1
+        gid = gap.id if i == 0 else book.new_id(gap.key, lo, gap.generation, gap.cause)
+        piece = replace(
+            gap,
+            id=gid,
+            first_seq=lo,
+            last_seq=hi,
+            count=count,
+            producer_told=told,
+            updated_at=at,
+        )
+        if gap.state is not GapState.OPEN:
+            left = sum(min(b, hi) - max(a, lo) + 1 for a, b in missing if a <= hi and lo <= b)
+            piece = replace(piece, recovered=count - left)
+            if not left and gap.state is GapState.CONFIRMED:
+                piece = replace(piece, state=GapState.RECOVERED)
+        pieces.append(piece)
+    book.divide(gap, pieces, st)
+    if gap.id in t._doubtful:
+        t._doubtful.update(p.id for p in pieces)  # every piece was open at the skip (R16)
+    return [GapSplit(pieces[i], pieces[i + 1], None) for i in range(len(pieces) - 1)]
+
+
+def open_gap(t: PartitionTracker, st: Stream, gap: Gap) -> tuple[Event, ...]:
+    """Open ``gap`` (R5), cut at the boundaries of the failed ranges already reported for
+    ``st``: one ``GapOpened`` per piece, each entirely ``producer_told`` or not."""
+    aux = st.aux
+    assert aux is not None
+    book = t._book
+    events: list[Event] = []
+    for i, (lo, hi, told) in enumerate(_split_told(aux.told, gap.first_seq, gap.last_seq)):
+        gid = gap.id if i == 0 else book.new_id(gap.key, lo, gap.generation, gap.cause)
+        piece = replace(
+            gap, id=gid, first_seq=lo, last_seq=hi, count=hi - lo + 1, producer_told=told
+        )
+        book.add(piece, st)
+        events.append(GapOpened(piece))
+    return tuple(events)
 
 
 def mature_reports(t: PartitionTracker, now: float) -> list[Event]:
@@ -150,20 +233,12 @@ def _orphan_matured(
         return [UnknownFate(t._key(report.producer, report.epoch), 0, acked, acked + 1, now)]
     # We watched an older epoch of this producer here, so this epoch's acknowledged
     # records should have been read: all of them are missing.
-    told = _told(report.failed, 0, report.highest_acked)
-    gap = _confirmed_gap(
-        t,
-        None,
-        report.producer,
-        report.epoch,
-        0,
-        report.highest_acked,
-        GapCause.TAIL,
-        at,
-        now,
-        told=told,
-    )
-    return [gap]
+    return [
+        _confirmed_gap(
+            t, None, report.producer, report.epoch, lo, hi, GapCause.TAIL, at, now, told=told
+        )
+        for lo, hi, told in _split_told(report.failed, 0, report.highest_acked)
+    ]
 
 
 def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float) -> list[Event]:
@@ -178,21 +253,22 @@ def _matured(t: PartitionTracker, st: Stream, pending: PendingReport, now: float
         above = pending.acked
     elif pending.acked > st.high:
         first, last = st.high + 1, pending.acked
-        told = any(span_first <= last and first <= span_last for span_first, span_last in aux.told)
-        events.append(
-            _confirmed_gap(
-                t,
-                st,
-                st.producer,
-                st.epoch,
-                first,
-                last,
-                GapCause.TAIL,
-                pending.reported_at,
-                now,
-                told=told,
+        # Cut at failed-range boundaries: acknowledged-but-absent records are silent loss.
+        for lo, hi, told in _split_told(aux.told, first, last):
+            events.append(
+                _confirmed_gap(
+                    t,
+                    st,
+                    st.producer,
+                    st.epoch,
+                    lo,
+                    hi,
+                    GapCause.TAIL,
+                    pending.reported_at,
+                    now,
+                    told=told,
+                )
             )
-        )
         st.high = above = last
     if pending.final and pending.assigned > above:
         for lo, hi, told in _split_told(aux.told, above + 1, pending.assigned):
@@ -262,12 +338,11 @@ def _confirmed_gap(
     return GapConfirmed(gap)
 
 
-def _told(failed: tuple[tuple[int, int], ...], first: int, last: int) -> bool:
-    return any(span_first <= last and first <= span_last for span_first, span_last in failed)
-
-
-def _split_told(told: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int, bool]]:
-    """``first..last`` cut into runs that are / are not inside a told range."""
+def _split_told(
+    told: list[tuple[int, int]] | tuple[tuple[int, int], ...], first: int, last: int
+) -> list[tuple[int, int, bool]]:
+    """``first..last`` cut into maximal runs that are / are not inside a told range
+    (overlapping or adjacent told ranges make one run)."""
     out: list[tuple[int, int, bool]] = []
     cursor = first
     for span_first, span_last in sorted(told):
@@ -276,7 +351,10 @@ def _split_told(told: list[tuple[int, int]], first: int, last: int) -> list[tupl
             continue
         if lo > cursor:
             out.append((cursor, lo - 1, False))
-        out.append((lo, hi, True))
+        if out and out[-1][2] and out[-1][1] + 1 == lo:
+            out[-1] = (out[-1][0], hi, True)
+        else:
+            out.append((lo, hi, True))
         cursor = hi + 1
     if cursor <= last:
         out.append((cursor, last, False))

@@ -44,7 +44,9 @@ R12 producer_report -- a report's claims mature under the same rule from the tim
                      applied: acknowledged sequences above ``high`` become a confirmed tail
                      gap; for a final report, unacknowledged ones become ``UnknownFate`` and
                      failed ones confirmed ``producer_told`` gaps; failed ranges mark the
-                     gaps that cover them ``producer_told``.
+                     gaps that cover them ``producer_told``, cutting a gap they cover only in
+                     part (when it opens, or later: ``GapSplit`` with ``seq`` None) so that
+                     every gap is entirely told or entirely silent.
 R13 truncation    -- the log end moved below offsets already read (:meth:`log_truncated`),
                      or the log diverged from what was read (:meth:`find_divergence` on
                      records re-read after a leader change, then :meth:`log_diverged_at`):
@@ -106,7 +108,7 @@ from gapwatch.core.model import (
     StreamKey,
     ZombieEpoch,
 )
-from gapwatch.core.reports import apply_report, mature_reports, queue_report
+from gapwatch.core.reports import apply_report, mature_reports, open_gap, queue_report
 from gapwatch.core.ring import high_record_ts, reset_reference_ts
 from gapwatch.core.skip import after_skip, close_unknown, is_unresolved, skip
 from gapwatch.core.snapshot import decode, encode
@@ -363,11 +365,12 @@ class PartitionTracker:
             offset_after=offset,
             timestamp_before_ms=self._high_ts(st),
             timestamp_after_ms=ts,
-            producer_told=_overlaps(aux.told, first, last),
             generation=aux.generation,
         )
         st.high = seq
         st.high_offset = offset
+        if aux.told:
+            return open_gap(self, st, gap)  # R12: cut at failed-range boundaries
         self._book.add(gap, st)
         return (GapOpened(gap),)
 
@@ -602,7 +605,3 @@ class PartitionTracker:
 def _or_unknown(ts: int | None) -> int:
     # Kafka's own "no timestamp" value, so the API field stays an integer.
     return -1 if ts is None else ts
-
-
-def _overlaps(told: list[tuple[int, int]], first: int, last: int) -> bool:
-    return any(span_first <= last and first <= span_last for span_first, span_last in told)

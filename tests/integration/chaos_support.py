@@ -314,7 +314,8 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
     alone, by the tracker's documented rules (docs/tracker.md):
 
     * R5: every run of missing sequences between a stream's first and last record in the
-      log is a gap, ``producer_told`` when any of its sends failed (any overlap, R12);
+      log is a gap, split where the application's outcome changes: failed sends are
+      ``producer_told`` gaps, sends it thought written are not (R12);
     * R12, the final report: missing sequences after the last record in the log, up to the
       highest the application saw acknowledged, are one ``tail`` gap; above that, each run
       of failed sends is a ``producer`` gap, ``producer_told``; sends the application
@@ -333,12 +334,15 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
             present = truth.present(stream)
             high = max(present)
             for first, last in spans(s for s in truth.missing(stream, sent) if s < high):
-                told = any(first <= s <= last for s in failed)
-                out.add((partition, producer, epoch, first, last, told))
+                failed_here = {s for s in range(first, last + 1) if s in failed}
+                for a, b in spans(failed_here):
+                    out.add((partition, producer, epoch, a, b, True))
+                for a, b in spans(set(range(first, last + 1)) - failed_here):
+                    out.add((partition, producer, epoch, a, b, False))
             top_acked = max(acked, default=-1)
             if top_acked > high:
-                told = any(high < s <= top_acked for s in failed)
-                out.add((partition, producer, epoch, high + 1, top_acked, told))
+                tail_told = any(high < s <= top_acked for s in failed)
+                out.add((partition, producer, epoch, high + 1, top_acked, tail_told))
             above = max(high, top_acked)
             for first, last in spans(s for s in failed if s > above):
                 out.add((partition, producer, epoch, first, last, True))

@@ -2,11 +2,14 @@
 
 A simulation runs producers (ones that bump their epoch on restart, and third-party ones
 that restart the same epoch at sequence 0) over several partitions. Each send has a fate
-drawn by Hypothesis: delivered, dropped, duplicated (sometimes a delayed copy, sometimes of
-record 0), or reordered by a delay shorter than the grace. A monitor reads each partition
+drawn by Hypothesis: delivered, dropped, failed (dropped, and the producer reports it as a
+failed send, in a report during the run or the final one), duplicated (sometimes a delayed
+copy, sometimes of record 0), or reordered by a delay shorter than the grace. A monitor reads each partition
 with random lag and stalls and reports what it has caught up to. After everything settled,
 the confirmed-lost set must equal the dropped set exactly, the duplicates the injected
-copies exactly, late records must never be lost, and nothing else may be reported.
+copies exactly, every lost sequence's gap must be ``producer_told`` exactly when that
+sequence was reported failed (R12), late records must never be lost, and nothing else may
+be reported.
 
 The generator only avoids faults that no tracker can see by the spec: a producer's
 first-ever records on a partition form its baseline (so they are not dropped), and the
@@ -68,6 +71,7 @@ class Lane:
     witnessed: bool = False  # some record of an earlier epoch was delivered here
     delivered_in_epoch: bool = False  # some record of this epoch was delivered here
     pending_reset: bool = False  # next send here starts a new generation
+    failed: list[int] = field(default_factory=list)  # sequences of this epoch that failed
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Sim:
         self.trackers = [PartitionTracker(TOPIC, p, config=config) for p in range(partitions)]
         self.read = [0] * partitions
         self.dropped: set[Lost] = set()
+        self.told: set[Lost] = set()  # dropped and reported failed by the producer
         self.copies = 0
         self.resets = 0
         self.events: list[Event] = []
@@ -138,9 +143,11 @@ class Sim:
         lane.sent_in_run = True
         self.clock_ms += 1
         rec = (prod.name, prod.epoch, seq, self.clock_ms)
-        lane.open_tail = fate == "drop"
-        if fate == "drop":
+        lane.open_tail = fate in ("drop", "fail")
+        if fate in ("drop", "fail"):
             self.dropped.add((p, prod.name, prod.epoch, lane.generation, seq))
+            if fate == "fail" and not prod.third_party:
+                lane.failed.append(seq)
             return
         lane.delivered_in_epoch = True
         if fate == "reorder":
@@ -159,11 +166,33 @@ class Sim:
                 continue
             if report and not prod.third_party:
                 last = lane.next_seq - 1
-                rep = ProducerReport(prod.name, prod.epoch, TOPIC, p, last, last, (), True)
-                self.trackers[p].apply_producer_report(rep, self.now)
+                failed = self.failed_ranges(prod, p, lane)
+                rep = ProducerReport(prod.name, prod.epoch, TOPIC, p, last, last, failed, True)
+                self.events.extend(self.trackers[p].apply_producer_report(rep, self.now))
             elif lane.open_tail:
                 self.send(prod, p, "ok", 0.0)
             lane.open_tail = False
+
+    def report_failed(self, prod: Producer) -> None:
+        """A report during the run: only the sends that failed so far (no claim of acks)."""
+        if prod.third_party:
+            return
+        for p, lane in prod.lanes.items():
+            if lane.failed:
+                failed = self.failed_ranges(prod, p, lane)
+                rep = ProducerReport(prod.name, prod.epoch, TOPIC, p, None, None, failed, False)
+                self.events.extend(self.trackers[p].apply_producer_report(rep, self.now))
+
+    def failed_ranges(self, prod: Producer, p: int, lane: Lane) -> tuple[tuple[int, int], ...]:
+        """The lane's failed sequences as inclusive runs; from now on they count as told."""
+        runs: list[tuple[int, int]] = []
+        for seq in lane.failed:
+            self.told.add((p, prod.name, prod.epoch, lane.generation, seq))
+            if runs and runs[-1][1] + 1 == seq:
+                runs[-1] = (runs[-1][0], seq)
+            else:
+                runs.append((seq, seq))
+        return tuple(runs)
 
     def restart(self, prod: Producer, *, report: bool) -> None:
         self.close_lanes(prod, report=report)
@@ -178,6 +207,7 @@ class Sim:
             lane.delivered_in_epoch = False
             lane.next_seq = 0
             lane.sent_in_run = False
+            lane.failed = []
 
     # --- the monitor -------------------------------------------------------------
 
@@ -201,7 +231,7 @@ class Sim:
         self.deliver_due()
 
 
-fates = st.sampled_from(["ok", "ok", "ok", "ok", "drop", "dup", "reorder"])
+fates = st.sampled_from(["ok", "ok", "ok", "ok", "drop", "fail", "dup", "reorder"])
 delays = st.integers(min_value=0, max_value=int(GRACE) - 1).map(float)
 
 
@@ -220,7 +250,9 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
     trace: list[str] = []
     for _ in range(steps):
         op = data.draw(
-            st.sampled_from(["send"] * 8 + ["poll", "poll", "advance", "stall", "restart"])
+            st.sampled_from(
+                ["send"] * 8 + ["poll", "poll", "advance", "stall", "restart", "report"]
+            )
         )
         prod = producers[data.draw(st.integers(0, n_prod - 1))]
         p = data.draw(st.integers(0, partitions - 1))
@@ -236,6 +268,9 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
             sim.advance(data.draw(st.integers(0, 4)))
         elif op == "stall":
             sim.advance(data.draw(st.integers(GRACE, 4 * GRACE)))
+        elif op == "report":
+            trace.append(f"{sim.now} report {prod.name}@{prod.epoch}")
+            sim.report_failed(prod)
         else:
             report = data.draw(st.booleans())
             trace.append(f"{sim.now} restart {prod.name}@{prod.epoch} report={report}")
@@ -259,6 +294,8 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
                 for seq in range(gap.first_seq, gap.last_seq + 1):
                     lost = (gap.partition, gap.producer, gap.epoch, gap.generation, seq)
                     assert lost not in confirmed, "a sequence was confirmed twice"
+                    # R12: told or silent per sequence, never a mixed gap.
+                    assert gap.producer_told == (lost in sim.told), (gap, seq)
                     confirmed.add(lost)
     assert confirmed == sim.dropped
     causes = {
