@@ -298,9 +298,6 @@ class PartitionTracker:
         self._counters.streams += 1
         key = self._key(producer, stamp.epoch)
         events.append(EpochStarted(key, old.epoch, seq, offset, now))
-        orphan = self._orphans.pop((producer, stamp.epoch), None)
-        if orphan is not None:
-            self._queue_report(st, orphan[1], orphan[0])
         if seq > 0 and witnessed:
             # Head loss: we watched the previous epoch, so this one started while we were
             # reading and its records 0..seq-1 should be here.
@@ -325,6 +322,10 @@ class PartitionTracker:
             )
             self._book.add(gap, st)
             events.append(GapOpened(gap))
+        orphan = self._orphans.pop((producer, stamp.epoch), None)
+        if orphan is not None:
+            # After the head gap opened: the report's failed ranges may cover it (R12).
+            events.extend(self._queue_report(st, orphan[1], orphan[0]))
         return events
 
     def _old_epoch(
@@ -525,8 +526,8 @@ class PartitionTracker:
         """
         return skip(self, first_offset, last_offset, now)
 
-    def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> None:
-        queue_report(self, st, report, at)
+    def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> list[Event]:
+        return queue_report(self, st, report, at)
 
     # --- read access for the monitor -------------------------------------------------
 

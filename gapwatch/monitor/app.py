@@ -4,11 +4,11 @@ Everything else receives what it needs as arguments; only here are config, Kafka
 clients, trackers, the gap store, the event fan-out, metrics and the HTTP server wired,
 and all of them run on one asyncio event loop (uvicorn serves the API in the same loop
 as the consumer; one worker). Start-up order: refuse compacted topics, ensure the
-checkpoint and gap log topics, start the gap log writer, read the gap log into the fleet
-view, start checkpoints and the consumer, the sinks, serve HTTP, run the loop. Shutdown
-(SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit (after the gap log
-has everything, see :mod:`gapwatch.alerting.gaplog`), leave the group, drain the gap log,
-stop the sinks, end ``/events`` streams, stop HTTP.
+checkpoint, gap log and producer report topics, start the gap log writer, read the gap
+log into the fleet view, start checkpoints and the consumer, the sinks, serve HTTP, run
+the loop. Shutdown (SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit
+(after the gap log has everything, see :mod:`gapwatch.alerting.gaplog`), leave the group,
+drain the gap log, stop the sinks, end ``/events`` streams, stop HTTP.
 
 Event subscribers, in order: the local gap store, the gap log writer, the fleet view
 (this instance's changes at once; everyone's arrive again from the gap log), then the
@@ -51,7 +51,7 @@ from gapwatch.monitor.http import create_app
 from gapwatch.monitor.kafka_clients import client_kwargs
 from gapwatch.monitor.metrics import MonitorCollector, MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.reports import ReportReader
+from gapwatch.monitor.reports import ReportReader, ensure_report_topic
 from gapwatch.monitor.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
@@ -308,6 +308,8 @@ class RunningMonitor:
                     partitions=1,
                     configs=gap_log_topic_configs(self.config.gap_log.history_retention),
                 )
+                if self.config.reports.enabled:
+                    await ensure_report_topic(admin, self.config.reports.topic)
         finally:
             await admin.close()
 

@@ -26,6 +26,13 @@ instances share the partitions. Rules it keeps:
    the loop holds the lock: no tracker changes meanwhile (every writer takes the lock),
    and the event loop keeps serving HTTP instead of stalling for tens of milliseconds
    per snapshot (the HTTP handlers only read).
+6. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
+   it; writing the checkpoints and then committing runs as a background round, at most
+   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`. A frozen group
+   coordinator or checkpoint-partition leader answers nothing: the round fails (counted,
+   logged) while fetching and gap detection go on. Revocation and shutdown first wait for
+   the round in flight (bounded), so its commit is made in the generation that took its
+   snapshot, and never after the partitions were given away.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
@@ -61,6 +69,10 @@ log = logging.getLogger(__name__)
 TICK_INTERVAL = 1.0  # seconds between tracker.tick() calls (confirmation is time based)
 LEADER_CHECK_INTERVAL = 1.0
 ADMIN_TIMEOUT = 30.0
+# Bound on each of a checkpoint round's two steps (write, then commit). A frozen broker
+# accepts the connection and never answers; the round is then abandoned, counted and
+# retried later instead of waiting out the clients' own 30-40 s request timeouts.
+CHECKPOINT_TIMEOUT = 10.0
 # Snapshot time one loop iteration may spend on periodic checkpoints; partitions left over
 # are checkpointed in the next iterations. A snapshot of a full truncation ring costs tens
 # of ms, so checkpointing every partition at once stopped reading for the sum of them.
@@ -126,6 +138,7 @@ class MonitorConsumer:
         self.restoring: set[tuple[str, int]] = set()
         self.last_fetch_at = 0.0
         self._stopping = asyncio.Event()
+        self._round: asyncio.Task[None] | None = None
         self._stamps = StampReader()
         self._log_reader = LogReader(
             client_kwargs=client_kwargs, isolation_level=config.kafka.isolation_level
@@ -167,6 +180,7 @@ class MonitorConsumer:
             return
         try:
             async with self.lock:
+                await self._settle_round()
                 await self._checkpoint(list(self._partitions))
         finally:
             try:
@@ -219,7 +233,8 @@ class MonitorConsumer:
                     if now >= next_leader_check:
                         next_leader_check = now + LEADER_CHECK_INTERVAL
                         await self._check_leaders(consumer)
-                    if now >= next_checkpoint and await self._checkpoint_due():
+                    due = now >= next_checkpoint and not self.is_checkpointing()
+                    if due and await self._start_round():
                         next_checkpoint = now + self._config.checkpoints.interval
         finally:
             stop_wait.cancel()
@@ -279,10 +294,15 @@ class MonitorConsumer:
 
     # --- checkpoints and rebalances ----------------------------------------------------
 
-    async def _checkpoint_due(self) -> bool:
-        """Checkpoint changed partitions, oldest first, within the snapshot budget (lock held).
+    def is_checkpointing(self) -> bool:
+        """Whether a periodic checkpoint round (write, then commit) is in flight."""
+        return self._round is not None and not self._round.done()
 
-        Returns whether every changed partition was checkpointed (the round is over).
+    async def _start_round(self) -> bool:
+        """Snapshot changed partitions, oldest first, within the snapshot budget (lock held),
+        and write and commit them in a background round that does not hold the lock.
+
+        Returns whether every changed partition is in the round (the interval is over).
         """
         due = [
             s
@@ -291,30 +311,44 @@ class MonitorConsumer:
         ]
         due.sort(key=lambda s: s.checkpointed_at)
         snapshots = await asyncio.to_thread(_snapshots, due, CHECKPOINT_BUDGET)
-        await self._checkpoint(due[: len(snapshots)], snapshots)
+        batch = _prepare(due[: len(snapshots)], snapshots, self._clock())
+        if batch is not None:
+            self._round = asyncio.create_task(
+                self._run_round(batch), name="gapwatch-checkpoint-round"
+            )
         return len(snapshots) == len(due)
 
-    async def _checkpoint(
-        self, states: list[PartitionState], snapshots: list[bytes] | None = None
-    ) -> None:
-        """Write checkpoints of ``states`` then commit offsets pointing at them (lock held)."""
+    async def _settle_round(self) -> None:
+        """Wait for the round in flight (each of its steps is bounded); never raises."""
+        task, self._round = self._round, None
+        if task is not None:
+            await asyncio.wait({task})
+
+    async def _run_round(self, batch: _Batch) -> None:
+        try:
+            await self._write_and_commit(batch)
+        except Exception:
+            # Not expected (Kafka errors and timeouts are handled inside), but a background
+            # task's exception would otherwise only surface at garbage collection.
+            self._health.checkpoint_failures += 1
+            log.exception("checkpoint round failed")
+
+    async def _checkpoint(self, states: list[PartitionState]) -> None:
+        """Snapshot, write and commit ``states`` now (lock held; revocation, shutdown)."""
+        states = [s for s in states if s.is_restored and s.position is not None]
+        snapshots = await asyncio.to_thread(_snapshots, states, None)
+        batch = _prepare(states, snapshots, self._clock())
+        if batch is not None:
+            await self._write_and_commit(batch)
+
+    async def _write_and_commit(self, batch: _Batch) -> None:
+        """Write the checkpoints, then commit offsets pointing at them; failures are counted
+        and logged, never raised (the previous checkpoint stays current)."""
         consumer = self._consumer
         assert consumer is not None
-        now = self._clock()
-        pending: dict[tuple[str, int], Checkpoint] = {}
-        marks: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]] = {}
-        states = [s for s in states if s.is_restored and s.position is not None]
-        if snapshots is None:
-            snapshots = await asyncio.to_thread(_snapshots, states, None)
-        for state, snapshot in zip(states, snapshots, strict=True):
-            assert state.position is not None
-            key = (state.topic, state.partition)
-            marks[key] = (state, _fingerprint(state))
-            pending[key] = Checkpoint(state.position, now, snapshot)
-        if not pending:
-            return
         try:
-            pointers = await self._checkpoints.write(pending)
+            async with asyncio.timeout(CHECKPOINT_TIMEOUT):
+                pointers = await self._checkpoints.write(batch.pending)
         except (KafkaError, TimeoutError, GapwatchError):
             self._health.checkpoint_failures += 1
             log.exception("checkpoint write failed; offsets not committed")
@@ -322,29 +356,44 @@ class MonitorConsumer:
         self._health.checkpoints += len(pointers)
         # Left out by the store because they are too large: not committed, so those
         # partitions restart from their previous checkpoint (counted, logged there).
-        self._health.checkpoints_too_large += len(pending) - len(pointers)
+        self._health.checkpoints_too_large += len(batch.pending) - len(pointers)
+        # Only partitions still owned by the state that was snapshotted. Revocation waits
+        # for the round, so this is a guard, not a path: a commit for a partition given
+        # away would move another member's offset.
+        owned = {
+            key: pointer
+            for key, pointer in pointers.items()
+            if self._partitions.get(*key) is batch.marks[key][0]
+        }
+        if not owned:
+            return
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(
-                pending[(topic, partition)].offset, encode_pointer(pointer)
+                batch.pending[(topic, partition)].offset, encode_pointer(pointer)
             )
-            for (topic, partition), pointer in pointers.items()
+            for (topic, partition), pointer in owned.items()
         }
         try:
-            async with asyncio.timeout(ADMIN_TIMEOUT):
+            async with asyncio.timeout(CHECKPOINT_TIMEOUT):
                 await consumer.commit(offsets)
         except (KafkaError, TimeoutError):
+            # Includes CommitFailedError: the group moved to a newer generation (a frozen
+            # coordinator, a rebalance); the next round or the revocation commits again.
             self._health.commit_failures += 1
             log.exception("offset commit failed (the checkpoint stays valid)")
             return
-        self._pointers.update(pointers)
-        for key in pointers:
-            state, mark = marks[key]
+        self._pointers.update(owned)
+        for key in owned:
+            state, mark = batch.marks[key]
             state.checkpointed = mark
-            state.checkpointed_at = now
+            state.checkpointed_at = batch.taken_at
 
     async def revoke(self, revoked: list[TopicPartition]) -> None:
         """Listener: checkpoint and commit what is being taken away, then park it."""
         async with self.lock:
+            # The periodic round in flight belongs to the generation being left: let it
+            # finish (it does not take the lock) before anything is parked.
+            await self._settle_round()
             states = [
                 s
                 for tp in revoked
@@ -476,6 +525,27 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._owner.assign(list(assigned))
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """The checkpoints of one round, taken under the lock, written and committed after."""
+
+    pending: dict[tuple[str, int], Checkpoint]
+    marks: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]]
+    taken_at: float
+
+
+def _prepare(states: list[PartitionState], snapshots: list[bytes], now: float) -> _Batch | None:
+    """The checkpoints of ``states`` (lock held: positions and counters are current)."""
+    pending: dict[tuple[str, int], Checkpoint] = {}
+    marks: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]] = {}
+    for state, snapshot in zip(states, snapshots, strict=True):
+        assert state.position is not None
+        key = (state.topic, state.partition)
+        marks[key] = (state, _fingerprint(state))
+        pending[key] = Checkpoint(state.position, now, snapshot)
+    return _Batch(pending, marks, now) if pending else None
 
 
 def _fingerprint(state: PartitionState) -> tuple[int, ...]:

@@ -6,6 +6,11 @@ latest report of every stream. The reader keeps the newest report per stream (bo
 rebalance) still learns about producers that reported before: the tracker's rules make
 applying the same report again harmless. Reports about partitions another instance owns
 are only cached. Undecodable records are counted and skipped.
+
+The monitor creates the report topic at start if it is missing, exactly as producers would
+(:func:`ensure_report_topic`): a consumer subscribed to a topic that does not exist yet only
+notices it at its next metadata refresh (``metadata_max_age_ms``, 5 minutes), so reports of
+producers started after the monitor would go unread that long.
 """
 
 from __future__ import annotations
@@ -16,15 +21,39 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from gapwatch.core.model import Event, ProducerReport, StreamKey
 from gapwatch.monitor.consumer import MonitorConsumer
 from gapwatch.monitor.fanout import EventFanout
 from gapwatch.monitor.metrics import MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.topics import TopicSetupError, ensure_topic
+from gapwatch.producer.config import ReportConfig
 from gapwatch.producer.report_codec import ReportDecodeError, decode_report
 
 log = logging.getLogger(__name__)
+
+
+async def ensure_report_topic(admin: AIOKafkaAdminClient, topic: str) -> None:
+    """Create ``topic`` with the producers' default report-topic settings unless it exists.
+
+    Best effort, like the producers' own attempt: without the Create ACL it only logs, and
+    reports are read once a producer (or an operator) has created the topic.
+    """
+    settings = ReportConfig(topic=topic)
+    try:
+        await ensure_topic(
+            admin, topic, partitions=settings.topic_partitions, configs=settings.topic_configs
+        )
+    except (KafkaError, TopicSetupError) as exc:
+        log.warning(
+            "cannot create the producer report topic %s (%s); if it is created later, its "
+            "reports are read only after the next metadata refresh (up to 5 minutes)",
+            topic,
+            exc,
+        )
 
 
 class ReportReader:

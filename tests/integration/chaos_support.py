@@ -199,10 +199,10 @@ class AppProducer:
 
     @property
     def is_broken(self) -> bool:
-        """Whether aiokafka's sender task died: aiokafka 0.14 with ``acks=0`` can lose it to
-        a ``ConnectionResetError`` from ``drain()`` on a connection the broker's death
-        reset (not a ``KafkaError``, so the sender does not catch it); every later send
-        then fails with ``KafkaError('Unexpected error during batch delivery')``."""
+        """Whether aiokafka's sender task died. Seen once with ``acks=0`` across a broker
+        kill: every later send then fails with ``KafkaError('Unexpected error during batch
+        delivery')``. Likely a ``ConnectionResetError`` from ``drain()`` on the reset
+        connection, which the sender does not catch (not a ``KafkaError``)."""
         sender = getattr(getattr(self.producer, "_inner", None), "_sender", None)
         task = getattr(sender, "sender_task", None)
         return bool(task is not None and task.done())
@@ -317,7 +317,8 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
       log is a gap, split where the application's outcome changes: failed sends are
       ``producer_told`` gaps, sends it thought written are not (R12);
     * R12, the final report: missing sequences after the last record in the log, up to the
-      highest the application saw acknowledged, are one ``tail`` gap; above that, each run
+      highest the application saw acknowledged, are ``tail`` gaps, split the same way
+      (told where the sends failed, silent elsewhere); above that, each run
       of failed sends is a ``producer`` gap, ``producer_told``; sends the application
       thought written (``acks=0``) are an ``UnknownFate``, not a gap.
 
@@ -341,8 +342,11 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
                     out.add((partition, producer, epoch, a, b, False))
             top_acked = max(acked, default=-1)
             if top_acked > high:
-                tail_told = any(high < s <= top_acked for s in failed)
-                out.add((partition, producer, epoch, high + 1, top_acked, tail_told))
+                tail = set(range(high + 1, top_acked + 1))
+                for a, b in spans(tail & failed):
+                    out.add((partition, producer, epoch, a, b, True))
+                for a, b in spans(tail - failed):
+                    out.add((partition, producer, epoch, a, b, False))
             above = max(high, top_acked)
             for first, last in spans(s for s in failed if s > above):
                 out.add((partition, producer, epoch, first, last, True))
@@ -595,10 +599,11 @@ class IsrProbe:
 async def group_avoiding(cluster: KafkaCluster, stem: str, node_id: int) -> str:
     """A consumer group id whose group coordinator is not ``node_id``.
 
-    A SIGSTOPped group coordinator accepts connections and answers nothing: the monitor's
-    commits, made while it holds its consumer lock, then wait out their timeout and reading
-    stalls for tens of seconds (chaos-bugs.txt, BUG 3). Scenarios that pause a node and
-    need the monitor to keep reading meanwhile keep their group's coordinator off it.
+    A SIGSTOPped group coordinator accepts connections and answers nothing: the monitor
+    keeps reading (its commits fail outside the consumer lock, see
+    ``test_monitor_liveness.py``), but the group's session expires and it rebalances.
+    Scenarios that pause a node for another reason keep their group's coordinator off it,
+    so that rebalance does not blur what they measure.
     """
     client = AIOKafkaClient(bootstrap_servers=cluster.bootstrap_servers)
     await client.bootstrap()
