@@ -83,10 +83,10 @@ async def test_scenario_3_unclean_election_truncation_reported_exactly(
     app = await AppProducer.start(
         kafka3, topic, report_topic, producer_id="s3-acks1", acks=1, request_timeout_ms=10_000
     )
-    # The follower is paused for about 10 s while the monitor must keep reading. Checkpoint
-    # writes and commits to a frozen broker stall the monitor's reading (chaos-bugs.txt
-    # BUG 3), which is not what this scenario is about: its group's coordinator is another
-    # node, and it checkpoints only on stop.
+    # The follower is paused for about 10 s while the monitor must keep reading. A frozen
+    # group coordinator no longer stalls reading (test_monitor_liveness.py), but it still
+    # forces a rebalance, which is not what this scenario is about: its group's coordinator
+    # is another node, and it checkpoints only on stop.
     group = await group_avoiding(kafka3, f"g-{topic}", follower)
     monitor = None
     try:

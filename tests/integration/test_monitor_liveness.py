@@ -3,9 +3,9 @@
 - A frozen (SIGSTOPped) group coordinator makes every offset commit hang; checkpoints and
   commits run outside the consumer's lock with a bounded timeout, so fetching and gap
   detection go on, failures are counted, and commits succeed again after the pause
-  (chaos-bugs.txt, BUG 3).
+  (found by chaos scenario 3, see docs/loss-scenarios.md).
 - The producer report topic is created at monitor start if missing, so reports of
-  producers started later are read at once, not after the next metadata refresh (BUG 2).
+  producers started later are read at once, not after the next metadata refresh.
 """
 
 from __future__ import annotations

@@ -21,9 +21,11 @@ from gapwatch.core.model import (
     Gap,
     GapConfirmed,
     GapRecovered,
+    GapSplit,
     GapState,
     RecordsTruncated,
     StreamKey,
+    gap_id,
 )
 
 POLICY = AlertPolicy(
@@ -95,6 +97,56 @@ class TestOneAlertPerLostGap:
         (alert,) = book.current(T0)
         assert alert.label("alertname") == GAP_TRUNCATED
         assert alert.label("severity") == "critical"
+
+
+class TestSplitByProducerReport:
+    def pieces(self, gap: Gap, at: int) -> tuple[Gap, Gap]:
+        left = dataclasses.replace(gap, last_seq=at - 1, count=at - gap.first_seq)
+        right = dataclasses.replace(
+            gap,
+            id=gap_id(gap.key, at, cause=gap.cause),
+            first_seq=at,
+            count=gap.last_seq - at + 1,
+            producer_told=True,
+        )
+        return left, right
+
+    def test_confirmed_gap_split_into_told_and_silent_has_one_alert_per_piece(self) -> None:
+        """Rule 1 after an R12 split: the left alert is updated, the right piece gets its
+        own alert from the same confirmation time, each with its own producer_told."""
+        book = AlertBook(POLICY)
+        gap = confirmed(101, count=1403)
+        book.apply([GapConfirmed(gap)], T0)
+        left, right = self.pieces(gap, 108)
+        version = book.version
+        book.apply([GapSplit(left, right, None)], T0 + 30)
+        assert book.version > version
+        alerts = {a.label("gap_id"): dict(a.annotations) for a in book.current(T0 + 30)}
+        assert alerts[left.id]["count"] == "7"
+        assert alerts[left.id]["producer_told"] == "false"
+        assert alerts[right.id]["count"] == "1396"
+        assert alerts[right.id]["producer_told"] == "true"
+        assert {a.starts_at for a in book.current(T0 + 30)} == {T0}
+
+    def test_split_of_an_overflowed_gap_stays_in_the_overflow(self) -> None:
+        """Rule 2: both pieces of old news stay summarised, with the same total count."""
+        book = AlertBook(POLICY)
+        gaps = [confirmed(i * 100, count=10) for i in range(4)]
+        book.apply([GapConfirmed(g) for g in gaps], T0)
+        left, right = self.pieces(gaps[3], 304)
+        book.apply([GapSplit(left, right, None)], T0 + 1)
+        alerts = book.current(T0 + 1)
+        assert len(by_name(alerts, GAP_CONFIRMED)) == 3
+        notes = dict(by_name(alerts, GAPS_OVERFLOW)[0].annotations)
+        assert (notes["gaps"], notes["count"]) == ("2", "10")
+
+    def test_open_gap_split_fires_nothing(self) -> None:
+        """Open pieces (R6 or R12 splits before confirmation) are not losses yet."""
+        book = AlertBook(POLICY)
+        gap = make_gap(1, opened_at=T0, last_seq=9)
+        left, right = self.pieces(gap, 5)
+        book.apply([GapSplit(left, right, None)], T0)
+        assert book.current(T0) == []
 
 
 class TestEndsAt:

@@ -4,12 +4,12 @@ A simulation runs producers (ones that bump their epoch on restart, and third-pa
 that restart the same epoch at sequence 0) over several partitions. Each send has a fate
 drawn by Hypothesis: delivered, dropped, failed (dropped, and the producer reports it as a
 failed send, in a report during the run or the final one), duplicated (sometimes a delayed
-copy, sometimes of record 0), or reordered by a delay shorter than the grace. A monitor reads each partition
-with random lag and stalls and reports what it has caught up to. After everything settled,
-the confirmed-lost set must equal the dropped set exactly, the duplicates the injected
-copies exactly, every lost sequence's gap must be ``producer_told`` exactly when that
-sequence was reported failed (R12), late records must never be lost, and nothing else may
-be reported.
+copy, sometimes of record 0), or reordered by a delay shorter than the grace. A monitor
+reads each partition with random lag and stalls and reports what it has caught up to.
+After everything settled, the confirmed-lost set must equal the dropped set exactly, the
+duplicates the injected copies exactly, every lost sequence's gap must be
+``producer_told`` exactly when that sequence was reported failed (R12), late records must
+never be lost, and nothing else may be reported.
 
 The generator only avoids faults that no tracker can see by the spec: a producer's
 first-ever records on a partition form its baseline (so they are not dropped), and the

@@ -374,6 +374,153 @@ class TestR12ProducerReport:
         assert isinstance(opened, GapOpened)
         assert opened.gap.producer_told
 
+    def test_r12_producer_report_gap_opening_is_cut_at_failed_range_boundaries(self) -> None:
+        """chaos-bugs.txt BUG 1: 101..107 lost silently, 108..1503 failed (told) and known
+        when the gap opens: two gaps, each entirely told or silent, ids by first sequence."""
+        t = PartitionTracker("t", 0, config=TrackerConfig(grace_period=0))
+        now = 1000.0
+        for seq in range(101):
+            t.observe(seq, 1_000_000 + seq, Stamp("p", 1, seq), now)
+        report = ProducerReport("p", 1, "t", 0, 1600, None, ((108, 1503),), False)
+        t.apply_producer_report(report, now)
+        opened = t.observe(101, 1_000_200, Stamp("p", 1, 1504), now + 1)
+        assert [type(e) for e in opened] == [GapOpened, GapOpened]
+        t.caught_up(read_offset=102, high_watermark=102, observed_at=now + 2)
+        t.tick(now + 3)
+        key = StreamKey("t", 0, "p", 1)
+        assert [(g.state, g.first_seq, g.last_seq, g.producer_told, g.id) for g in t.gaps()] == [
+            (GapState.CONFIRMED, 101, 107, False, gap_id(key, 101, cause=GapCause.SEQUENCE)),
+            (GapState.CONFIRMED, 108, 1503, True, gap_id(key, 108, cause=GapCause.SEQUENCE)),
+        ]
+        c = t.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps) == (1403, 2, 0)
+
+    def test_r12_producer_report_late_failed_range_splits_an_open_gap(self) -> None:
+        """A report arriving while gap 2..9 is open, failed 4..6: three open pieces
+        (silent, told, silent), one ``GapSplit`` per boundary; each then heals or is
+        confirmed on its own."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 10])  # gap 2..9
+        events = feed.tracker.apply_producer_report(self.report(failed=((4, 6),)), feed.now)
+        assert all(isinstance(e, GapSplit) and e.seq is None for e in events)
+        pieces = [(g.first_seq, g.last_seq, g.producer_told) for g in feed.tracker.open_gaps()]
+        assert sorted(pieces) == [(2, 3, False), (4, 6, True), (7, 9, False)]
+        assert len(events) == 2
+        assert feed.tracker.counters.open_gaps == 3
+        feed.run("p", 1, [2, 3])  # the first piece heals: late, not lost
+        feed.settle()
+        confirmed = sorted((g.first_seq, g.last_seq, g.producer_told) for g in feed.tracker.gaps()
+                           if g.state is GapState.CONFIRMED)  # fmt: skip
+        assert confirmed == [(4, 6, True), (7, 9, False)]
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps, c.late) == (6, 2, 0, 2)
+
+    def test_r12_producer_report_late_failed_range_splits_a_confirmed_gap(self) -> None:
+        """After confirmation: the record is split, the loss count stays, each piece's
+        ``recovered`` is its own, and later arrivals recover the right piece; the split
+        survives a snapshot with the same ids."""
+        feed = Feed()
+        feed.run("p", 1, [0, 10])  # gap 1..9
+        feed.settle()
+        feed.record("p", 1, 2)  # R7: one record of the left part came back
+        events = feed.tracker.apply_producer_report(self.report(failed=((5, 20),)), feed.now)
+        (split,) = events
+        assert isinstance(split, GapSplit)
+        assert split.seq is None
+        left, right = split.left, split.right
+        assert (left.first_seq, left.last_seq, left.count, left.recovered) == (1, 4, 4, 1)
+        assert (right.first_seq, right.last_seq, right.count, right.recovered) == (5, 9, 5, 0)
+        assert (left.producer_told, right.producer_told) == (False, True)
+        assert {left.state, right.state} == {GapState.CONFIRMED}
+        key = StreamKey(TOPIC, PARTITION, "p", 1)
+        assert right.id == gap_id(key, 5, cause=GapCause.SEQUENCE)
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps) == (9, 2, 0)
+        restored = PartitionTracker.restore(
+            feed.tracker.snapshot(), topic=TOPIC, partition=PARTITION, config=feed.tracker.config
+        )
+        assert restored.gaps() == feed.tracker.gaps()
+        (rec,) = restored.observe(99, 7, Stamp("p", 1, 6), feed.now)
+        assert isinstance(rec, GapRecovered)
+        assert rec.gap.id == right.id
+
+    def test_r12_producer_report_split_piece_fully_recovered_is_closed(self) -> None:
+        """A confirmed piece whose every record already came back is ``recovered``."""
+        feed = Feed()
+        feed.run("p", 1, [0, 5])  # gap 1..4
+        feed.settle()
+        feed.run("p", 1, [1, 2])
+        (split,) = feed.tracker.apply_producer_report(self.report(failed=((3, 4),)), feed.now)
+        assert isinstance(split, GapSplit)
+        assert (split.left.state, split.left.recovered) == (GapState.RECOVERED, 2)
+        assert (split.right.state, split.right.producer_told) == (GapState.CONFIRMED, True)
+        assert feed.tracker.counters.missing == 4
+
+    def test_r12_producer_report_tail_gap_is_cut_at_failed_range_boundaries(self) -> None:
+        """Acknowledged up to 9, 5..6 failed, only 0..2 arrived: tail gaps 3..4 and 7..9
+        silent, 5..6 told."""
+        feed = Feed()
+        feed.run("p", 1, range(3))
+        feed.tracker.apply_producer_report(self.report(failed=((5, 6),)), feed.now)
+        feed.settle()
+        confirmed = [e.gap for e in feed.of(GapConfirmed) if isinstance(e, GapConfirmed)]
+        assert [(g.first_seq, g.last_seq, g.producer_told, g.cause) for g in confirmed] == [
+            (3, 4, False, GapCause.TAIL),
+            (5, 6, True, GapCause.TAIL),
+            (7, 9, False, GapCause.TAIL),
+        ]
+        assert feed.tracker.counters.missing == 7
+
+    def test_r12_producer_report_failed_range_covering_a_whole_gap_keeps_it_whole(
+        self,
+    ) -> None:
+        """Overlapping or adjacent failed ranges over a whole open gap: marked, not cut."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 6])  # gap 2..5
+        events = feed.tracker.apply_producer_report(
+            self.report(failed=((1, 3), (4, 4), (3, 5))), feed.now
+        )
+        assert events == ()
+        (gap,) = feed.tracker.open_gaps()
+        assert (gap.first_seq, gap.last_seq, gap.producer_told) == (2, 5, True)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        gap=st.tuples(st.integers(1, 30), st.integers(0, 30)),
+        failed=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 10)), max_size=4),
+        when=st.sampled_from(["before", "open", "confirmed"]),
+    )
+    def test_r12_producer_report_told_is_exact_per_sequence(
+        self, gap: tuple[int, int], failed: list[tuple[int, int]], when: str
+    ) -> None:
+        """Whenever the report arrives, each lost sequence's gap is told exactly when the
+        sequence was reported failed; the loss count is every missing sequence."""
+        first, length = gap
+        last = first + length
+        ranges = tuple((a, a + n) for a, n in failed)
+        report = self.report(highest_assigned=None, highest_acked=None, failed=ranges)
+        feed = Feed()
+        feed.run("p", 1, range(first))
+        if when == "before":
+            feed.tracker.apply_producer_report(report, feed.now)
+        feed.record("p", 1, last + 1)
+        if when == "confirmed":
+            feed.settle()
+        if when != "before":
+            feed.tracker.apply_producer_report(report, feed.now)
+        feed.settle()
+        told = {s for a, b in ranges for s in range(a, b + 1)}
+        seen: list[int] = []
+        for g in feed.tracker.gaps():
+            assert g.state is GapState.CONFIRMED
+            assert g.count == g.last_seq - g.first_seq + 1
+            for s in range(g.first_seq, g.last_seq + 1):
+                assert g.producer_told == (s in told), (g, s)
+                seen.append(s)
+        assert sorted(seen) == list(range(first, last + 1))
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed) == (length + 1, len(feed.tracker.gaps()))
+
     def test_r12_producer_report_for_another_partition_is_counted_unmatched(self) -> None:
         """A report that is not about this partition changes nothing."""
         feed = Feed()
