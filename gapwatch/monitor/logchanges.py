@@ -69,7 +69,7 @@ async def recover_out_of_range(
             resume = end if resume is None else resume
             log.error(
                 "%s: log truncated from %d to %d (leader %s), resuming at %d: an "
-                "out-of-sync replica became leader",
+                "out-of-sync replica became leader (an unclean leader election)",
                 tp,
                 fetch_offset,
                 end,

@@ -141,7 +141,8 @@ async def find_divergence(
     events = list(tracker.log_diverged_at(offset, now, beyond_ring=beyond_ring))
     log.error(
         "%s: the log diverged at offset %d from what was read (up to %d; leader %s): "
-        "records already read are gone%s",
+        "records already read are gone: an out-of-sync replica became leader "
+        "(an unclean leader election)%s",
         tp,
         offset,
         position,
