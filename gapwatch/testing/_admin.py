@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 
@@ -184,6 +185,21 @@ async def broker_ids(bootstrap_servers: str) -> set[int]:
     async with admin_client(bootstrap_servers) as admin:
         cluster = await admin.describe_cluster()
     return {int(broker["node_id"]) for broker in cluster["brokers"]}
+
+
+async def broker_ids_seen_by(bootstrap: str) -> set[int]:
+    """Broker ids that the one node at ``bootstrap`` lists in its own metadata.
+
+    The bootstrap metadata request goes to that node, unlike admin requests, which go to
+    a random known broker; so this tells whether *this* node serves clients and which
+    brokers its metadata cache holds as registered and unfenced.
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=_POLL_TIMEOUT_MS)
+    try:
+        await client.bootstrap()
+        return {int(broker.nodeId) for broker in client.cluster.brokers()}
+    finally:
+        await client.close()
 
 
 def run_sync(make_coro: Callable[[], Coroutine[Any, Any, _T]]) -> _T:

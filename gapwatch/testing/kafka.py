@@ -107,6 +107,9 @@ class KafkaCluster:
         self._nodes: dict[int, NodeProcess] = {}
         self._java = ""
         self._jars_dir = Path()
+        # A fault was injected (or a node restarted) since the cluster was last seen whole:
+        # heal() must ask Kafka, because a node can look fine as a process and not be back.
+        self._is_faulted = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -265,6 +268,7 @@ class KafkaCluster:
         return self._send(node_id, signal.SIGCONT)
 
     def _send(self, node_id: int, sig: signal.Signals) -> bool:
+        self._is_faulted = True
         sent = self._node(node_id).signal(sig)
         self._save_state()
         return sent
@@ -273,6 +277,7 @@ class KafkaCluster:
         """Stop the node if it runs (SIGTERM, SIGKILL after 10 s), start it with the same
         config and data, and, if ``wait``, wait until metadata lists it as a broker again."""
         node = self._node(node_id)
+        self._is_faulted = True
         node.terminate(timeout=10.0)
         self._launch(node)
         self._save_state()
@@ -281,14 +286,19 @@ class KafkaCluster:
 
     def heal(self, timeout_s: float = 60.0) -> None:
         """Undo every fault: resume paused nodes, finish stopping nodes that got SIGTERM,
-        start dead ones, then wait until every broker is registered.
+        start dead ones, then wait until every node serves clients again and lists every
+        broker as registered and unfenced.
 
-        Returns at once, without asking Kafka anything, if no node needed help: the pytest
+        Returns at once, without asking Kafka anything, if no fault control was used since
+        the cluster was last seen whole and every node is running and listening: the pytest
         plugin calls this before every test that uses a cluster fixture.
         """
-        if all(node.is_healthy() for node in self._nodes.values()):
+        nodes = self._nodes.values()
+        if not self._is_faulted and all(
+            n.is_healthy() and port_accepts(n.spec.port) for n in nodes
+        ):
             return
-        for node in self._nodes.values():
+        for node in nodes:
             if node.is_stopping and node.is_running():
                 node.terminate(timeout=30.0)  # let the controlled shutdown finish
             elif node.is_paused:
@@ -296,12 +306,23 @@ class KafkaCluster:
             if not node.is_running():
                 self._launch(node)
         self._save_state()
+        # Even when every process looks fine: a node restarted by a test may still be
+        # recovering, and one killed by it may still be listed by the others (see
+        # wait_for_brokers), so only Kafka can say the cluster is whole.
         self.wait_for_brokers(timeout_s=timeout_s)
+        self._is_faulted = False
 
     def wait_for_brokers(
         self, node_ids: Collection[int] | None = None, timeout_s: float = 60.0
     ) -> None:
-        """Block until metadata lists every broker in ``node_ids`` (default: all).
+        """Block until every node in ``node_ids`` (default: all) answers clients on its own
+        listener and each of them lists every one of ``node_ids`` as a registered, unfenced
+        broker.
+
+        Each node is asked directly, not through any reachable node: after a SIGKILL the
+        other nodes keep listing the dead broker's old registration until its session times
+        out (``broker.session.timeout.ms``), so a node restarted within that window would
+        look registered before it is. A node lists itself only once it is unfenced again.
 
         Raises :class:`NodeStartError` with the node's log tail if one exits meanwhile.
         """
@@ -317,10 +338,7 @@ class KafkaCluster:
                         f"ready; its logs:\n{node.log_tail()}"
                     )
             if all(port_accepts(self._node(i).spec.port) for i in wanted):
-                try:
-                    seen = _admin.run_sync(lambda: _admin.broker_ids(self._reachable_bootstrap()))
-                except Exception:  # not ready yet: any client error means retry
-                    seen = set()
+                seen = self._brokers_seen_by_all(wanted)
                 if wanted <= seen:
                     return
             time.sleep(0.2)
@@ -328,8 +346,23 @@ class KafkaCluster:
         tails = "\n".join(self._node(i).log_tail(15) for i in missing)
         raise NodeStartError(
             f"brokers {missing} not registered after {timeout_s:.0f} s "
-            f"(saw {sorted(seen)}):\n{tails}"
+            f"(every node asked lists only {sorted(seen)}):\n{tails}"
         )
+
+    def _brokers_seen_by_all(self, node_ids: Collection[int]) -> set[int]:
+        """Brokers that every node in ``node_ids``, asked on its own listener, lists."""
+
+        async def ask_each() -> set[int]:
+            views = [
+                await _admin.broker_ids_seen_by(self._node(i).spec.bootstrap)
+                for i in sorted(node_ids)
+            ]
+            return set.intersection(*views) if views else set()
+
+        try:
+            return _admin.run_sync(ask_each)
+        except Exception:  # a node not serving yet: any client error means retry
+            return set()
 
     # -- async admin helpers -----------------------------------------------------------
 

@@ -33,6 +33,7 @@ from verifier_support import (
     AppProcess,
     Key,
     confirmed_keys,
+    findings_summary,
     metric,
     produce,
     progress,
@@ -123,8 +124,17 @@ async def _crash_and_restart(
     finally:
         second.close()
     progress(f"{commit}: restarted application settled and stopped", started=started)
+    progress(f"{commit}: the verifier's findings\n{findings_summary(final)}", started=started)
     truth = await read_log(bootstrap, topic, PARTITIONS)
-    return topic, group, truth, read_processed(log), stalled, final
+    processed = read_processed(log)
+    progress(
+        f"{commit}: the log holds {len(truth)} records ({len(set(truth))} distinct); the "
+        f"application processed {len(set(processed))} of them, "
+        f"{sum(1 for n in processed.values() if n > 1)} twice; never processed: "
+        f"{len(set(truth) - set(processed))}",
+        started=started,
+    )
+    return topic, group, truth, processed, stalled, final
 
 
 async def test_auto_commit_kill_before_processing_is_reported_as_exactly_the_skipped_records(

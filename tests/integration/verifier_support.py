@@ -111,6 +111,22 @@ def total(status: dict[str, Any], counter: str) -> int:
     return sum(int(p[counter]) for p in status["partitions"])
 
 
+def findings_summary(status: dict[str, Any]) -> str:
+    """The verifier's findings in a status, one line per partition and per gap."""
+    lines = [
+        f"p{p['partition']}: restored from {p['restored_from']}; records {p['records']}, "
+        f"missing {p['missing']}, duplicates {p['duplicates']}, "
+        f"confirmed gaps {p['gaps_confirmed']}, open {p['open_gaps']}"
+        for p in status["partitions"]
+    ]
+    lines += [
+        f"{g['state']} gap p{g['partition']} {g['producer']}/{g['epoch']} "
+        f"seq {g['first_seq']}..{g['last_seq']} ({g['count']})"
+        for g in status["gaps"]
+    ] or ["no gaps"]
+    return "\n".join("    " + line for line in lines)
+
+
 def metric(text: str, name: str, **labels: str) -> float | None:
     """One sample's value from a Prometheus exposition, or None if it is absent."""
     for family in text_string_to_metric_families(text):
