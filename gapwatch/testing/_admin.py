@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,12 +67,19 @@ async def create_topic(
     replication_factor: int,
     configs: Mapping[str, str] | None,
     timeout_s: float,
+    placement: Sequence[Sequence[int]] | None = None,
 ) -> None:
-    """Create ``name``, raise :class:`TopicError` on any error code, wait for all leaders."""
+    """Create ``name``, raise :class:`TopicError` on any error code, wait for all leaders.
+
+    ``placement`` lists the replicas of each partition, preferred leader first; Kafka then
+    wants -1 for the partition count and replication factor."""
     topic = NewTopic(
         name=name,
-        num_partitions=partitions,
-        replication_factor=replication_factor,
+        num_partitions=-1 if placement else partitions,
+        replication_factor=-1 if placement else replication_factor,
+        replica_assignments=(
+            {i: list(replicas) for i, replicas in enumerate(placement)} if placement else None
+        ),
         topic_configs=dict(configs or {}),
     )
     timeout_ms = int(timeout_s * 1000)
@@ -85,7 +92,10 @@ async def create_topic(
             message = entry[2] if len(entry) > 2 and entry[2] else ""
             raise TopicError(f"creating topic {name!r} failed: {_error_name(code)} {message}")
     await wait_for_topic_leaders(
-        bootstrap_servers, name, partitions=partitions, timeout_s=timeout_s
+        bootstrap_servers,
+        name,
+        partitions=len(placement) if placement else partitions,
+        timeout_s=timeout_s,
     )
 
 

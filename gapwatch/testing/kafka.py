@@ -23,7 +23,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -374,9 +374,14 @@ class KafkaCluster:
         configs: Mapping[str, str] | None = None,
         *,
         timeout_s: float = 30.0,
+        placement: Sequence[Sequence[int]] | None = None,
     ) -> None:
         """Create a topic; raise :class:`TopicError` on any per-topic error code (including
-        "already exists"); return once every partition has a leader."""
+        "already exists"); return once every partition has a leader.
+
+        ``placement`` pins the replicas of each partition by node.id, preferred leader
+        first (e.g. ``[[2, 3]]``); it then replaces ``partitions`` and
+        ``replication_factor``. Fault tests use it to put a leader where they need it."""
         await _admin.create_topic(
             self._reachable_bootstrap(),
             name,
@@ -384,6 +389,7 @@ class KafkaCluster:
             replication_factor=replication_factor,
             configs=configs,
             timeout_s=timeout_s,
+            placement=placement,
         )
 
     async def describe_partition(self, topic: str, partition: int = 0) -> PartitionState:

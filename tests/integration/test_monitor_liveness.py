@@ -26,7 +26,7 @@ from gapwatch.monitor.topics import cleanup_policies
 from gapwatch.producer.config import ReportConfig
 from gapwatch.producer.stamped import StampedProducer
 from gapwatch.testing.kafka import KafkaCluster
-from gapwatch.testing.pytest_plugin import MakeTopic
+from gapwatch.testing.pytest_plugin import MakeTopic, random_topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -47,14 +47,18 @@ async def _coordinator(bootstrap: str, group: str) -> int:
     raise AssertionError(f"no coordinator found for {group}")
 
 
-async def _group_not_on(bootstrap: str, stem: str, node_id: int) -> tuple[str, int]:
-    """A group id whose coordinator is not ``node_id``, and that coordinator."""
-    for i in range(50):
-        group = f"{stem}-{i}"
-        coordinator = await _coordinator(bootstrap, group)
-        if coordinator != node_id:
-            return group, coordinator
-    raise AssertionError(f"every group tried has its coordinator on {node_id}")
+async def _topic_led_elsewhere(cluster: KafkaCluster, group: str) -> tuple[str, int, int]:
+    """A fresh 1-partition topic pinned to a node other than ``group``'s coordinator.
+
+    Pinned, not searched for: with few offsets partitions and leader rebalancing off,
+    earlier fault tests can leave every coordinator on one node."""
+    coordinator = await _coordinator(cluster.bootstrap_servers, group)
+    leader = next(node for node in cluster.node_ids if node != coordinator)
+    topic = random_topic_name("coordinator-frozen")
+    await cluster.create_topic(topic, placement=[[leader]])
+    state = await cluster.wait_for_leader(topic, 0)
+    assert state.leader == leader
+    return topic, leader, coordinator
 
 
 async def _position(monitor: RunningMonitor) -> int | None:
@@ -77,17 +81,15 @@ async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
 
 
 async def test_reading_continues_while_the_group_coordinator_is_frozen(
-    kafka3: KafkaCluster, make_topic: MakeTopic
+    kafka3: KafkaCluster,
 ) -> None:
     """With the group coordinator paused, new records are read within seconds while
     checkpoint rounds fail (counted); after the pause commits catch up with the position."""
-    topic = await make_topic(kafka3, 1, 1)
-    state = await kafka3.wait_for_leader(topic, 0)
-    assert state.leader is not None
+    group = random_topic_name("g-coordinator-frozen")
+    topic, leader, coordinator = await _topic_led_elsewhere(kafka3, group)
     # Records go straight to the topic's leader: a client bootstrapping through the
     # paused node would wait out its request timeout first.
-    to_leader = kafka3.node_bootstrap(state.leader)
-    group, coordinator = await _group_not_on(kafka3.bootstrap_servers, f"g-{topic}", state.leader)
+    to_leader = kafka3.node_bootstrap(leader)
     tp = TopicPartition(topic, 0)
     monitor = await start_monitor(monitor_config(kafka3.bootstrap_servers, [topic], group))
 
