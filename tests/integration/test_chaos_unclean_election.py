@@ -30,7 +30,7 @@ from chaos_support import (
     expected_gaps,
     gap_json,
     gapwatch_findings,
-    group_avoiding,
+    group_coordinator,
     monitor_partition,
     read_truth,
     settle_monitor,
@@ -42,7 +42,7 @@ from chaos_support import (
 )
 
 from gapwatch.testing.kafka import KafkaCluster
-from gapwatch.testing.pytest_plugin import MakeTopic
+from gapwatch.testing.pytest_plugin import random_topic_name
 
 pytestmark = pytest.mark.chaos
 
@@ -65,13 +65,23 @@ def _election_log_lines(cluster: KafkaCluster, topic: str) -> list[str]:
 
 
 async def test_scenario_3_unclean_election_truncation_reported_exactly(
-    kafka3: KafkaCluster, make_topic: MakeTopic
+    kafka3: KafkaCluster,
 ) -> None:
     """The records the monitor read from the old leader alone and the new leader lacks are
     reported ``truncated``, exactly; the leader change is counted; nothing else is a gap."""
     progress = Progress("scenario-3 unclean election")
-    topic = await make_topic(
-        kafka3, 1, 2, {"unclean.leader.election.enable": "true", "min.insync.replicas": "1"}
+    # The follower is paused for about 10 s while the monitor must keep reading. A frozen
+    # group coordinator no longer stalls reading (test_monitor_liveness.py), but it still
+    # forces a rebalance, which is not what this scenario is about: the topic's two
+    # replicas are placed off the group's coordinator, and the monitor checkpoints only
+    # on stop.
+    group = random_topic_name("g-scenario-3")
+    coordinator = await group_coordinator(kafka3, group)
+    topic = random_topic_name("scenario-3")
+    await kafka3.create_topic(
+        topic,
+        configs={"unclean.leader.election.enable": "true", "min.insync.replicas": "1"},
+        placement=[[n for n in kafka3.node_ids if n != coordinator]],
     )
     report_topic = f"{topic}-reports"
     state = await kafka3.wait_for_leader(topic, 0)
@@ -83,11 +93,6 @@ async def test_scenario_3_unclean_election_truncation_reported_exactly(
     app = await AppProducer.start(
         kafka3, topic, report_topic, producer_id="s3-acks1", acks=1, request_timeout_ms=10_000
     )
-    # The follower is paused for about 10 s while the monitor must keep reading. A frozen
-    # group coordinator no longer stalls reading (test_monitor_liveness.py), but it still
-    # forces a rebalance, which is not what this scenario is about: its group's coordinator
-    # is another node, and it checkpoints only on stop.
-    group = await group_avoiding(kafka3, f"g-{topic}", follower)
     monitor = None
     try:
         monitor = await start_chaos_monitor(

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
-from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
+from chaos_support import group_coordinator
 from monitor_support import get_json, monitor_config, send_stamped, start_monitor, wait_until
 
 from gapwatch.monitor.app import RunningMonitor
@@ -31,28 +30,12 @@ from gapwatch.testing.pytest_plugin import MakeTopic, random_topic_name
 pytestmark = pytest.mark.kafka
 
 
-async def _coordinator(bootstrap: str, group: str) -> int:
-    """The broker id of ``group``'s coordinator (retried: the first group of a fresh
-    cluster creates ``__consumer_offsets``)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
-    await client.bootstrap()
-    try:
-        for _ in range(60):
-            try:
-                return int(await client.coordinator_lookup(CoordinationType.GROUP, group))
-            except KafkaError:
-                await asyncio.sleep(0.5)
-    finally:
-        await client.close()
-    raise AssertionError(f"no coordinator found for {group}")
-
-
 async def _topic_led_elsewhere(cluster: KafkaCluster, group: str) -> tuple[str, int, int]:
     """A fresh 1-partition topic pinned to a node other than ``group``'s coordinator.
 
     Pinned, not searched for: with few offsets partitions and leader rebalancing off,
     earlier fault tests can leave every coordinator on one node."""
-    coordinator = await _coordinator(cluster.bootstrap_servers, group)
+    coordinator = await group_coordinator(cluster, group)
     leader = next(node for node in cluster.node_ids if node != coordinator)
     topic = random_topic_name("coordinator-frozen")
     await cluster.create_topic(topic, placement=[[leader]])
