@@ -69,6 +69,7 @@ def fetch_settings() -> dict[str, Any]:
     return {
         "max_poll_records": kafka.max_poll_records,
         "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "fetch_min_bytes": kafka.fetch_min_bytes,
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "isolation_level": kafka.isolation_level,
     }

@@ -93,7 +93,12 @@ class KafkaSettings:
     client_id: str = "gapwatch-monitor"
     isolation_level: IsolationLevel = "read_uncommitted"
     max_poll_records: int = 5000
-    fetch_max_wait_ms: int = 500
+    fetch_max_wait_ms: int = 250
+    # The broker answers a fetch once this much is ready (or fetch_max_wait_ms passed).
+    # aiokafka has no incremental fetch sessions: every response lists every assigned
+    # partition, so with Kafka's default of 1 byte a monitor of hundreds of partitions
+    # under a trickle of records decoded a full response per produce request.
+    fetch_min_bytes: int = 64 * 1024
     max_partition_fetch_bytes: int = 1024 * 1024
     security: SecuritySettings = SecuritySettings()
 
@@ -102,6 +107,7 @@ class KafkaSettings:
         for key, value in (
             ("max_poll_records", self.max_poll_records),
             ("fetch_max_wait_ms", self.fetch_max_wait_ms),
+            ("fetch_min_bytes", self.fetch_min_bytes),
             ("max_partition_fetch_bytes", self.max_partition_fetch_bytes),
         ):
             if value < 1:

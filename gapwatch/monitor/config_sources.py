@@ -130,6 +130,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     _spec("max_poll_records", "int", "kafka.max_poll_records", "records per getmany call"),
     _spec("fetch_max_wait_ms", "int", "kafka.fetch_max_wait_ms", "broker long-poll wait"),
+    _spec("fetch_min_bytes", "int", "kafka.fetch_min_bytes", "bytes a fetch waits for"),
     _spec("max_partition_fetch_bytes", "int", "kafka.max_partition_fetch_bytes", "fetch size"),
     _spec(
         "security_protocol",

@@ -161,6 +161,7 @@ class MonitorConsumer:
             isolation_level=kafka.isolation_level,
             max_poll_records=kafka.max_poll_records,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            fetch_min_bytes=kafka.fetch_min_bytes,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
         )
         await self._consumer.start()

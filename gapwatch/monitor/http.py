@@ -42,7 +42,7 @@ from gapwatch.alerting.eventhub import (
     format_reset,
 )
 from gapwatch.alerting.fleet import FleetStore
-from gapwatch.core.model import Gap, GapState
+from gapwatch.core.model import GapState
 from gapwatch.monitor.api_models import (
     GapPageModel,
     OwnedGapModel,
@@ -51,6 +51,7 @@ from gapwatch.monitor.api_models import (
     StreamsModel,
 )
 from gapwatch.monitor.exposition import CONTENT_TYPE
+from gapwatch.monitor.gapjson import GapEncoder, owned_json
 from gapwatch.monitor.gapstore import BadCursorError, GapQuery, GapStore
 from gapwatch.monitor.metrics import MonitorCollector
 from gapwatch.monitor.scrape import MetricsPage
@@ -178,8 +179,7 @@ def create_app(
     Without ``fleet`` every scope is local; without ``hub`` there is no ``/events``.
     """
 
-    def owned_json(gap: Gap, owner: str) -> dict[str, Any]:
-        return {**gap.to_json(), "instance": owner}
+    encoder = GapEncoder()
 
     def find(gap_id: str, scope: Scope) -> dict[str, Any] | None:
         local = store.get(gap_id)
@@ -237,13 +237,13 @@ def create_app(
         try:
             if fleet is not None and scope == "fleet":
                 page = fleet.query(query, limit=limit, cursor=cursor)
-                gaps = [owned_json(gap, fleet.owner(gap.id)) for gap in page.gaps]
+                items = [(gap, fleet.owner(gap.id)) for gap in page.gaps]
             else:
                 page = store.query(query, limit=limit, cursor=cursor)
-                gaps = [owned_json(gap, instance) for gap in page.gaps]
+                items = [(gap, instance) for gap in page.gaps]
         except BadCursorError as exc:
             raise HTTPException(422, str(exc)) from None
-        return JSONResponse({"gaps": gaps, "next_cursor": page.next_cursor})
+        return Response(encoder.page(items, page.next_cursor), media_type="application/json")
 
     @app.get("/gaps/{gap_id}", response_model=OwnedGapModel, dependencies=guarded)
     async def get_gap(gap_id: str, scope: Scope = "fleet") -> Response:

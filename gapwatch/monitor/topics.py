@@ -7,6 +7,7 @@ the watched topics, Create on the checkpoint topic). Callers bound every call wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -81,7 +82,28 @@ async def ensure_topic(
         message = topic_error[2] if len(topic_error) > 2 else ""
         raise TopicSetupError(f"cannot create topic {name!r}: error {code} {message}")
     log.info("created topic %s (replication factor %d)", name, replication)
+    await wait_for_leaders(admin, name, partitions)
     return True
+
+
+async def wait_for_leaders(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    """Return once metadata lists ``partitions`` partitions of ``name``, each with a leader.
+
+    A topic just created is missing from the brokers' metadata for a moment (seconds on a
+    busy cluster). A client started in that window, such as the gap log reader, re-asks
+    for metadata in a tight loop and logs an error each time, thousands in a few seconds.
+    The caller bounds the wait with its own timeout.
+    """
+    delay = 0.02
+    while True:
+        for entry in await admin.describe_topics([name]):
+            if entry.get("topic") != name or entry.get("error_code"):
+                continue
+            leaders = [p for p in entry.get("partitions", ()) if p.get("leader", -1) >= 0]
+            if len(leaders) >= partitions:
+                return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 async def cleanup_policies(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 
 import httpx
 import pytest
@@ -125,6 +127,25 @@ async def test_compacted_topic_is_refused(kafka: KafkaCluster, make_topic: MakeT
     config = monitor_config(kafka.bootstrap_servers, [topic], f"g-{topic}")
     with pytest.raises(CompactedTopicError, match=topic):
         await start_monitor(config)
+
+
+async def test_start_waits_for_its_new_topics_instead_of_flooding_metadata_errors(
+    kafka: KafkaCluster, make_topic: MakeTopic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Right after a wide topic is created the broker is slow to list new topics; a monitor
+    creating its gap log then must wait for it, not start clients that log an error per
+    metadata retry (thousands in seconds before the fix)."""
+    wide = await make_topic(partitions=200)
+    config = monitor_config(kafka.bootstrap_servers, [wide], f"g-{wide}")
+    fresh_log = dataclasses.replace(config.gap_log, topic=f"gaps-{wide}")
+    caplog.set_level(logging.WARNING, logger="aiokafka")
+    monitor = await start_monitor(dataclasses.replace(config, gap_log=fresh_log))
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await monitor.stop()
+    missing = [r for r in caplog.records if "not found in cluster metadata" in r.getMessage()]
+    assert missing == []
 
 
 async def test_audit_reports_the_same_gaps_and_exits_nonzero(
