@@ -4,8 +4,9 @@ prometheus-client renders about 27 µs per series (a ``Sample`` namedtuple, a la
 sorting and escaping per sample); a monitor owning a few hundred partitions exports
 thousands of series, and that cost landed in every scrape. Here a family is plain data
 (:class:`ScalarFamily`, :class:`HistogramFamily`), the label block of a label-value tuple
-is escaped once per scrape and shared by every family, and lines are joined in one pass:
-about 1 µs per series.
+is escaped once and shared by every family, and lines are joined in one pass: about 1 µs
+per series. With a :class:`LineCache` a line whose value did not change since the previous
+scrape is reused as it was (about 0.3 µs per series).
 
 The output is what ``prometheus_client.generate_latest`` writes for the same families
 (the unit tests parse both and compare): ``# HELP`` with ``\\`` and newline escaped,
@@ -27,22 +28,45 @@ ScalarKind = Literal["counter", "gauge"]
 LabelValues = tuple[str, ...]
 
 # Beyond this many lines a family is split into several chunks, so a caller that yields to
-# its event loop between chunks never holds it for long.
-DEFAULT_CHUNK_LINES: Final = 1000
+# its event loop between chunks never holds it for long (about 0.1-0.3 ms per chunk).
+DEFAULT_CHUNK_LINES: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
 class ScalarFamily:
-    """A counter or gauge family: one value per label-value tuple.
+    """A counter or gauge family: one value per label-value tuple, as two columns.
 
     ``name`` is the family name without ``_total``; the renderer adds it to counters.
+    ``label_values[i]`` are the labels of ``values[i]``. Columns, not pairs: a monitor
+    reads thousands of series per scrape, and building a pair for each cost more than
+    reading the value.
     """
 
     name: str
     kind: ScalarKind
     help: str
     label_names: tuple[str, ...]
-    samples: Sequence[tuple[LabelValues, float]]
+    label_values: Sequence[LabelValues]
+    values: Sequence[float]
+
+    @classmethod
+    def from_samples(
+        cls,
+        name: str,
+        kind: ScalarKind,
+        help_text: str,
+        label_names: tuple[str, ...],
+        samples: Sequence[tuple[LabelValues, float]],
+    ) -> ScalarFamily:
+        """A family from (label values, value) pairs."""
+        return cls(
+            name, kind, help_text, label_names, [p[0] for p in samples], [p[1] for p in samples]
+        )
+
+    @property
+    def samples(self) -> Iterator[tuple[LabelValues, float]]:
+        """(label values, value) pairs."""
+        return zip(self.label_values, self.values, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +123,8 @@ def label_block(names: Sequence[str], values: Sequence[str]) -> str:
 
 
 class _Blocks:
-    """Label blocks of one render, each escaped once and shared by every family."""
+    """Label blocks, each escaped once and shared by every family (and, in a
+    :class:`LineCache`, by every scrape)."""
 
     __slots__ = ("_cache",)
 
@@ -113,24 +138,86 @@ class _Blocks:
             block = self._cache[key] = label_block(names, values)
         return block
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+# What one scrape rendered of one scalar family: its label values, values and lines.
+_FamilyLines = tuple[Sequence[LabelValues], Sequence[float], list[str]]
+
+
+class LineCache:
+    """What one scrape rendered, reused by the next one while a value is unchanged.
+
+    Most series of a monitor do not move between two scrapes (idle partitions, counters of
+    things that rarely happen), and formatting a line costs more than comparing its value.
+    A family's previous lines are reused only if it has the same series in the same order
+    (the common case: the same partitions, whose label tuples are the very same objects,
+    so the comparison is one pass of identity checks); otherwise it is rendered afresh.
+    Each scrape replaces what the previous one kept, so revoked partitions drop out; label
+    blocks are kept until there are more than ``max_blocks``.
+    Not thread-safe: one cache per page, used on one event loop.
+    """
+
+    __slots__ = ("_blocks", "_lines", "max_blocks")
+
+    def __init__(self, max_blocks: int = 100_000) -> None:
+        self._blocks = _Blocks()
+        self._lines: dict[str, _FamilyLines] = {}
+        self.max_blocks = max_blocks
+
+    def blocks(self) -> _Blocks:
+        if len(self._blocks) > self.max_blocks:
+            self._blocks = _Blocks()
+        return self._blocks
+
+    def swap(self, name: str, rendered: _FamilyLines) -> _FamilyLines | None:
+        """Keep this scrape's ``rendered`` family ``name``; return the previous scrape's."""
+        previous = self._lines.get(name)
+        self._lines[name] = rendered
+        return previous
+
 
 def _header(name: str, kind: str, help_text: str) -> str:
     return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}\n"
 
 
-def _scalar_lines(family: ScalarFamily, blocks: _Blocks) -> Iterator[list[str]]:
+def _scalar_lines(
+    family: ScalarFamily, blocks: _Blocks, cache: LineCache | None, chunk_lines: int
+) -> Iterator[list[str]]:
     name = f"{family.name}_total" if family.kind == "counter" else family.name
     names = family.label_names
-    lines = [_header(name, family.kind, family.help)]
-    for values, value in family.samples:
-        lines.append(f"{name}{blocks.get(names, values)} {format_value(value)}\n")
-        if len(lines) >= DEFAULT_CHUNK_LINES:
-            yield lines
-            lines = []
-    yield lines
+    labels, values = family.label_values, family.values
+    rendered: list[str] = []
+    previous = cache.swap(name, (labels, values, rendered)) if cache is not None else None
+    # Same series in the same order: line i may be reused if value i did not change.
+    reuse = (
+        previous is not None
+        and len(previous[2]) == len(previous[0]) == len(labels)  # that render had finished
+        and previous[0] == labels
+    )
+    old_values, old_lines = (previous[1], previous[2]) if previous is not None else ((), [])
+    header = _header(name, family.kind, family.help)
+    for start in range(0, max(len(values), 1), chunk_lines):
+        lines: list[str] = []
+        for i in range(start, min(start + chunk_lines, len(values))):
+            value = values[i]
+            if reuse:
+                old = old_values[i]
+                # Same type too: an int and a float can be equal and still print differently.
+                if old == value and type(old) is type(value):
+                    lines.append(old_lines[i])
+                    continue
+            lines.append(f"{name}{blocks.get(names, labels[i])} {format_value(value)}\n")
+        rendered.extend(lines)
+        if start == 0:
+            lines.insert(0, header)
+        yield lines
 
 
-def _histogram_lines(family: HistogramFamily, blocks: _Blocks) -> Iterator[list[str]]:
+def _histogram_lines(
+    family: HistogramFamily, blocks: _Blocks, chunk_lines: int
+) -> Iterator[list[str]]:
     name = family.name
     names = family.label_names
     bucket_names = (*names, "le")
@@ -143,29 +230,36 @@ def _histogram_lines(family: HistogramFamily, blocks: _Blocks) -> Iterator[list[
         # _count is the +Inf bucket, as prometheus-client's HistogramMetricFamily has it.
         lines.append(f"{name}_count{block} {format_value(buckets[-1][1])}\n")
         lines.append(f"{name}_sum{block} {format_value(total)}\n")
-        if len(lines) >= DEFAULT_CHUNK_LINES:
+        if len(lines) >= chunk_lines:
             yield lines
             lines = []
     yield lines
 
 
-def render_chunks(families: Sequence[Family]) -> Iterator[str]:
-    """The text of ``families`` in pieces of at most about :data:`DEFAULT_CHUNK_LINES` lines.
+def render_chunks(
+    families: Sequence[Family],
+    cache: LineCache | None = None,
+    *,
+    chunk_lines: int = DEFAULT_CHUNK_LINES,
+) -> Iterator[str]:
+    """The text of ``families``, one piece per family (longer ones split every
+    ``chunk_lines`` lines).
 
     A generator, so the caller decides where rendering may pause (the monitor yields to
     its event loop between pieces); concatenated, the pieces are the whole exposition.
+    With a ``cache``, unchanged lines of the previous call are reused.
     """
-    blocks = _Blocks()
+    blocks = cache.blocks() if cache is not None else _Blocks()
     for family in families:
         if isinstance(family, ScalarFamily):
-            pieces = _scalar_lines(family, blocks)
+            pieces = _scalar_lines(family, blocks, cache, chunk_lines)
         else:
-            pieces = _histogram_lines(family, blocks)
+            pieces = _histogram_lines(family, blocks, chunk_lines)
         for lines in pieces:
             if lines:
                 yield "".join(lines)
 
 
-def render(families: Sequence[Family]) -> str:
+def render(families: Sequence[Family], cache: LineCache | None = None) -> str:
     """The whole text of ``families`` at once."""
-    return "".join(render_chunks(families))
+    return "".join(render_chunks(families, cache))

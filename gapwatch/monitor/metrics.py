@@ -12,6 +12,7 @@ objects. Every metric is documented in ``docs/metrics.md``; names are a public c
 
 from __future__ import annotations
 
+import operator
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -80,6 +81,9 @@ PARTITION_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("gapwatch_streams", "Producer streams (producer, epoch) tracked now.", "streams"),
 )
 
+_TRACKER_ATTRIBUTES = tuple(attribute for _, _, attribute in PARTITION_COUNTERS + PARTITION_GAUGES)
+_TRACKER_VALUES = operator.attrgetter(*_TRACKER_ATTRIBUTES)
+
 
 @dataclass(slots=True)
 class MonitorHealth:
@@ -129,15 +133,15 @@ class MonitorCollector(Collector):
         no record is processed meanwhile, and render the result wherever.
         """
         states = list(self._partitions)
-        rows = [((s.topic, str(s.partition)), s, s.counters) for s in states]
+        labels = [s.labels for s in states]
+        # One C-level call per partition for every tracker value, then one column per
+        # metric: a scrape of hundreds of partitions reads in a fraction of a millisecond.
+        columns = list(zip(*(_TRACKER_VALUES(s.tracker.counters) for s in states), strict=True))
+        if not columns:
+            columns = [()] * len(_TRACKER_ATTRIBUTES)
+        column = dict(zip(_TRACKER_ATTRIBUTES, columns, strict=True))
         families: list[Family] = [
-            ScalarFamily(
-                name,
-                "counter",
-                help_text,
-                LABELS,
-                [(labels, getattr(values, attribute)) for labels, _, values in rows],
-            )
+            ScalarFamily(name, "counter", help_text, LABELS, labels, column[attribute])
             for name, help_text, attribute in PARTITION_COUNTERS
         ]
         families.append(
@@ -146,7 +150,8 @@ class MonitorCollector(Collector):
                 "counter",
                 "Offsets deleted by retention before the monitor read them (not loss).",
                 LABELS,
-                [(labels, state.skipped) for labels, state, _ in rows],
+                labels,
+                [s.skipped for s in states],
             )
         )
         families.append(
@@ -155,17 +160,12 @@ class MonitorCollector(Collector):
                 "counter",
                 "Partition leader changes seen (each one is checked for a log truncation).",
                 LABELS,
-                [(labels, state.leader_changes) for labels, state, _ in rows],
+                labels,
+                [s.leader_changes for s in states],
             )
         )
         families.extend(
-            ScalarFamily(
-                name,
-                "gauge",
-                help_text,
-                LABELS,
-                [(labels, getattr(values, attribute)) for labels, _, values in rows],
-            )
+            ScalarFamily(name, "gauge", help_text, LABELS, labels, column[attribute])
             for name, help_text, attribute in PARTITION_GAUGES
         )
         families.append(
@@ -174,24 +174,21 @@ class MonitorCollector(Collector):
                 "gauge",
                 "High watermark minus the monitor's read position.",
                 LABELS,
-                [(labels, state.lag or 0) for labels, state, _ in rows],
+                labels,
+                [s.lag or 0 for s in states],
             )
         )
         families.append(
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_partition_last_record_timestamp_seconds",
                 "gauge",
                 "Timestamp of the newest record read (seconds since the epoch).",
                 LABELS,
-                [
-                    (labels, state.last_record_ts)
-                    for labels, state, _ in rows
-                    if state.last_record_ts is not None
-                ],
+                [(s.labels, s.last_record_ts) for s in states if s.last_record_ts is not None],
             )
         )
         families.append(
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_partitions_assigned",
                 "gauge",
                 "Partitions this instance owns.",
@@ -212,7 +209,7 @@ class MonitorCollector(Collector):
                 ("topic",),
                 [((topic,), latency.cumulative(), latency.total) for topic, latency in latencies],
             ),
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_clock_skewed_records",
                 "counter",
                 "Records whose timestamp was ahead of the monitor's clock (latency counted as 0).",
@@ -224,21 +221,21 @@ class MonitorCollector(Collector):
     def _process(self) -> list[Family]:
         health = self._health
         families: list[Family] = [
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_up",
                 "gauge",
                 "1 while the consumer loop is running and fetching, else 0.",
                 (),
                 [((), 1 if health.is_up() else 0)],
             ),
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_ready",
                 "gauge",
                 "1 once the assigned partitions are restored (as /readyz), else 0.",
                 (),
                 [((), 1 if health.is_ready() else 0)],
             ),
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_build_info",
                 "gauge",
                 "Always 1; labels say what runs.",
@@ -271,9 +268,11 @@ class MonitorCollector(Collector):
                 health.reports_malformed,
             ),
         ):
-            families.append(ScalarFamily(name, "counter", help_text, (), [((), value)]))
+            families.append(
+                ScalarFamily.from_samples(name, "counter", help_text, (), [((), value)])
+            )
         families.append(
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_event_subscriber_failures",
                 "counter",
                 "Exceptions raised by an event subscriber (gap store, sinks).",

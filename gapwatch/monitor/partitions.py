@@ -26,6 +26,7 @@ class PartitionState:
         "checkpointed_at",
         "high_watermark",
         "is_restored",
+        "labels",
         "last_record_ts",
         "latency",
         "leader",
@@ -43,6 +44,7 @@ class PartitionState:
     ) -> None:
         self.topic = topic
         self.partition = partition
+        self.labels = (topic, str(partition))  # label values of its metrics, made once
         self.tracker = tracker
         self.latency = latency
         self.position: int | None = None  # next offset to read

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 
-# The largest checkpoint value the monitor writes. A snapshot is ~54 KB for a full ring
-# and ~1 MB for 100,000 streams in one partition (before the producer's gzip, which
-# takes that to ~330 KB): Kafka's 1 MB default would be too close, so the topic and the
-# producer are set for this explicitly. Larger snapshots are not written (logged and
+# The largest checkpoint value the monitor writes. A snapshot is ~5 KB for a full ring
+# and ~0.5 MB for 100,000 streams in one partition (up to ~1 MB with long producer ids):
+# Kafka's 1 MB default would be too close, so the topic and the producer are set for
+# this explicitly. Larger snapshots are not written (logged and
 # counted as gapwatch_checkpoints_too_large_total); the partition then restarts from its
 # previous checkpoint.
 CHECKPOINT_MAX_BYTES = 8 * 1024 * 1024

@@ -33,6 +33,7 @@ from gapwatch.testing._admin import PartitionState
 from gapwatch.testing._config import (
     DEFAULT_HEAP,
     DEFAULT_KAFKA_VERSION,
+    JVM_OPTS_ENV,
     ConfigValue,
     NodeSpec,
     new_cluster_id,
@@ -54,6 +55,7 @@ from gapwatch.testing._state import STATE_FILE, ClusterRecord, NodeRecord, read_
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
+    "JVM_OPTS_ENV",
     "ClusterStateError",
     "FetchResult",
     "KafkaCluster",

@@ -63,7 +63,7 @@ class VerifierCollector(Collector):
         group = self._group
         rows = [((group, p.topic, str(p.partition)), p) for p in self._ledger]
         families: list[Family] = [
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 name,
                 kind,
                 help_text,
@@ -74,7 +74,7 @@ class VerifierCollector(Collector):
             for name, help_text, attribute in table
         ]
         families.append(
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_verifier_unprocessed_records",
                 "gauge",
                 "Records handed to the application and not yet marked processed.",
@@ -83,7 +83,7 @@ class VerifierCollector(Collector):
             )
         )
         families.append(
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "gapwatch_verifier_partitions",
                 "gauge",
                 "Partitions of the group this verifier holds.",
@@ -121,6 +121,8 @@ class VerifierCollector(Collector):
             ),
         ):
             families.append(
-                ScalarFamily(name, "counter", help_text, ("group",), [((group,), value)])
+                ScalarFamily.from_samples(
+                    name, "counter", help_text, ("group",), [((group,), value)]
+                )
             )
         return families

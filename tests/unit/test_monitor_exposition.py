@@ -17,6 +17,7 @@ from gapwatch.core.wire import Stamp
 from gapwatch.monitor.exposition import (
     Family,
     HistogramFamily,
+    LineCache,
     ScalarFamily,
     format_value,
     render,
@@ -120,14 +121,14 @@ class TestRender:
     def test_escaping_of_label_values_and_help(self) -> None:
         """Backslash, double quote and newline in label values and HELP are escaped."""
         families: list[Family] = [
-            ScalarFamily(
+            ScalarFamily.from_samples(
                 "odd",
                 "counter",
                 'help with \\ backslash, "quotes"\nand a newline',
                 ("who", "b"),
                 [(('a\\b"c\nd', "x"), 1), (("plain", "é ü"), 2.5)],
             ),
-            ScalarFamily("lonely", "gauge", "no labels", (), [((), float("nan"))]),
+            ScalarFamily.from_samples("lonely", "gauge", "no labels", (), [((), float("nan"))]),
         ]
         lean = render(families)
         assert lean == reference(families)
@@ -154,12 +155,69 @@ class TestRender:
         assert 'h_sum{topic="u"} 1.23456785e+07' in lean
 
     def test_chunks_concatenate_to_the_whole(self) -> None:
-        """A family bigger than a chunk is split, and nothing is lost or repeated."""
-        samples = [((str(i),), i) for i in range(2500)]
-        families: list[Family] = [ScalarFamily("big", "gauge", "many", ("i",), samples)]
+        """A family bigger than a chunk is split, every family is a piece of its own, and
+        nothing is lost or repeated."""
+        samples = [((str(i),), i) for i in range(1200)]
+        families: list[Family] = [
+            ScalarFamily.from_samples("big", "gauge", "many", ("i",), samples),
+            ScalarFamily.from_samples("small", "counter", "few", (), [((), 1)]),
+        ]
         chunks = list(render_chunks(families))
-        assert len(chunks) == 3
+        assert len(chunks) == 4  # 1 header + 1200 lines in pieces of 500, then "small"
+        assert chunks[-1].startswith("# HELP small_total")
         assert "".join(chunks) == reference(families)
+
+
+class TestLineCache:
+    def test_changed_values_are_rendered_again_and_the_rest_reused(self) -> None:
+        """Across scrapes with a cache, each render equals an uncached one, although
+        values change, change type, go NaN, and series come and go."""
+        cache = LineCache()
+        rounds: list[list[tuple[tuple[str, ...], float]]] = [
+            [(("a",), 1), (("b",), 2.5), (("c",), 7)],
+            [(("a",), 1), (("b",), 3.5), (("c",), 7.0)],  # 7 -> 7.0: equal, another type
+            [(("a",), float("nan")), (("b",), 3.5), (("d",), 0)],  # c gone, d new
+            [(("a",), float("nan")), (("b",), 1e21), (("d",), 0)],
+        ]
+        for samples in rounds:
+            families: list[Family] = [
+                ScalarFamily.from_samples("f", "counter", "help", ("k",), samples)
+            ]
+            assert render(families, cache) == render(families) == reference(families)
+
+    def test_unchanged_lines_are_the_same_objects(self) -> None:
+        """An idle series is not formatted again: its line is the one rendered before,
+        while a changed neighbour gets a new line."""
+        cache = LineCache()
+        labels = [("a",), ("b",)]
+        first = ScalarFamily("f", "gauge", "h", ("k",), labels, [5, 6])
+        render([first], cache)
+        kept = cache.swap("f", (labels, [5, 6], []))
+        assert kept is not None
+        line_a = kept[2][0]
+        cache.swap("f", kept)
+        second = ScalarFamily("f", "gauge", "h", ("k",), labels, [5, 7])
+        assert render([second], cache) == reference([second])
+        now = cache.swap("f", (labels, [], []))
+        assert now is not None
+        assert now[2][0] is line_a
+        assert now[2][1] == 'f{k="b"} 7.0\n'
+
+    def test_a_family_whose_series_changed_is_rendered_afresh(self) -> None:
+        """Another order or set of series (a rebalance) never reuses lines by position."""
+        cache = LineCache()
+        before = ScalarFamily("f", "gauge", "h", ("k",), [("a",), ("b",)], [1, 2])
+        after = ScalarFamily("f", "gauge", "h", ("k",), [("b",), ("a",)], [1, 2])
+        assert render([before], cache) == reference([before])
+        assert render([after], cache) == reference([after])
+
+    def test_label_blocks_are_bounded(self) -> None:
+        cache = LineCache(max_blocks=10)
+        for round_ in range(5):
+            samples = [((f"{round_}-{i}",), i) for i in range(8)]
+            families: list[Family] = [ScalarFamily.from_samples("f", "gauge", "h", ("k",), samples)]
+            assert render(families, cache) == reference(families)
+            assert len(cache.blocks()) <= 10 + 8
 
 
 class TestMetricsPage:

@@ -35,6 +35,7 @@ from gapwatch.core.model import (
     ZombieEpoch,
     gap_id,
 )
+from gapwatch.core.snapshot import shuffle_bytes, unshuffle_bytes
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 from gapwatch.errors import SnapshotError, TrackerConfigError
@@ -887,21 +888,45 @@ class TestSnapshot:
         restored.tick(feed.now)  # whatever was accepted must be usable
         restored.observe(100, 100, Stamp("p", 1, 6), feed.now)
 
+    @staticmethod
+    def _older_format(blob: bytes, version: int, *, drop: tuple[str, ...] = ()) -> bytes:
+        """``blob`` (version 4) rewritten as ``version``: ring arrays not shuffled, and the
+        body fields in ``drop`` left out."""
+        payload = zlib.decompress(blob[4:])
+        (length,) = struct.unpack(">I", payload[:4])
+        body = json.loads(payload[4 : 4 + length])
+        for name in drop:
+            del body[name]
+        ring = payload[4 + length :]
+        count = body["ring_entries"]
+        columns = [ring[: 8 * count], ring[8 * count : 16 * count], ring[16 * count : 24 * count]]
+        plain = b"".join(unshuffle_bytes(c, 8) for c in columns)
+        plain += unshuffle_bytes(ring[24 * count :], 4)
+        raw = json.dumps(body).encode()
+        return b"GWT" + bytes([version]) + zlib.compress(struct.pack(">I", len(raw)) + raw + plain)
+
     def test_snapshot_version_2_is_still_read(self) -> None:
         """A version 2 snapshot (before R16 state existed) restores, with no skip marks."""
         feed = Feed()
         feed.run("p", 1, [0, 1, 5])
         blob = feed.tracker.snapshot()
-        assert blob[3] == 3
-        payload = zlib.decompress(blob[4:])
-        (length,) = struct.unpack(">I", payload[:4])
-        body = json.loads(payload[4 : 4 + length])
-        del body["rebase"], body["doubtful"]
-        raw = json.dumps(body).encode()
-        v2 = b"GWT\x02" + zlib.compress(struct.pack(">I", len(raw)) + raw + payload[4 + length :])
+        assert blob[3] == 4
+        v2 = self._older_format(blob, 2, drop=("rebase", "doubtful"))
         restored = PartitionTracker.restore(v2, topic=TOPIC, partition=PARTITION)
         assert restored.gaps() == feed.tracker.gaps()
         assert restored.observe(3, 3, Stamp("p", 1, 6), feed.now) is NO_EVENTS
+
+    def test_snapshot_version_3_is_still_read(self) -> None:
+        """A version 3 snapshot (ring arrays not shuffled) restores to the same state,
+        truncation ring included."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 5, 6, 2])
+        feed.run("q", 7, range(40))
+        blob = feed.tracker.snapshot()
+        restored = PartitionTracker.restore(
+            self._older_format(blob, 3), topic=TOPIC, partition=PARTITION
+        )
+        assert restored.snapshot() == blob
 
     def test_snapshot_of_an_unknown_version_is_refused(self) -> None:
         """A newer writer's format is refused with SnapshotError naming the version."""
@@ -946,3 +971,15 @@ def test_stamp_epoch_of_other_producer_does_not_interfere() -> None:
     events = t.observe(2, 0, Stamp("a", 1, 2), 0.0)
     assert [type(e) for e in events] == [GapOpened]
     assert t.observe(3, 0, Stamp("b", 1, 1), 0.0) is NO_EVENTS
+
+
+class TestByteShuffle:
+    @given(st.binary(max_size=400), st.sampled_from([1, 4, 8]))
+    def test_unshuffle_inverts_shuffle(self, data: bytes, width: int) -> None:
+        data = data[: len(data) - len(data) % width]
+        shuffled = shuffle_bytes(data, width)
+        assert len(shuffled) == len(data)
+        assert unshuffle_bytes(shuffled, width) == data
+
+    def test_values_are_grouped_by_byte_position(self) -> None:
+        assert shuffle_bytes(b"\x01\x02\x03\x04\x05\x06", 2) == b"\x01\x03\x05\x02\x04\x06"
