@@ -21,7 +21,7 @@ Starts its own 1-node ``KafkaCluster`` and measures, in this order:
    compared with the lag in the first half, without scrapes.
 
 Run: ``.venv/bin/python bench/bench_monitor.py [--records N] [--rounds R] [--rate R]``
-(about 2-3 minutes with the defaults). The machine is shared with the broker, so figures
+(about 70 s with the defaults). The machine is shared with the broker, so figures
 are noisy; medians are reported.
 """
 

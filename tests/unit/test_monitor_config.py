@@ -83,6 +83,16 @@ class TestValidation:
         assert info.value.key == "grace_period"
         assert info.value.source == "--grace-period"
 
+    def test_fetch_min_bytes_default_and_range(self) -> None:
+        """64 KiB by default (see docs/monitor.md), settable, and at least one byte."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        assert load_config({}, env).kafka.fetch_min_bytes == 64 * 1024
+        assert load_config({}, {**env, "GAPWATCH_FETCH_MIN_BYTES": "1"}).kafka.fetch_min_bytes == 1
+        flags = parse_flags("--bootstrap-servers", "h:1", "--topic", "t", "--fetch-min-bytes", "0")
+        with pytest.raises(ConfigError) as info:
+            load_config(flags, {})
+        assert info.value.key == "fetch_min_bytes"
+
     def test_missing_bootstrap_servers(self) -> None:
         """bootstrap_servers is required."""
         with pytest.raises(ConfigError, match="bootstrap_servers"):
