@@ -21,8 +21,8 @@ Design (``docs/monitor.md`` has the full story):
    are written (deflated by the snapshot already, so not compressed again) to a topic
    created with a matching ``max.message.bytes``. A larger value, or one the broker
    refuses as too large (a checkpoint topic created earlier with a smaller limit), is left
-   out of the result and logged; the caller counts it and does not commit that partition, so it restarts
-   from its previous checkpoint. The other partitions are unaffected.
+   out of the result and logged; the caller counts it and does not commit that partition,
+   so it restarts from its previous checkpoint. The other partitions are unaffected.
 """
 
 from __future__ import annotations
