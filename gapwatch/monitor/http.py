@@ -254,12 +254,23 @@ def create_app(
         return JSONResponse(found)
 
     @app.get("/skipped", response_model=SkippedPageModel, dependencies=guarded)
-    async def list_skipped(scope: Scope = "fleet") -> Response:
-        """Offset ranges retention deleted before they were read (not loss), newest first."""
+    async def list_skipped(
+        topic: str | None = None,
+        partition: Annotated[int | None, Query(ge=0)] = None,
+        scope: Scope = "fleet",
+    ) -> Response:
+        """Offset ranges retention deleted before they were read (not loss), newest first;
+        optionally of one topic or one partition."""
         if fleet is not None and scope == "fleet":
-            items = [{**skipped_json(s), "instance": who} for s, who in fleet.skipped()]
+            owned = fleet.skipped()
         else:
-            items = [{**skipped_json(s), "instance": instance} for s in reversed(store.skipped)]
+            owned = [(s, instance) for s in reversed(store.skipped)]
+        items = [
+            {**skipped_json(s), "instance": who}
+            for s, who in owned
+            if (topic is None or s.topic == topic)
+            and (partition is None or s.partition == partition)
+        ]
         return JSONResponse({"skipped": items})
 
     if hub is not None:

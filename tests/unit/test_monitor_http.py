@@ -10,7 +10,7 @@ import pytest
 from monitor_factories import make_gap
 from prometheus_client import CollectorRegistry, Counter
 
-from gapwatch.core.model import GapState
+from gapwatch.core.model import GapState, RecordsSkipped
 from gapwatch.monitor.api_models import GapModel
 from gapwatch.monitor.gapstore import GapStore
 from gapwatch.monitor.http import create_app
@@ -119,6 +119,28 @@ class TestGaps:
         """The documented GapModel has exactly the fields Gap.to_json() produces."""
         produced = set(make_gap(1, opened_at=1.0).to_json())
         assert produced == set(GapModel.model_fields)
+
+
+class TestSkipped:
+    async def test_filters_by_topic_and_partition_newest_first(
+        self, gaps: GapStore, monitor: StaticMonitor
+    ) -> None:
+        """/skipped lists retention-skipped ranges newest first; topic and partition
+        narrow it (the skipped-records alert links to its own partition)."""
+        for at, (topic, partition, first) in enumerate(
+            [("t", 0, 10), ("t", 1, 20), ("u", 0, 30), ("t", 0, 40)]
+        ):
+            skipped = RecordsSkipped(topic, partition, first, first + 4, 5, 1_700_000_000.0 + at)
+            gaps.handle([skipped], now=1_700_000_000.0 + at)
+        async with await client_for(gaps, monitor) as http:
+            every = (await http.get("/skipped")).json()["skipped"]
+            one = (await http.get("/skipped", params={"topic": "t", "partition": 0})).json()
+            topic_only = (await http.get("/skipped", params={"topic": "t"})).json()
+            bad = await http.get("/skipped", params={"partition": -1})
+        assert [s["first_offset"] for s in every] == [40, 30, 20, 10]
+        assert [s["first_offset"] for s in one["skipped"]] == [40, 10]
+        assert [s["first_offset"] for s in topic_only["skipped"]] == [40, 20, 10]
+        assert bad.status_code == 422
 
 
 class TestOps:

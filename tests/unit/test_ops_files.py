@@ -207,7 +207,9 @@ class TestPrometheusRules:
             for rule in alerting_rules()
             if "gapwatch_skipped_records_total" in metrics_in(rule["expr"])
         ]
-        assert skipped["annotations"]["gaps_url"] == "http://{{ $labels.instance }}/skipped"
+        assert skipped["annotations"]["gaps_url"] == (
+            "http://{{ $labels.instance }}/skipped?" + link.removeprefix("/gaps?")
+        )
 
     def test_rules_use_only_metrics_gapwatch_exports(self) -> None:
         """Every metric a rule reads is exported by the monitor (or is Prometheus's `up`)."""
