@@ -2,7 +2,8 @@
 
 Pure parts (no I/O, clock passed in): :mod:`.changes` (gap changes and their wire form),
 :mod:`.fleet` (the fleet-wide gap store), :mod:`.alertbook` (which Alertmanager alerts are
-active), :mod:`.retry` (backoff). Adapters around them: :mod:`.gaplog` (Kafka),
+active; the alerts themselves in :mod:`.alertkinds`, its settings in :mod:`.alertpolicy`),
+:mod:`.retry` (backoff). Adapters around them: :mod:`.gaplog` (Kafka),
 :mod:`.eventhub` (``GET /events``), :mod:`.alertmanager` and :mod:`.webhook` (HTTP sinks
 on :mod:`.delivery`), :mod:`.metrics` (their Prometheus counters). Everything is wired in
 the monitor's one composition root, :mod:`gapwatch.monitor.app`.

@@ -34,6 +34,9 @@ posts that list when it changes and every ``repost_interval`` seconds. Rules, in
    producer stream on one partition within ``duplicate_window`` seconds fire a
    ``GapwatchDuplicateBurst`` warning (labels ``alertname, severity, topic, partition,
    producer``), firing until ``duplicate_hold`` seconds after the last duplicate.
+
+The timings and limits are an :class:`AlertPolicy` (:mod:`gapwatch.alerting.alertpolicy`);
+what each alert says is built in :mod:`gapwatch.alerting.alertkinds`.
 """
 
 from __future__ import annotations
@@ -41,10 +44,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
-from urllib.parse import urlencode
+from typing import Final
 
-from gapwatch.alerting.changes import iso_time
+from gapwatch.alerting.alertkinds import (
+    DUPLICATE_BURST,
+    GAP_CONFIRMED,
+    GAP_TRUNCATED,
+    GAPS_OVERFLOW,
+    Alert,
+    burst_alert,
+    gap_alert,
+    overflow_alert,
+)
+from gapwatch.alerting.alertpolicy import AlertPolicy
 from gapwatch.core.model import (
     DuplicateRecords,
     Event,
@@ -56,61 +68,21 @@ from gapwatch.core.model import (
     RecordsTruncated,
 )
 
-GAP_CONFIRMED: Final = "GapwatchGapConfirmed"
-GAP_TRUNCATED: Final = "GapwatchGapTruncated"
-GAPS_OVERFLOW: Final = "GapwatchGapsOverflow"
-DUPLICATE_BURST: Final = "GapwatchDuplicateBurst"
+# AlertBook is defined here; the others now live in alertkinds and alertpolicy and are
+# re-exported so that code importing them from this module keeps working.
+__all__ = [
+    "DUPLICATE_BURST",
+    "GAPS_OVERFLOW",
+    "GAP_CONFIRMED",
+    "GAP_TRUNCATED",
+    "Alert",
+    "AlertBook",
+    "AlertPolicy",
+]
+
 _LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 
 PartitionKey = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    """Timings and limits of the alert rules (see the module docstring)."""
-
-    loss_hold: float = 900.0
-    repost_interval: float = 60.0
-    max_per_partition: int = 10
-    duplicate_threshold: int = 100
-    duplicate_window: float = 60.0
-    duplicate_hold: float = 600.0
-    external_url: str = "http://127.0.0.1:8571"
-    instance: str = ""
-
-    @property
-    def firing_ttl(self) -> float:
-        """How far ahead ``endsAt`` of a firing alert is set (rule 5)."""
-        return 4.0 * self.repost_interval
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One Alertmanager alert as posted (``POST /api/v2/alerts`` item)."""
-
-    labels: tuple[tuple[str, str], ...]
-    annotations: tuple[tuple[str, str], ...]
-    starts_at: float
-    ends_at: float
-    generator_url: str
-
-    def label(self, name: str) -> str:
-        """The value of label ``name`` ("" if absent)."""
-        return dict(self.labels).get(name, "")
-
-    def is_firing(self, now: float) -> bool:
-        """Whether Alertmanager considers it firing at ``now``."""
-        return self.ends_at > now
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object Alertmanager's API v2 takes."""
-        return {
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
-            "startsAt": iso_time(self.starts_at),
-            "endsAt": iso_time(self.ends_at),
-            "generatorURL": self.generator_url,
-        }
 
 
 @dataclass(slots=True)
@@ -316,131 +288,45 @@ class AlertBook:
 
     def current(self, now: float) -> list[Alert]:
         """Every alert to post now: the firing ones and the recently resolved ones."""
-        ttl_end = now + self.policy.firing_ttl
+        policy = self.policy
+        ttl_end = now + policy.firing_ttl
         alerts = [
-            self._gap_alert(a, _end(a.resolved_at, min(a.expires_at, ttl_end)))
+            gap_alert(a.gap, a.starts_at, _end(a.resolved_at, min(a.expires_at, ttl_end)), policy)
             for a in self._gaps.values()
         ]
         for (topic, partition), overflow in self._overflow.items():
             latest = max((e for e, _ in overflow.members.values()), default=now)
             ends = _end(overflow.resolved_at, min(latest, ttl_end))
-            alerts.append(self._overflow_alert(topic, partition, overflow, ends))
+            alerts.append(
+                overflow_alert(
+                    topic,
+                    partition,
+                    gaps=len(overflow.members),
+                    records=sum(n for _, n in overflow.members.values()),
+                    starts_at=overflow.starts_at,
+                    ends_at=ends,
+                    policy=policy,
+                )
+            )
         for (topic, partition, producer), burst in self._bursts.items():
             if burst.starts_at is None:
                 continue
-            hold_end = burst.last_at + self.policy.duplicate_hold
+            hold_end = burst.last_at + policy.duplicate_hold
             ends = _end(burst.resolved_at, min(hold_end, ttl_end))
-            alerts.append(self._burst_alert(topic, partition, producer, burst, ends))
+            alerts.append(
+                burst_alert(
+                    topic,
+                    partition,
+                    producer,
+                    epoch=burst.epoch,
+                    records=burst.records,
+                    starts_at=burst.starts_at,
+                    ends_at=ends,
+                    policy=policy,
+                )
+            )
         return alerts
-
-    def _url(self, path: str, **query: str | list[str]) -> str:
-        tail = f"?{urlencode(query, doseq=True)}" if query else ""
-        return f"{self.policy.external_url.rstrip('/')}{path}{tail}"
-
-    def _gap_alert(self, alert: _GapAlert, ends_at: float) -> Alert:
-        gap = alert.gap
-        name = GAP_TRUNCATED if gap.state is GapState.TRUNCATED else GAP_CONFIRMED
-        url = self._url(f"/gaps/{gap.id}")
-        what = "truncated from the log" if name == GAP_TRUNCATED else "lost"
-        offsets = f"{_text(gap.offset_before)}..{_text(gap.offset_after)}"
-        labels = (
-            ("alertname", name),
-            ("severity", "critical"),
-            ("topic", gap.topic),
-            ("partition", str(gap.partition)),
-            ("producer", gap.producer),
-            ("gap_id", gap.id),
-        )
-        annotations = (
-            ("summary", f"{gap.count} records {what} on {gap.topic}/{gap.partition}"),
-            (
-                "description",
-                f"Producer {gap.producer} (epoch {gap.epoch}) sequences "
-                f"{gap.first_seq}..{gap.last_seq} on {gap.topic}/{gap.partition}: "
-                f"{gap.count} records {what} (cause: {gap.cause.value}). They sat between "
-                f"offsets {offsets}. Producer told: {_yes_no(gap.producer_told)}.",
-            ),
-            ("count", str(gap.count)),
-            ("first_seq", str(gap.first_seq)),
-            ("last_seq", str(gap.last_seq)),
-            ("sequence_range", f"{gap.first_seq}..{gap.last_seq}"),
-            ("epoch", str(gap.epoch)),
-            ("offset_before", _text(gap.offset_before)),
-            ("offset_after", _text(gap.offset_after)),
-            ("producer_told", _yes_no(gap.producer_told)),
-            ("cause", gap.cause.value),
-            ("state", gap.state.value),
-            ("recovered", str(gap.recovered)),
-            ("gap_url", url),
-            ("monitor", self.policy.instance),
-        )
-        return Alert(labels, annotations, alert.starts_at, ends_at, url)
-
-    def _overflow_alert(
-        self, topic: str, partition: int, overflow: _Overflow, ends_at: float
-    ) -> Alert:
-        gaps = len(overflow.members)
-        records = sum(n for _, n in overflow.members.values())
-        url = self._url(
-            "/gaps", topic=topic, partition=str(partition), state=["confirmed", "truncated"]
-        )
-        limit = self.policy.max_per_partition
-        labels = (
-            ("alertname", GAPS_OVERFLOW),
-            ("severity", "critical"),
-            ("topic", topic),
-            ("partition", str(partition)),
-        )
-        annotations = (
-            ("summary", f"{gaps} more lost gaps on {topic}/{partition} ({records} records)"),
-            (
-                "description",
-                f"{topic}/{partition} already has {limit} per-gap loss alerts firing; "
-                f"{gaps} further gaps ({records} records) are summarised here instead of "
-                "paging one by one. The gap list has every one of them.",
-            ),
-            ("gaps", str(gaps)),
-            ("count", str(records)),
-            ("gaps_url", url),
-            ("monitor", self.policy.instance),
-        )
-        return Alert(labels, annotations, overflow.starts_at, ends_at, url)
-
-    def _burst_alert(
-        self, topic: str, partition: int, producer: str, burst: _Burst, ends_at: float
-    ) -> Alert:
-        assert burst.starts_at is not None
-        url = self._url("/gaps", topic=topic, partition=str(partition), producer=producer)
-        window = self.policy.duplicate_window
-        labels = (
-            ("alertname", DUPLICATE_BURST),
-            ("severity", "warning"),
-            ("topic", topic),
-            ("partition", str(partition)),
-            ("producer", producer),
-        )
-        annotations = (
-            ("summary", f"Duplicate records from {producer} on {topic}/{partition}"),
-            (
-                "description",
-                f"Producer {producer} (epoch {burst.epoch}) wrote {burst.records} records "
-                f"again on {topic}/{partition} (at least {self.policy.duplicate_threshold} "
-                f"within {window:g}s). Consumers that are not idempotent processed them twice.",
-            ),
-            ("count", str(burst.records)),
-            ("gaps_url", url),
-            ("monitor", self.policy.instance),
-        )
-        return Alert(labels, annotations, burst.starts_at, ends_at, url)
 
 
 def _end(resolved_at: float | None, firing_end: float) -> float:
     return firing_end if resolved_at is None else resolved_at
-
-
-def _text(value: int | None) -> str:
-    return "unknown" if value is None else str(value)
-
-
-def _yes_no(value: bool) -> str:
-    return "true" if value else "false"

@@ -33,6 +33,7 @@ from gapwatch.core.model import (
     ProducerReport,
     UnknownFate,
 )
+from gapwatch.core.ring import high_record_ts
 from gapwatch.core.skip import is_unresolved
 from gapwatch.core.stream import PendingReport, Stream
 from gapwatch.core.wire import MAX_U64
@@ -330,7 +331,7 @@ def _confirmed_gap(
         updated_at=now,
         confirmed_at=now,
         offset_before=None if st is None else st.high_offset,
-        timestamp_before_ms=None if st is None else t._high_ts(st),
+        timestamp_before_ms=None if st is None else high_record_ts(t, st),
         producer_told=told,
         generation=generation,
     )

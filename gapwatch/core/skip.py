@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gapwatch.core.model import NO_EVENTS, Event, Gap, GapState, GapUnknown, RecordsSkipped
+from gapwatch.core.reset import reset
 from gapwatch.core.ring import reset_reference_ts
 from gapwatch.core.stream import Stream, find_range, remove_gap_ranges
 
@@ -78,7 +79,7 @@ def after_skip(
         t._young[st] = (seq, now)
         return NO_EVENTS
     if ts > reset_reference_ts(t, st):  # (c)
-        return t._reset(i, st, offset, ts, now, seq=seq)
+        return reset(t, i, st, offset, ts, now, seq=seq)
     t._rebase[st] = mark  # (d)
     return None
 

@@ -1,8 +1,12 @@
 """The sequence tracker of one partition: facts and ``now`` in, events out, no I/O.
 
-Decision rules, in the order they are tried (each is one named method below, and one test
-in ``tests/unit/test_tracker_rules.py`` named after it). "Stream" is one (producer, epoch)
-on this partition; ``high`` is the highest sequence seen on it.
+Decision rules, in the order they are tried (each is one named function, and one test in
+``tests/unit/test_tracker_rules.py`` named after it). "Stream" is one (producer, epoch) on
+this partition; ``high`` is the highest sequence seen on it. This module holds R1, R10,
+R15 and the order of R2-R10 (``_decide``); the other rules are functions of the tracker in
+modules of their own: R2-R4 ``epochs.py``, R5 ``jump_ahead.py``, R6-R7 ``late.py``, R8
+``reset.py``, R9 ``baseline.py``, R11 ``confirmation.py``, R12 ``reports.py``, R13
+``truncation.py`` and ``divergence.py``, R14 ``housekeeping.py``, R16 ``skip.py``.
 
 For every stamped record (:meth:`PartitionTracker.observe`):
 
@@ -86,39 +90,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from gapwatch.core.baseline import before_base, forget_settled, is_before_base
 from gapwatch.core.config import TrackerConfig
+from gapwatch.core.confirmation import caught_up, confirm
 from gapwatch.core.counters import TrackerCounters
 from gapwatch.core.divergence import find_divergence, newest_read, verify_from
+from gapwatch.core.epochs import first_sight, new_epoch, old_epoch
 from gapwatch.core.gapbook import GapBook
-from gapwatch.core.housekeeping import evict_for_cap, sweep_idle
+from gapwatch.core.housekeeping import sweep_idle
+from gapwatch.core.jump_ahead import jump_ahead
 from gapwatch.core.late import fill
 from gapwatch.core.model import (
     NO_EVENTS,
     DuplicateRecords,
-    EpochStarted,
     Event,
     Gap,
-    GapCause,
-    GapConfirmed,
-    GapOpened,
-    GapState,
     ProducerReport,
-    SequenceReset,
     StreamInfo,
     StreamKey,
-    ZombieEpoch,
 )
-from gapwatch.core.reports import apply_report, mature_reports, open_gap, queue_report
-from gapwatch.core.ring import high_record_ts, reset_reference_ts
-from gapwatch.core.skip import after_skip, close_unknown, is_unresolved, skip
+from gapwatch.core.reports import apply_report
+from gapwatch.core.reset import reset
+from gapwatch.core.ring import reset_reference_ts
+from gapwatch.core.skip import after_skip, skip
 from gapwatch.core.snapshot import decode, encode
-from gapwatch.core.stream import Stream, StreamAux, find_range
+from gapwatch.core.stream import Stream, find_range
+from gapwatch.core.streaminfo import stream_infos
 from gapwatch.core.truncation import truncate
 from gapwatch.core.wire import Stamp
-
-# How many pending high-watermark observations are remembered; dropping the oldest only
-# delays a confirmation (a later observation satisfies it), never makes one wrong.
-_MAX_PENDING_HWM = 64
 
 
 class PartitionTracker:
@@ -236,183 +235,33 @@ class PartitionTracker:
     def _decide(
         self, i: int, offset: int, ts: int, stamp: Stamp, now: float, st: Stream | None
     ) -> Sequence[Event]:
+        # R2-R10 in the order of the module docstring; only the first that applies decides.
         seq = stamp.seq
         if st is None:
-            return self._first_sight(i, offset, ts, stamp, now)
+            return first_sight(self, i, offset, ts, stamp, now)
         if stamp.epoch > st.epoch:
-            return self._new_epoch(i, offset, ts, stamp, now, st)
+            return new_epoch(self, i, offset, ts, stamp, now, st)
         if stamp.epoch < st.epoch:
-            return self._old_epoch(i, offset, ts, stamp, now, st)
+            return old_epoch(self, i, offset, ts, stamp, now, st)
         st.last_seen = now
         if self._rebase and st in self._rebase:
             decided = after_skip(self, i, st, seq, offset, ts, now)
             if decided is not None:
                 return decided
         if seq > st.high:
-            return self._jump_ahead(st, seq, offset, ts, now)
+            return jump_ahead(self, st, seq, offset, ts, now)
         aux = st.aux
         if aux is not None and aux.ranges:
             k = find_range(aux.ranges, seq)
             if k >= 0:
-                return self._fill(st, k, seq, offset, ts, now)
+                return fill(self, st, k, seq, offset, ts, now)
         if seq == 0 and ts > reset_reference_ts(self, st):
-            return self._reset(i, st, offset, ts, now)
-        if self._young and self._is_before_base(st, seq, now):
-            return self._before_base()
+            return reset(self, i, st, offset, ts, now)
+        if self._young and is_before_base(self, st, seq, now):
+            return before_base(self)
         return self._duplicate(st, seq, offset)
 
-    # --- R2..R10 ---------------------------------------------------------------------
-
-    def _first_sight(
-        self, i: int, offset: int, ts: int, stamp: Stamp, now: float
-    ) -> Sequence[Event]:
-        events: list[Event] = []
-        if len(self._streams) + len(self._retired) >= self.config.max_streams:
-            events.extend(evict_for_cap(self, now))
-        st = Stream(stamp.producer, stamp.epoch, stamp.seq, offset, now)
-        self._streams[stamp.producer] = st
-        if stamp.seq > 0:
-            self._young[st] = (stamp.seq, now)
-        self._ring_streams[i] = st
-        self._counters.streams += 1
-        orphan = self._orphans.pop((stamp.producer, stamp.epoch), None)
-        if orphan is not None:
-            self._queue_report(st, orphan[1], orphan[0])
-        return events or NO_EVENTS
-
-    def _new_epoch(
-        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, old: Stream
-    ) -> Sequence[Event]:
-        producer, seq = stamp.producer, stamp.seq
-        events: list[Event] = []
-        if len(self._streams) + len(self._retired) >= self.config.max_streams:
-            events.extend(evict_for_cap(self, now))
-        if self._streams.get(producer) is old:  # unless the cap just evicted it
-            self._retired[(producer, old.epoch)] = old
-        # After a skip (R16) the new epoch may have begun among the deleted records.
-        witnessed = not (self._rebase and is_unresolved(self, old))
-        self._rebase.pop(old, None)
-        st = Stream(producer, stamp.epoch, seq, offset, now)
-        self._streams[producer] = st
-        self._ring_streams[i] = st
-        self._counters.streams += 1
-        key = self._key(producer, stamp.epoch)
-        events.append(EpochStarted(key, old.epoch, seq, offset, now))
-        if seq > 0 and witnessed:
-            # Head loss: we watched the previous epoch, so this one started while we were
-            # reading and its records 0..seq-1 should be here.
-            gid = self._book.new_id(key, 0, 0, GapCause.HEAD)
-            gap = Gap(
-                id=gid,
-                topic=self.topic,
-                partition=self.partition,
-                producer=producer,
-                epoch=stamp.epoch,
-                first_seq=0,
-                last_seq=seq - 1,
-                count=seq,
-                state=GapState.OPEN,
-                cause=GapCause.HEAD,
-                opened_at=now,
-                updated_at=now,
-                offset_before=old.high_offset,
-                offset_after=offset,
-                timestamp_before_ms=self._high_ts(old),
-                timestamp_after_ms=ts,
-            )
-            self._book.add(gap, st)
-            events.append(GapOpened(gap))
-        orphan = self._orphans.pop((producer, stamp.epoch), None)
-        if orphan is not None:
-            # After the head gap opened: the report's failed ranges may cover it (R12).
-            events.extend(self._queue_report(st, orphan[1], orphan[0]))
-        return events
-
-    def _old_epoch(
-        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, current: Stream
-    ) -> Sequence[Event]:
-        retired = self._retired.get((stamp.producer, stamp.epoch))
-        if retired is not None and retired.aux is not None:
-            k = find_range(retired.aux.ranges, stamp.seq)
-            if k >= 0:
-                self._ring_streams[i] = retired
-                return self._fill(retired, k, stamp.seq, offset, ts, now)
-        # Not attributable to a stream: the ring must not name it on truncation.
-        self._ring_streams[i] = None
-        self._counters.zombies += 1
-        key = self._key(stamp.producer, stamp.epoch)
-        return (ZombieEpoch(key, current.epoch, stamp.seq, offset, now),)
-
-    def _jump_ahead(
-        self, st: Stream, seq: int, offset: int, ts: int, now: float
-    ) -> Sequence[Event]:
-        first, last = st.high + 1, seq - 1
-        aux = st.ensure_aux()
-        key = self._key(st.producer, st.epoch)
-        gap = Gap(
-            id=self._book.new_id(key, first, aux.generation, GapCause.SEQUENCE),
-            topic=self.topic,
-            partition=self.partition,
-            producer=st.producer,
-            epoch=st.epoch,
-            first_seq=first,
-            last_seq=last,
-            count=last - first + 1,
-            state=GapState.OPEN,
-            cause=GapCause.SEQUENCE,
-            opened_at=now,
-            updated_at=now,
-            offset_before=st.high_offset,
-            offset_after=offset,
-            timestamp_before_ms=self._high_ts(st),
-            timestamp_after_ms=ts,
-            generation=aux.generation,
-        )
-        st.high = seq
-        st.high_offset = offset
-        if aux.told:
-            return open_gap(self, st, gap)  # R12: cut at failed-range boundaries
-        self._book.add(gap, st)
-        return (GapOpened(gap),)
-
-    def _fill(
-        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float
-    ) -> Sequence[Event]:
-        """R6 (late) and R7 (recovered): ``seq`` is inside ``st``'s missing range ``k``."""
-        return fill(self, st, k, seq, offset, ts, now)
-
-    def _reset(
-        self, i: int, old: Stream, offset: int, ts: int, now: float, *, seq: int = 0
-    ) -> Sequence[Event]:
-        """R8 (and R16 c, where the new run is first seen at ``seq``)."""
-        generation = old.generation + 1
-        # The old generation's gaps stay (and are confirmed by R11), but nothing that
-        # arrives from now on can be told apart from the new run, so they are unwatched.
-        self._book.detach_stream(old)
-        self._young.pop(old, None)
-        self._rebase.pop(old, None)
-        st = Stream(old.producer, old.epoch, seq, offset, now, StreamAux(generation))
-        if seq > 0:
-            self._young[st] = (seq, now)
-        self._streams[old.producer] = st
-        self._ring_streams[i] = st
-        self._reporting.pop(old, None)
-        self._counters.resets += 1
-        key = self._key(old.producer, old.epoch)
-        return (SequenceReset(key, old.high, generation, offset, now),)
-
-    def _is_before_base(self, st: Stream, seq: int, now: float) -> bool:
-        young = self._young.get(st)
-        if young is None or seq >= young[0]:
-            return False
-        if self._is_settled(young[1], now):
-            del self._young[st]  # no reordered record can still arrive: R10 from now on
-            return False
-        return True
-
-    def _before_base(self) -> Sequence[Event]:
-        self._counters.late += 1
-        return NO_EVENTS
+    # --- R10 -------------------------------------------------------------------------
 
     def _duplicate(self, st: Stream, seq: int, offset: int) -> Sequence[Event]:
         self._counters.duplicates += 1
@@ -438,34 +287,17 @@ class PartitionTracker:
 
         Returns the confirmations this makes possible (evaluated at ``observed_at``).
         """
-        pending = self._hwm_pending
-        if high_watermark <= read_offset:
-            self._caught_up_at = max(self._caught_up_at, observed_at)
-        else:
-            pending.append((high_watermark, observed_at))
-            if len(pending) > _MAX_PENDING_HWM:
-                del pending[0]
-        if pending:
-            keep = []
-            for hwm, at in pending:
-                if hwm <= read_offset:
-                    self._caught_up_at = max(self._caught_up_at, at)
-                else:
-                    keep.append((hwm, at))
-            self._hwm_pending = keep
-        return self._confirm(observed_at)
+        return caught_up(
+            self, read_offset=read_offset, high_watermark=high_watermark, observed_at=observed_at
+        )
 
     def tick(self, now: float) -> Sequence[Event]:
         """Run the time-driven rules: confirmation (R11, R12) and idle eviction (R14)."""
-        events = list(self._confirm(now))
+        events = list(confirm(self, now))
         if self._doubtful:
             self._doubtful &= self._book.open.keys()
         if self._young:
-            # Rebuilt rather than deleted from: a dict never gives back its table, and after
-            # a monitor starts on a busy topic this one briefly holds every stream.
-            self._young = {
-                st: y for st, y in self._young.items() if not self._is_settled(y[1], now)
-            }
+            forget_settled(self, now)  # R9
         if now >= self._next_sweep:
             events.extend(sweep_idle(self, now))
             self._next_sweep = now + min(self.config.idle_eviction / 8, 60.0)
@@ -476,19 +308,7 @@ class PartitionTracker:
         deadline = since + self._grace
         return deadline <= now and deadline <= self._caught_up_at
 
-    def _confirm(self, now: float) -> Sequence[Event]:
-        events: list[Event] = []
-        book = self._book
-        for gid in [g for g in book.open if self._is_settled(book.active[g].opened_at, now)]:
-            if gid in self._doubtful:
-                events.append(close_unknown(self, book.active[gid], now))  # R16
-            else:
-                events.append(GapConfirmed(book.confirm(book.active[gid], now)))
-        if self._reporting or self._orphans:
-            events.extend(mature_reports(self, now))
-        return events or NO_EVENTS
-
-    # --- R12, R13 (implemented in their own modules) ---------------------------------
+    # --- R12, R13, R16 ---------------------------------------------------------------
 
     def apply_producer_report(self, report: ProducerReport, now: float) -> Sequence[Event]:
         """Take a producer's report (R12); its claims mature in :meth:`tick`."""
@@ -526,9 +346,6 @@ class PartitionTracker:
         """
         return skip(self, first_offset, last_offset, now)
 
-    def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> list[Event]:
-        return queue_report(self, st, report, at)
-
     # --- read access for the monitor -------------------------------------------------
 
     @property
@@ -552,27 +369,7 @@ class PartitionTracker:
 
     def streams(self) -> list[StreamInfo]:
         """What is tracked, current streams first, then retired epochs."""
-        out = []
-        for st in [*self._streams.values(), *self._retired.values()]:
-            ranges = st.ranges
-            open_ids = tuple(dict.fromkeys(r.gap_id for r in ranges if r.gap_id in self._book.open))
-            out.append(
-                StreamInfo(
-                    key=self._key(st.producer, st.epoch),
-                    generation=st.generation,
-                    base_seq=self._young.get(st, (0, 0.0))[0],
-                    high_seq=st.high,
-                    last_offset=st.high_offset,
-                    last_timestamp_ms=_or_unknown(self._high_ts(st)),
-                    last_seen=st.last_seen,
-                    missing=sum(r.last - r.first + 1 for r in ranges),
-                    open_gaps=open_ids,
-                )
-            )
-        return out
-
-    def _high_ts(self, st: Stream) -> int | None:
-        return high_record_ts(self, st)
+        return stream_infos(self)
 
     def ring_start(self) -> int:
         """Index of the oldest valid ring entry (entries ``ring_start()..n-1`` are valid)."""
@@ -589,20 +386,10 @@ class PartitionTracker:
 
     @classmethod
     def restore(
-        cls,
-        data: bytes,
-        *,
-        topic: str,
-        partition: int,
-        config: TrackerConfig | None = None,
+        cls, data: bytes, *, topic: str, partition: int, config: TrackerConfig | None = None
     ) -> PartitionTracker:
         """A tracker from :meth:`snapshot` bytes; raises :class:`~gapwatch.errors.SnapshotError`
         (and nothing else) for damaged, foreign or unknown-version data."""
         tracker = cls(topic, partition, config=config)
         decode(tracker, data)
         return tracker
-
-
-def _or_unknown(ts: int | None) -> int:
-    # Kafka's own "no timestamp" value, so the API field stays an integer.
-    return -1 if ts is None else ts

@@ -1,5 +1,9 @@
 """The consumer loop: batched fetches into the trackers, facts, checkpoints, rebalances.
 
+The loop and its facts live here; the checkpoint rounds it starts are
+:mod:`gapwatch.monitor.checkpoint_rounds` and the rebalance callbacks it receives are
+handled by :mod:`gapwatch.monitor.rebalance`.
+
 One :class:`MonitorConsumer` runs per process, as a group member of ``group_id`` so that N
 instances share the partitions. Rules it keeps:
 
@@ -18,40 +22,23 @@ instances share the partitions. Rules it keeps:
 4. **One lock** serialises everything that touches trackers or positions: the loop holds it
    except while waiting in ``getmany``; the rebalance listener and the report reader take
    it. The record path itself never awaits.
-5. **Periodic checkpoints are spread and skip idle partitions.** A partition whose position
-   and counters have not changed since its last checkpoint is not written again (an older
-   checkpoint restores the same state); the others are written oldest first, within
-   :data:`CHECKPOINT_BUDGET` of snapshot time per loop iteration. Revocation and shutdown
-   still checkpoint every owned partition. Snapshots are taken in a worker thread while
-   the loop holds the lock: no tracker changes meanwhile (every writer takes the lock),
-   and the event loop keeps serving HTTP instead of stalling for tens of milliseconds
-   per snapshot (the HTTP handlers only read).
-6. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
-   it; writing the checkpoints and then committing runs as a background round, at most
-   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`. A frozen group
-   coordinator or checkpoint-partition leader answers nothing: the round fails (counted,
-   logged) while fetching and gap detection go on. Revocation and shutdown first wait for
-   the round in flight (bounded), so its commit is made in the generation that took its
-   snapshot, and never after the partitions were given away.
+5. **Checkpoints** are spread over loop iterations and skip idle partitions; writing and
+   committing them never holds the lock (the rules are in
+   :mod:`gapwatch.monitor.checkpoint_rounds`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.errors import OffsetOutOfRangeError
 
-from gapwatch.core.counters import COUNTER_NAMES
 from gapwatch.core.model import Event
-from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint, Pointer, encode_pointer
+from gapwatch.monitor.checkpoint_rounds import CheckpointRounds
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.fanout import EventFanout
@@ -60,23 +47,12 @@ from gapwatch.monitor.logchanges import check_leaders, recover_out_of_range
 from gapwatch.monitor.logverify import LogReader
 from gapwatch.monitor.metrics import MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.rebalance import RebalanceHandler
 from gapwatch.monitor.recordpath import feed_records
 from gapwatch.monitor.stamps import StampReader
-from gapwatch.monitor.tracking import restore_tracker
-
-log = logging.getLogger(__name__)
 
 TICK_INTERVAL = 1.0  # seconds between tracker.tick() calls (confirmation is time based)
 LEADER_CHECK_INTERVAL = 1.0
-ADMIN_TIMEOUT = 30.0
-# Bound on each of a checkpoint round's two steps (write, then commit). A frozen broker
-# accepts the connection and never answers; the round is then abandoned, counted and
-# retried later instead of waiting out the clients' own 30-40 s request timeouts.
-CHECKPOINT_TIMEOUT = 10.0
-# Snapshot time one loop iteration may spend on periodic checkpoints; partitions left over
-# are checkpointed in the next iterations. A snapshot of a full truncation ring costs tens
-# of ms, so checkpointing every partition at once stopped reading for the sum of them.
-CHECKPOINT_BUDGET = 0.05
 # Time one loop step may spend tracking a fetched batch before it lets the rest of the
 # process (HTTP, the fetcher) run: the event loop's lag stays a few ms at any batch size.
 STEP_BUDGET = 0.002
@@ -128,20 +104,23 @@ class MonitorConsumer:
         self._kwargs = client_kwargs
         self._partitions = partitions
         self._fanout = fanout
-        self._store = store
-        self._checkpoints = checkpoints
-        self._health = health
         self._clock = clock
         self.lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self._pointers: dict[tuple[str, int], Pointer] = {}
-        self._parked: dict[tuple[str, int], PartitionState] = {}
-        self._on_assigned: list[Callable[[PartitionState], None]] = []
-        self.is_assigned_once = False
-        self.restoring: set[tuple[str, int]] = set()
+        self._rounds = CheckpointRounds(
+            partitions=partitions, checkpoints=checkpoints, health=health, clock=clock
+        )
+        self._rebalance = RebalanceHandler(
+            config=config,
+            lock=self.lock,
+            partitions=partitions,
+            store=store,
+            checkpoints=checkpoints,
+            rounds=self._rounds,
+            health=health,
+        )
         self.last_fetch_at = 0.0
         self._stopping = asyncio.Event()
-        self._round: asyncio.Task[None] | None = None
         self._stamps = StampReader()
         self._log_reader = LogReader(
             client_kwargs=client_kwargs, isolation_level=config.kafka.isolation_level
@@ -151,7 +130,17 @@ class MonitorConsumer:
 
     def on_assigned(self, callback: Callable[[PartitionState], None]) -> None:
         """Call ``callback`` (under the lock) for every partition once it is restored."""
-        self._on_assigned.append(callback)
+        self._rebalance.on_assigned(callback)
+
+    @property
+    def is_assigned_once(self) -> bool:
+        """Whether the group has assigned partitions (possibly none) at least once."""
+        return self._rebalance.is_assigned_once
+
+    @property
+    def restoring(self) -> set[tuple[str, int]]:
+        """The partitions of the assignment being restored now (empty in between)."""
+        return self._rebalance.restoring
 
     async def start(self) -> None:
         """Create the group consumer and subscribe; partitions arrive via the listener."""
@@ -184,8 +173,8 @@ class MonitorConsumer:
             return
         try:
             async with self.lock:
-                await self._settle_round()
-                await self._checkpoint(list(self._partitions))
+                await self._rounds.settle_round()
+                await self._rounds.checkpoint(self._consumer, list(self._partitions))
         finally:
             try:
                 await self._log_reader.stop()
@@ -247,7 +236,7 @@ class MonitorConsumer:
                         next_leader_check = now + LEADER_CHECK_INTERVAL
                         await self._check_leaders(consumer)
                     due = now >= next_checkpoint and not self.is_checkpointing()
-                    if due and await self._start_round():
+                    if due and await self._rounds.start_round(consumer):
                         next_checkpoint = now + self._config.checkpoints.interval
         finally:
             stop_wait.cancel()
@@ -309,222 +298,19 @@ class MonitorConsumer:
 
     def is_checkpointing(self) -> bool:
         """Whether a periodic checkpoint round (write, then commit) is in flight."""
-        return self._round is not None and not self._round.done()
-
-    async def _start_round(self) -> bool:
-        """Snapshot changed partitions, oldest first, within the snapshot budget (lock held),
-        and write and commit them in a background round that does not hold the lock.
-
-        Returns whether every changed partition is in the round (the interval is over).
-        """
-        due = [
-            s
-            for s in self._partitions
-            if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
-        ]
-        due.sort(key=lambda s: s.checkpointed_at)
-        snapshots = await asyncio.to_thread(_snapshots, due, CHECKPOINT_BUDGET)
-        batch = _prepare(due[: len(snapshots)], snapshots, self._clock())
-        if batch is not None:
-            self._round = asyncio.create_task(
-                self._run_round(batch), name="gapwatch-checkpoint-round"
-            )
-        return len(snapshots) == len(due)
-
-    async def _settle_round(self) -> None:
-        """Wait for the round in flight (each of its steps is bounded); never raises."""
-        task, self._round = self._round, None
-        if task is not None:
-            await asyncio.wait({task})
-
-    async def _run_round(self, batch: _Batch) -> None:
-        try:
-            await self._write_and_commit(batch)
-        except Exception:
-            # Not expected (Kafka errors and timeouts are handled inside), but a background
-            # task's exception would otherwise only surface at garbage collection.
-            self._health.checkpoint_failures += 1
-            log.exception("checkpoint round failed")
-
-    async def _checkpoint(self, states: list[PartitionState]) -> None:
-        """Snapshot, write and commit ``states`` now (lock held; revocation, shutdown)."""
-        states = [s for s in states if s.is_restored and s.position is not None]
-        snapshots = await asyncio.to_thread(_snapshots, states, None)
-        batch = _prepare(states, snapshots, self._clock())
-        if batch is not None:
-            await self._write_and_commit(batch)
-
-    async def _write_and_commit(self, batch: _Batch) -> None:
-        """Write the checkpoints, then commit offsets pointing at them; failures are counted
-        and logged, never raised (the previous checkpoint stays current)."""
-        consumer = self._consumer
-        assert consumer is not None
-        try:
-            async with asyncio.timeout(CHECKPOINT_TIMEOUT):
-                pointers = await self._checkpoints.write(batch.pending)
-        except (KafkaError, TimeoutError, GapwatchError):
-            self._health.checkpoint_failures += 1
-            log.exception("checkpoint write failed; offsets not committed")
-            return
-        self._health.checkpoints += len(pointers)
-        # Left out by the store because they are too large: not committed, so those
-        # partitions restart from their previous checkpoint (counted, logged there).
-        self._health.checkpoints_too_large += len(batch.pending) - len(pointers)
-        # Only partitions still owned by the state that was snapshotted. Revocation waits
-        # for the round, so this is a guard, not a path: a commit for a partition given
-        # away would move another member's offset.
-        owned = {
-            key: pointer
-            for key, pointer in pointers.items()
-            if self._partitions.get(*key) is batch.marks[key][0]
-        }
-        if not owned:
-            return
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(
-                batch.pending[(topic, partition)].offset, encode_pointer(pointer)
-            )
-            for (topic, partition), pointer in owned.items()
-        }
-        try:
-            async with asyncio.timeout(CHECKPOINT_TIMEOUT):
-                await consumer.commit(offsets)
-        except (KafkaError, TimeoutError):
-            # Includes CommitFailedError: the group moved to a newer generation (a frozen
-            # coordinator, a rebalance); the next round or the revocation commits again.
-            self._health.commit_failures += 1
-            log.exception("offset commit failed (the checkpoint stays valid)")
-            return
-        self._pointers.update(owned)
-        for key in owned:
-            state, mark = batch.marks[key]
-            state.checkpointed = mark
-            state.checkpointed_at = batch.taken_at
+        return self._rounds.is_in_flight()
 
     async def revoke(self, revoked: list[TopicPartition]) -> None:
         """Listener: checkpoint and commit what is being taken away, then park it."""
-        async with self.lock:
-            # The periodic round in flight belongs to the generation being left: let it
-            # finish (it does not take the lock) before anything is parked.
-            await self._settle_round()
-            states = [
-                s
-                for tp in revoked
-                if (s := self._partitions.get(tp.topic, tp.partition)) is not None
-            ]
-            await self._checkpoint(states)
-            for state in states:
-                self._partitions.remove(state.topic, state.partition)
-                self._parked[(state.topic, state.partition)] = state
+        consumer = self._consumer
+        assert consumer is not None
+        await self._rebalance.revoke(consumer, revoked)
 
     async def assign(self, assigned: list[TopicPartition]) -> None:
         """Listener: restore every assigned partition and seek exactly after its checkpoint."""
         consumer = self._consumer
         assert consumer is not None
-        async with self.lock:
-            keys = [(tp.topic, tp.partition) for tp in assigned]
-            self.restoring = set(keys)
-            # With auto_offset_reset="none" the fetcher raises NoOffsetForPartition for any
-            # partition without a position while this handler awaits (committed offsets,
-            # checkpoints). A paused placeholder position keeps it idle until each
-            # partition is sought to its real start below.
-            for tp in assigned:
-                consumer.pause(tp)
-                consumer.seek(tp, 0)
-            try:
-                await self._restore_all(consumer, assigned, keys)
-            finally:
-                consumer.resume(*assigned)
-            self.restoring = set()
-            self.is_assigned_once = True
-            log.info("assigned %d partitions", len(keys))
-
-    async def _restore_all(
-        self,
-        consumer: AIOKafkaConsumer,
-        assigned: list[TopicPartition],
-        keys: list[tuple[str, int]],
-    ) -> None:
-        parked, self._parked = self._parked, {}
-        for key in parked:
-            if key not in self.restoring:
-                self._store.forget_open(*key)
-        committed = await self._checkpoints.committed(keys) if keys else {}
-        wanted = {
-            key: pointer
-            for key, (_, pointer) in committed.items()
-            if pointer is not None and not (key in parked and self._pointers.get(key) == pointer)
-        }
-        loaded = await self._checkpoints.load(wanted)
-        for tp, key in zip(assigned, keys, strict=True):
-            kept = parked.get(key) if key not in wanted else None
-            if kept is not None and kept.position is not None:
-                state = kept
-                # Revoked from and given back to this instance in the same rebalance:
-                # nobody else read it, so the in-memory state is the checkpoint.
-                self._partitions.adopt(state)
-                consumer.seek(tp, kept.position)
-            else:
-                state = self._partitions.add(*key)
-                self._store.forget_open(*key)
-                await self._start_partition(consumer, tp, state, loaded.get(key), committed)
-            state.is_restored = True
-            self._store.load(state.tracker.gaps())
-            for callback in self._on_assigned:
-                callback(state)
-
-    async def _start_partition(
-        self,
-        consumer: AIOKafkaConsumer,
-        tp: TopicPartition,
-        state: PartitionState,
-        checkpoint: Checkpoint | None,
-        committed: dict[tuple[str, int], tuple[int, Pointer | None]],
-    ) -> None:
-        key = (tp.topic, tp.partition)
-        if checkpoint is not None:
-            try:
-                state.tracker = restore_tracker(
-                    tp.topic,
-                    tp.partition,
-                    self._config.tracker.to_tracker_config(),
-                    checkpoint.snapshot,
-                )
-            except GapwatchError as exc:
-                # E.g. a snapshot format this version does not read (a downgrade) or
-                # damaged bytes: keep the checkpoint's offset, so nothing is read twice or
-                # skipped, and let first sight (R2) make every stream a new baseline.
-                self._health.checkpoint_restore_failures += 1
-                log.warning(
-                    "%s: checkpoint unusable (%s); resuming at its offset %d with a fresh "
-                    "tracker (new baselines, gaps open before it are not carried over)",
-                    tp,
-                    exc,
-                    checkpoint.offset,
-                )
-            else:
-                log.info("%s: restored checkpoint, resuming at %d", tp, checkpoint.offset)
-                # An unclean election while no monitor ran is no leader change we saw:
-                # compare the restored ring with the log at the first leader check.
-                state.needs_verify = True
-            consumer.seek(tp, checkpoint.offset)
-            state.position = checkpoint.offset
-            return
-        if key in committed:
-            offset = committed[key][0]
-            log.warning(
-                "%s: no checkpoint; resuming at committed %d with a new baseline", tp, offset
-            )
-            consumer.seek(tp, offset)
-            state.position = offset
-        else:
-            async with asyncio.timeout(ADMIN_TIMEOUT):
-                if self._config.watch.start_from == "earliest":
-                    offset = (await consumer.beginning_offsets([tp]))[tp]
-                else:
-                    offset = (await consumer.end_offsets([tp]))[tp]
-            consumer.seek(tp, offset)
-            state.position = offset
+        await self._rebalance.assign(consumer, assigned)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -538,46 +324,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._owner.assign(list(assigned))
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """The checkpoints of one round, taken under the lock, written and committed after."""
-
-    pending: dict[tuple[str, int], Checkpoint]
-    marks: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]]
-    taken_at: float
-
-
-def _prepare(states: list[PartitionState], snapshots: list[bytes], now: float) -> _Batch | None:
-    """The checkpoints of ``states`` (lock held: positions and counters are current)."""
-    pending: dict[tuple[str, int], Checkpoint] = {}
-    marks: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]] = {}
-    for state, snapshot in zip(states, snapshots, strict=True):
-        assert state.position is not None
-        key = (state.topic, state.partition)
-        marks[key] = (state, _fingerprint(state))
-        pending[key] = Checkpoint(state.position, now, snapshot)
-    return _Batch(pending, marks, now) if pending else None
-
-
-def _fingerprint(state: PartitionState) -> tuple[int, ...]:
-    """What must change for a partition to need a new checkpoint: position and counters.
-
-    Tracker state that moves without them (watermarks seen, reports queued) is derived
-    again after a restore from the previous checkpoint, so skipping it loses nothing.
-    """
-    counters = state.tracker.counters
-    return (state.position or 0, *(getattr(counters, name) for name in COUNTER_NAMES))
-
-
-def _snapshots(states: list[PartitionState], budget: float | None) -> list[bytes]:
-    """Snapshots of ``states`` in order, stopping once ``budget`` seconds are spent (at
-    least one). Runs in a worker thread while the consumer's lock is held."""
-    started = time.perf_counter()
-    snapshots: list[bytes] = []
-    for state in states:
-        snapshots.append(state.tracker.snapshot())
-        if budget is not None and time.perf_counter() - started >= budget:
-            break
-    return snapshots

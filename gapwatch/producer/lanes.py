@@ -12,6 +12,9 @@ handle each: measurably the largest cost of stamping), each lane keeps its in-fl
 delivery futures in sequence order and books the ones that completed in a sweep: on the
 next send to the lane, periodically, and before every report, flush and stop. Batches
 of one partition complete in order, so a sweep only ever looks at the front.
+
+**The table.** :class:`LaneTable` holds a producer's lanes, made on first use, and sweeps
+them all at once (:func:`sweep_periodically` does so on a timer).
 """
 
 from __future__ import annotations
@@ -95,3 +98,37 @@ def sweep(lane: Lane, ledger: DeliveryBook) -> None:
             highest = max(highest, last)
     if acked:
         ledger.acknowledged(book, highest, acked)
+
+
+class LaneTable:
+    """Every lane of one producer, keyed by (topic, partition), made on first use."""
+
+    __slots__ = ("_ledger", "lanes")
+
+    def __init__(self, ledger: DeliveryBook) -> None:
+        self._ledger = ledger
+        self.lanes: dict[tuple[str, int], Lane] = {}
+
+    def lane(self, topic: str, partition: int) -> Lane:
+        """The lane of (topic, partition), made if it is the first record there."""
+        lane = self.lanes.get((topic, partition))
+        return self.new_lane(topic, partition) if lane is None else lane
+
+    def new_lane(self, topic: str, partition: int) -> Lane:
+        """Make the lane of (topic, partition), which must not exist yet."""
+        lane = self.lanes[(topic, partition)] = Lane(self._ledger.stream(topic, partition))
+        return lane
+
+    def sweep_all(self) -> None:
+        """Book every completed send (before reports, flush and stop)."""
+        for lane in self.lanes.values():
+            if lane.pending:
+                sweep(lane, self._ledger)
+
+
+async def sweep_periodically(table: LaneTable, interval_s: float) -> None:
+    """Sweep every lane each ``interval_s`` seconds, until cancelled."""
+    # Keeps metrics current for partitions that stopped receiving sends.
+    while True:
+        await asyncio.sleep(interval_s)
+        table.sweep_all()

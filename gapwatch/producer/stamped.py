@@ -17,9 +17,10 @@ How one ``send()`` works, in order (the rules the tests name):
 4. **A used-up sequence is never skipped silently.** If enqueueing raises or is
    cancelled after the sequence was assigned, that sequence is recorded as failed with
    the error the caller received (the application was told).
-5. **Headers.** The three stamp headers are appended after the caller's headers, whose
-   order is kept. Stamp headers already present in the caller's list (a record being
-   forwarded) are replaced, since two stamps would make the record malformed.
+5. **Headers** (:mod:`gapwatch.producer.headers`). The three stamp headers are appended
+   after the caller's headers, whose order is kept. Stamp headers already present in the
+   caller's list (a record being forwarded) are replaced, since two stamps would make the
+   record malformed.
 6. **Outcome.** The delivery future is kept with its sequence and booked when it
    completes (:func:`gapwatch.producer.lanes.sweep`): acknowledged, sent without
    acknowledgement (``acks=0``: the future resolves to ``None``) or failed with its
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
@@ -41,19 +41,18 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ, validate_producer_id
-from gapwatch.producer.batch import StampedBatch
+from gapwatch.producer.batch import StampedBatch, submit_batch
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.compat import StampedRecord, acks_label, has_known_send_path
 from gapwatch.producer.config import ProducerConfigError, ReportConfig
+from gapwatch.producer.headers import StampHeaders
 from gapwatch.producer.identity import default_producer_id, new_epoch
-from gapwatch.producer.lanes import Lane, release_turn, sweep, wait_turn
+from gapwatch.producer.lanes import LaneTable, release_turn, sweep, sweep_periodically, wait_turn
 from gapwatch.producer.metrics import ReportStats, collector_for
 from gapwatch.producer.partitioning import PartitionCache
 from gapwatch.producer.reports import ReportPublisher
+from gapwatch.producer.stamp_ahead import StampAhead
 
-log = logging.getLogger(__name__)
-
-_STAMP_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
 Headers = Sequence[tuple[str, bytes]]
 Partitioner = Callable[[bytes | None, list[int], list[int]], int]
 SWEEP_INTERVAL_S: Final = 0.5
@@ -107,7 +106,8 @@ class StampedProducer:
         self._inner = AIOKafkaProducer(**kwargs)
         self._acks_label = acks_label(kwargs)
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
-        self._lanes: dict[tuple[str, int], Lane] = {}
+        self._lane_table = LaneTable(self._book)
+        self._lanes = self._lane_table.lanes  # the same dict, one lookup less in send()
         self._partition_cache = PartitionCache(self._inner.client.cluster)
         # The hot path enqueues into aiokafka's accumulator directly instead of calling
         # AIOKafkaProducer.send(), which would look the metadata up again and re-check
@@ -120,7 +120,16 @@ class StampedProducer:
         self._batch_timeout_s = self._inner._request_timeout_ms / 1000
         self._producer_header = (HEADER_PRODUCER, self.producer_id.encode("utf-8"))
         self._epoch_header = (HEADER_EPOCH, b"%d" % self.epoch)
-        self._warned_restamp = False
+        self._stamps = StampHeaders(self._producer_header, self._epoch_header)
+        self._stamp_ahead = StampAhead(
+            inner=self._inner,
+            ledger=self._book,
+            lanes=self._lane_table,
+            stamps=self._stamps,
+            choose_partition=self._choose_partition,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+        )
         self._report_stats = ReportStats()
         self._collector = collector_for(registry)
         self._collector.attach(self._book, self._report_stats)
@@ -133,7 +142,7 @@ class StampedProducer:
                 connection=kwargs,
                 stats=self._report_stats,
                 acks_label=self._acks_label,
-                prepare=self._sweep_all,
+                prepare=self._lane_table.sweep_all,
             )
         )
         self._sweeper: asyncio.Task[None] | None = None
@@ -147,7 +156,8 @@ class StampedProducer:
         await self._inner.start()
         self._started = True
         self._sweeper = asyncio.create_task(
-            self._sweep_periodically(), name="gapwatch-producer-sweeper"
+            sweep_periodically(self._lane_table, SWEEP_INTERVAL_S),
+            name="gapwatch-producer-sweeper",
         )
         if self._publisher is not None:
             self._publisher.start()
@@ -170,7 +180,7 @@ class StampedProducer:
             await self._inner.stop()  # flushes: every delivery future resolves
         finally:
             try:
-                self._sweep_all()
+                self._lane_table.sweep_all()
                 if self._publisher is not None:
                     await self._publisher.stop(final=final_report and self._started)
             finally:
@@ -180,7 +190,7 @@ class StampedProducer:
     async def flush(self) -> None:
         """Wait until every record sent so far has its outcome (as ``AIOKafkaProducer``)."""
         await self._inner.flush()
-        self._sweep_all()
+        self._lane_table.sweep_all()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -212,8 +222,8 @@ class StampedProducer:
     ) -> asyncio.Future[Any]:
         """Stamp and enqueue one record; returns the delivery future (as aiokafka's)."""
         assert not (value is None and key is None), "Need at least one: key or value"
-        # This is the hot path: the steps of _choose_partition, _lane and the bookkeeping
-        # are inlined here (each call costs about as much as the work it does).
+        # This is the hot path: the steps of _choose_partition, LaneTable.lane and the
+        # bookkeeping are inlined here (each call costs about as much as the work it does).
         key_bytes = key if self._key_serializer is None else self._key_serializer(key)
         value_bytes = value if self._value_serializer is None else self._value_serializer(value)
         cached = self._partition_cache.get(topic)
@@ -223,7 +233,7 @@ class StampedProducer:
             partition = self._partitioner(key_bytes, cached[1], cached[2])
         lane = self._lanes.get((topic, partition))
         if lane is None:
-            lane = self._new_lane(topic, partition)
+            lane = self._lane_table.new_lane(topic, partition)
         if lane.busy:
             await wait_turn(lane)  # rule 3
         else:
@@ -235,7 +245,7 @@ class StampedProducer:
             if not book.dirty:
                 self._book.touch(book)
             if headers:
-                stamped = self._stamp_headers(topic, headers, seq)
+                stamped = self._stamps.build(topic, headers, seq)
             else:
                 stamped = [self._producer_header, self._epoch_header, (HEADER_SEQ, b"%d" % seq)]
             try:
@@ -296,38 +306,17 @@ class StampedProducer:
     ) -> asyncio.Future[Any]:
         """Stamp the records of ``batch`` with consecutive sequences and enqueue it."""
         partition = await self._choose_partition(topic, partition, None)
-        lane = self._lane(topic, partition)
-        if lane.busy:
-            await wait_turn(lane)
-        else:
-            lane.busy = True
-        count = batch.record_count()
-        try:
-            first = self._book.assign_many(lane.book, count)
-            try:
-                real = self._inner.create_batch()
-                for offset, (timestamp, key, value, headers) in enumerate(batch.records()):
-                    stamped = self._stamp_headers(topic, headers, first + offset)
-                    appended = real.append(
-                        timestamp=timestamp, key=key, value=value, headers=stamped
-                    )
-                    # The probe reserved room for the longest possible stamp.
-                    assert appended is not None, "stamped record did not fit its batch"
-                real.close()
-                future: asyncio.Future[Any] = await self._inner.send_batch(
-                    real, topic, partition=partition
-                )
-            except BaseException as exc:
-                if count:
-                    self._book.failed(lane.book, first, exc, last=first + count - 1)
-                raise
-            if count:
-                lane.pending.append((first, count, future))
-        finally:
-            release_turn(lane)
-        return future
+        return await submit_batch(
+            batch,
+            topic,
+            partition,
+            lane=self._lane_table.lane(topic, partition),
+            inner=self._inner,
+            ledger=self._book,
+            stamps=self._stamps,
+        )
 
-    # --- tools (load generator) --------------------------------------------------------
+    # --- tools (load generator): gapwatch.producer.stamp_ahead does the work ----------
 
     async def stamp(
         self,
@@ -345,46 +334,11 @@ class StampedProducer:
         duplicate; one sent later than a following record is reordered. Records sent
         this way bypass the per-partition turn, so their order is the caller's.
         """
-        assert not (value is None and key is None), "Need at least one: key or value"
-        key_bytes = key if self._key_serializer is None else self._key_serializer(key)
-        value_bytes = value if self._value_serializer is None else self._value_serializer(value)
-        partition = await self._choose_partition(topic, partition, key_bytes)
-        lane = self._lane(topic, partition)
-        if lane.busy:
-            await wait_turn(lane)
-        else:
-            lane.busy = True
-        try:
-            seq = self._book.assign(lane.book)
-        finally:
-            release_turn(lane)
-        return StampedRecord(
-            topic=topic,
-            partition=partition,
-            seq=seq,
-            key=key_bytes,
-            value=value_bytes,
-            timestamp_ms=timestamp_ms,
-            headers=tuple(self._stamp_headers(topic, headers, seq)),
-        )
+        return await self._stamp_ahead.stamp(topic, value, key, partition, timestamp_ms, headers)
 
     async def send_stamped(self, record: StampedRecord) -> asyncio.Future[Any]:
         """Enqueue a record made by :meth:`stamp`, as is (same stamp on every call)."""
-        lane = self._lane(record.topic, record.partition)
-        try:
-            future: asyncio.Future[Any] = await self._inner.send(
-                record.topic,
-                record.value,
-                record.key,
-                record.partition,
-                record.timestamp_ms,
-                list(record.headers),
-            )
-        except BaseException as exc:
-            self._book.failed(lane.book, record.seq, exc)
-            raise
-        lane.pending.append((record.seq, 1, future))
-        return future
+        return await self._stamp_ahead.send(record)
 
     # --- reports and introspection ---------------------------------------------------
 
@@ -395,7 +349,7 @@ class StampedProducer:
 
     def reports(self, *, final: bool = False) -> list[ProducerReport]:
         """A report of every stream as of now (what the next final report would say)."""
-        self._sweep_all()
+        self._lane_table.sweep_all()
         return [self._book.report(book, final=final) for book in self._book.streams()]
 
     async def publish_reports(self) -> None:
@@ -410,26 +364,6 @@ class StampedProducer:
 
     # --- internals -------------------------------------------------------------------
 
-    def _lane(self, topic: str, partition: int) -> Lane:
-        lane = self._lanes.get((topic, partition))
-        return self._new_lane(topic, partition) if lane is None else lane
-
-    def _new_lane(self, topic: str, partition: int) -> Lane:
-        lane = self._lanes[(topic, partition)] = Lane(self._book.stream(topic, partition))
-        return lane
-
-    def _sweep_all(self) -> None:
-        """Book every completed send (before reports, flush and stop)."""
-        for lane in self._lanes.values():
-            if lane.pending:
-                sweep(lane, self._book)
-
-    async def _sweep_periodically(self) -> None:
-        # Keeps metrics current for partitions that stopped receiving sends.
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            self._sweep_all()
-
     async def _choose_partition(self, topic: str, partition: int | None, key: Any) -> int:
         cached = self._partition_cache.get(topic)
         if cached is None:
@@ -442,26 +376,3 @@ class StampedProducer:
             assert partition in cached[0], "Unrecognized partition"
             return partition
         return self._partitioner(key, cached[1], cached[2])
-
-    def _stamp_headers(
-        self, topic: str, headers: Iterable[tuple[str, bytes]] | None, seq: int
-    ) -> list[tuple[str, bytes]]:
-        seq_header = (HEADER_SEQ, b"%d" % seq)
-        if not headers:
-            return [self._producer_header, self._epoch_header, seq_header]
-        result = list(headers)
-        for name, _ in result:
-            if name in _STAMP_NAMES:
-                result = [h for h in result if h[0] not in _STAMP_NAMES]
-                if not self._warned_restamp:
-                    self._warned_restamp = True
-                    log.warning(
-                        "gapwatch: records to %s already carry gapwatch headers; "
-                        "replacing them with this producer's stamp",
-                        topic,
-                    )
-                break
-        result.append(self._producer_header)
-        result.append(self._epoch_header)
-        result.append(seq_header)
-        return result
