@@ -58,6 +58,6 @@ def confirm(t: PartitionTracker, now: float) -> Sequence[Event]:
             events.append(close_unknown(t, book.active[gid], now))  # R16
         else:
             events.append(GapConfirmed(book.confirm(book.active[gid], now)))
-    if t._reporting or t._orphans:
+    if t._reporting or t._orphans or t._told_orphans:
         events.extend(mature_reports(t, now))
     return events or NO_EVENTS

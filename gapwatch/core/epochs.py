@@ -27,7 +27,7 @@ from gapwatch.core.model import (
     GapState,
     ZombieEpoch,
 )
-from gapwatch.core.reports import queue_report
+from gapwatch.core.reports import adopt_orphans
 from gapwatch.core.ring import high_record_ts
 from gapwatch.core.skip import is_unresolved
 from gapwatch.core.stream import Stream, find_range
@@ -50,9 +50,8 @@ def first_sight(
         t._young[st] = (stamp.seq, now)
     t._ring_streams[i] = st
     t._counters.streams += 1
-    orphan = t._orphans.pop((stamp.producer, stamp.epoch), None)
-    if orphan is not None:
-        queue_report(t, st, orphan[1], orphan[0])
+    # No gap of a stream seen for the first time exists yet, so nothing to split.
+    adopt_orphans(t, st)
     return events or NO_EVENTS
 
 
@@ -99,10 +98,8 @@ def new_epoch(
         )
         t._book.add(gap, st)
         events.append(GapOpened(gap))
-    orphan = t._orphans.pop((producer, stamp.epoch), None)
-    if orphan is not None:
-        # After the head gap opened: the report's failed ranges may cover it (R12).
-        events.extend(queue_report(t, st, orphan[1], orphan[0]))
+    # After the head gap opened: the reports' failed ranges may cover it (R12).
+    events.extend(adopt_orphans(t, st))
     return events
 
 

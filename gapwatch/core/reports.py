@@ -86,6 +86,17 @@ def apply_report(t: PartitionTracker, report: ProducerReport, now: float) -> tup
     return tuple(events) if events else NO_EVENTS
 
 
+def adopt_orphans(t: PartitionTracker, st: Stream) -> list[Event]:
+    """Apply the reports that arrived before ``st`` did: a pending one, and the failed
+    ranges of one that matured meanwhile; returns the splits of gaps they tell in part."""
+    events: list[Event] = []
+    for held in (t._orphans, t._told_orphans):
+        orphan = held.pop((st.producer, st.epoch), None)
+        if orphan is not None:
+            events.extend(queue_report(t, st, orphan[1], orphan[0]))
+    return events
+
+
 def queue_report(t: PartitionTracker, st: Stream, report: ProducerReport, at: float) -> list[Event]:
     """Record the report's failed ranges and its pending claim on ``st``; returns the
     splits of gaps that the failed ranges cover only in part."""
@@ -197,6 +208,9 @@ def mature_reports(t: PartitionTracker, now: float) -> list[Event]:
         if t._is_settled(at, now):
             del t._orphans[key]
             events.extend(_orphan_matured(t, report, at, now))
+    for key, (at, _) in list(t._told_orphans.items()):
+        if now - at > t.config.idle_eviction:  # its stream is as good as gone
+            del t._told_orphans[key]
     for st in list(t._reporting):
         aux = st.aux
         if aux is None or not aux.reports:
@@ -226,6 +240,11 @@ def _orphan_matured(
         # Nothing of this stream was ever read, and without an older epoch watched here
         # we cannot tell whether its records predate the monitor's start: no claim.
         t._counters.reports_unmatched += 1
+        if report.failed and len(t._told_orphans) < MAX_ORPHAN_REPORTS:
+            # What the application was told still holds: if the stream shows up later, a
+            # head gap over these sequences must be told, not silent (R12).
+            told_only = replace(report, highest_assigned=None, highest_acked=None, final=False)
+            t._told_orphans[(report.producer, report.epoch)] = (at, told_only)
         return []
     if current is not None and current.epoch < report.epoch and is_unresolved(t, current):
         # R16: the new epoch may have begun among offsets deleted before they were read.

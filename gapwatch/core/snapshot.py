@@ -6,7 +6,8 @@ and streams only the ring still names) with its high sequence and record, the ba
 of streams first seen mid-way,
 missing ranges, reset generation, pending producer reports and failed ranges; active
 gaps and the closed history; the confirmation facts (caught-up time, pending
-watermarks); reports waiting for their stream; the counters; the R16 skip marks and
+watermarks); reports waiting for their stream (and failed ranges of ones that matured
+without it); the counters; the R16 skip marks and
 doubtful gap ids (version 3); and the ring entries as four
 packed arrays (offsets and timestamps int64, sequences uint64, stream indexes int32):
 packing and unpacking run in C, so a full ring costs a few milliseconds, not a Python
@@ -132,18 +133,8 @@ def encode(t: PartitionTracker) -> bytes:
         "streams": rows,
         "gaps": gaps,
         "closed": [_gap_row(g) for g in book.closed()],
-        "orphans": [
-            [
-                at,
-                r.producer,
-                r.epoch,
-                r.highest_assigned,
-                r.highest_acked,
-                [list(x) for x in r.failed],
-                r.final,
-            ]
-            for at, r in t._orphans.values()
-        ],
+        "orphans": [_orphan_row(at, r) for at, r in t._orphans.values()],
+        "told_orphans": [_orphan_row(at, r) for at, r in t._told_orphans.values()],
         "young": [[add(st, _ROLE_OTHER), base, at] for st, (base, at) in t._young.items()],
         "rebase": [[add(st, _ROLE_OTHER), mark] for st, mark in t._rebase.items()],
         "doubtful": sorted(t._doubtful),
@@ -153,6 +144,11 @@ def encode(t: PartitionTracker) -> bytes:
     # Level 1: the packed ring is large and regular; higher levels cost more than they save.
     payload = struct.pack(">I", len(raw)) + raw + ring
     return MAGIC + bytes([VERSION]) + zlib.compress(payload, 1)
+
+
+def _orphan_row(at: float, r: ProducerReport) -> list[Any]:
+    failed = [list(x) for x in r.failed]
+    return [at, r.producer, r.epoch, r.highest_assigned, r.highest_acked, failed, r.final]
 
 
 def shuffle_bytes(data: bytes, width: int) -> bytes:
@@ -377,19 +373,23 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
                 raise _BadFieldError("range of an unknown gap")
     for row in _list(body["closed"]):
         book.restore_closed(_gap(row))
-    for o in _list(body["orphans"]):
-        at, producer, epoch, assigned, acked, failed, final = _list(o, 7)
-        report = ProducerReport(
-            producer=_str(producer),
-            epoch=_int(epoch),
-            topic=t.topic,
-            partition=t.partition,
-            highest_assigned=_opt_int(assigned),
-            highest_acked=_opt_int(acked),
-            failed=tuple((_int(a), _int(b)) for a, b in map(_list, _list(failed))),
-            final=_bool(final),
-        )
-        t._orphans[(report.producer, report.epoch)] = (_float(at), report)
+    for held, rows in (
+        (t._orphans, body["orphans"]),
+        (t._told_orphans, body.get("told_orphans", [])),
+    ):
+        for o in _list(rows):
+            at, producer, epoch, assigned, acked, failed, final = _list(o, 7)
+            report = ProducerReport(
+                producer=_str(producer),
+                epoch=_int(epoch),
+                topic=t.topic,
+                partition=t.partition,
+                highest_assigned=_opt_int(assigned),
+                highest_acked=_opt_int(acked),
+                failed=tuple((_int(a), _int(b)) for a, b in map(_list, _list(failed))),
+                final=_bool(final),
+            )
+            held[(report.producer, report.epoch)] = (_float(at), report)
     for y in _list(body["young"]):
         owner, base, at = _list(y, 3)
         young_stream = stream_at(owner)

@@ -147,6 +147,7 @@ class PartitionTracker:
         "_ring_streams",
         "_ring_ts",
         "_streams",
+        "_told_orphans",
         "_young",
         "config",
         "partition",
@@ -166,6 +167,9 @@ class PartitionTracker:
         self._retired: dict[tuple[str, int], Stream] = {}
         self._reporting: dict[Stream, None] = {}
         self._orphans: dict[tuple[str, int], tuple[float, ProducerReport]] = {}
+        # Failed ranges of orphan reports that matured with no claim to make: kept (until
+        # idle_eviction) for the stream's head gap, should the stream appear (R12).
+        self._told_orphans: dict[tuple[str, int], tuple[float, ProducerReport]] = {}
         self._caught_up_at = float("-inf")
         self._hwm_pending: list[tuple[int, float]] = []
         self._next_sweep = float("-inf")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -374,6 +375,38 @@ class TestR12ProducerReport:
         (opened,) = feed.record("p", 1, 4)
         assert isinstance(opened, GapOpened)
         assert opened.gap.producer_told
+
+    def test_r12_producer_report_failed_ranges_outlive_a_matured_orphan_report(self) -> None:
+        """Found by the model test: a report of an epoch not read yet, with nothing
+        acknowledged, matures with no claim; when the epoch then appears past sequence 0,
+        its head gap is cut at the failed ranges, told and silent never mixed. The held
+        ranges survive a snapshot, and are forgotten after idle_eviction."""
+
+        def fed_until_matured() -> Feed:
+            feed = Feed()
+            feed.run("p", 1, range(3))
+            report = self.report(epoch=2, highest_assigned=7, highest_acked=None)
+            report = dataclasses.replace(report, failed=((0, 0), (2, 2), (5, 7)))
+            feed.tracker.apply_producer_report(report, feed.now)
+            assert feed.settle() == ()  # no claim to make
+            assert feed.tracker.counters.reports_unmatched == 1
+            return feed
+
+        feed = fed_until_matured()
+        restored = PartitionTracker.restore(
+            feed.tracker.snapshot(), topic=TOPIC, partition=PARTITION
+        )
+        for tracker in (feed.tracker, restored):
+            tracker.observe(feed.offset, 8, Stamp("p", 2, 8), feed.now)
+            head = [
+                (g.first_seq, g.last_seq, g.producer_told)
+                for g in sorted(tracker.gaps(), key=lambda g: g.first_seq)
+            ]
+            assert head == [(0, 0, True), (1, 1, False), (2, 2, True), (3, 4, False), (5, 7, True)]
+        forgetful = fed_until_matured()
+        forgetful.settle(advance=forgetful.tracker.config.idle_eviction + 1)
+        forgetful.record("p", 2, 8)
+        assert [g.producer_told for g in forgetful.tracker.gaps()] == [False]
 
     def test_r12_producer_report_gap_opening_is_cut_at_failed_range_boundaries(self) -> None:
         """chaos-bugs.txt BUG 1: 101..107 lost silently, 108..1503 failed (told) and known
