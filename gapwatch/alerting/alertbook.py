@@ -65,6 +65,7 @@ from gapwatch.core.model import (
     GapRecovered,
     GapSplit,
     GapState,
+    GapTold,
     RecordsTruncated,
 )
 
@@ -137,6 +138,8 @@ class AlertBook:
                 self._recovered(event.gap, now)
             elif isinstance(event, GapSplit):
                 self._split(event, now)
+            elif isinstance(event, GapTold):
+                self._told(event.gap)
             elif isinstance(event, DuplicateRecords):
                 self._duplicates(event, now)
 
@@ -167,6 +170,14 @@ class AlertBook:
             overflow.members[gap.id] = (expires, gap.count)
             self._overflowed[gap.id] = key
         self.version += 1
+
+    def _told(self, gap: Gap) -> None:
+        # A firing alert's annotations say whether the producer was told: re-post them.
+        # A gap without an alert (still open, or past its hold) needs nothing here.
+        known = self._gaps.get(gap.id)
+        if known is not None:
+            known.gap = gap
+            self.version += 1
 
     def _split(self, event: GapSplit, now: float) -> None:
         # A lost gap cut in two (a producer report's failed range covered part of it,

@@ -31,6 +31,7 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapTold,
     GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
@@ -47,6 +48,7 @@ class ChangeKind(StrEnum):
     OPENED = "opened"
     SHRUNK = "shrunk"  # a late record filled one end of an open gap
     SPLIT = "split"  # two gaps from one: a late record, or a failed range's boundary (R12)
+    TOLD = "told"  # a later producer report: the application knew of every record (R12)
     HEALED = "healed"
     CONFIRMED = "confirmed"
     RECOVERED = "recovered"  # a record of a confirmed gap arrived later (see gap.recovered)
@@ -164,6 +166,8 @@ def changes_from_events(
         elif isinstance(event, GapSplit):
             add(ChangeKind.SPLIT, event.left)
             add(ChangeKind.SPLIT, event.right)
+        elif isinstance(event, GapTold):
+            add(ChangeKind.TOLD, event.gap)
         elif isinstance(event, GapHealed):
             add(ChangeKind.HEALED, event.gap)
         elif isinstance(event, GapConfirmed):

@@ -43,6 +43,7 @@ ALL_KINDS: Final = (
     "opened",
     "shrunk",
     "split",
+    "told",
     "healed",
     "confirmed",
     "recovered",

@@ -233,6 +233,15 @@ class GapShrunk:
 
 
 @dataclass(frozen=True, slots=True)
+class GapTold:
+    """A producer report arriving after ``gap`` opened covers every one of its sequences:
+    the application was told of all of it (R12). Only ``producer_told`` (and
+    ``updated_at``) changed; a report covering part of a gap splits it instead."""
+
+    gap: Gap
+
+
+@dataclass(frozen=True, slots=True)
 class GapSplit:
     """A gap became two adjacent ones: ``left`` keeps the original id, ``right`` has the id
     of its own first sequence.
@@ -384,6 +393,7 @@ Event: TypeAlias = (
     GapOpened
     | GapShrunk
     | GapSplit
+    | GapTold
     | GapHealed
     | GapConfirmed
     | GapRecovered

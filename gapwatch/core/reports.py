@@ -30,6 +30,7 @@ from gapwatch.core.model import (
     GapOpened,
     GapSplit,
     GapState,
+    GapTold,
     ProducerReport,
     UnknownFate,
 )
@@ -140,7 +141,11 @@ def _tell_gaps(
             continue  # a told gap is told in full: every gap is cut when it opens
         runs = _split_told(spans, gap.first_seq, gap.last_seq)
         if len(runs) == 1 or gap.count != gap.last_seq - gap.first_seq + 1:
-            book.update(replace(gap, producer_told=True, updated_at=at))
+            told = replace(gap, producer_told=True, updated_at=max(at, gap.updated_at))
+            book.update(told)
+            # An event, so /gaps, the gap log and a firing alert learn it now, not at the
+            # gap's next state change.
+            events.append(GapTold(told))
         else:
             events.extend(divide_gap(t, st, gap, runs, at))
     return events
@@ -170,7 +175,9 @@ def divide_gap(
             last_seq=hi,
             count=count,
             producer_told=told,
-            updated_at=at,
+            # A report held for a stream not yet read is older than the gap it cuts; the
+            # fleet view keeps the newest version of a gap id, so the time never goes back.
+            updated_at=max(at, gap.updated_at),
         )
         if gap.state is not GapState.OPEN:
             left = sum(min(b, hi) - max(a, lo) + 1 for a, b in missing if a <= hi and lo <= b)

@@ -272,6 +272,7 @@ WEBHOOK_EVENT_KINDS = (
     "opened",
     "shrunk",
     "split",
+    "told",
     "healed",
     "confirmed",
     "recovered",

@@ -26,6 +26,7 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapTold,
     GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
@@ -99,7 +100,14 @@ class GapStore:
         """Apply a batch of tracker events (the :class:`EventSubscriber` entry point)."""
         for event in events:
             if isinstance(
-                event, GapOpened | GapShrunk | GapHealed | GapConfirmed | GapRecovered | GapUnknown
+                event,
+                GapOpened
+                | GapShrunk
+                | GapTold
+                | GapHealed
+                | GapConfirmed
+                | GapRecovered
+                | GapUnknown,
             ):
                 self.put(event.gap)
             elif isinstance(event, GapSplit):

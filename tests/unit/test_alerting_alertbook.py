@@ -23,6 +23,7 @@ from gapwatch.core.model import (
     GapRecovered,
     GapSplit,
     GapState,
+    GapTold,
     RecordsTruncated,
     StreamKey,
     gap_id,
@@ -139,6 +140,26 @@ class TestSplitByProducerReport:
         assert len(by_name(alerts, GAP_CONFIRMED)) == 3
         notes = dict(by_name(alerts, GAPS_OVERFLOW)[0].annotations)
         assert (notes["gaps"], notes["count"]) == ("2", "10")
+
+    def test_a_firing_gap_told_later_is_reposted_with_the_new_annotation(self) -> None:
+        """Rule 1: a later report covering all of a confirmed gap (GapTold) updates its
+        alert, which is re-posted (version bump) with producer_told true."""
+        book = AlertBook(POLICY)
+        gap = confirmed(7, count=3)
+        book.apply([GapConfirmed(gap)], T0)
+        version = book.version
+        book.apply([GapTold(dataclasses.replace(gap, producer_told=True))], T0 + 5)
+        assert book.version > version
+        (alert,) = book.current(T0 + 5)
+        assert dict(alert.annotations)["producer_told"] == "true"
+        assert alert.starts_at == T0
+
+    def test_open_gap_told_fires_nothing(self) -> None:
+        """An open gap told by a report is not a loss yet: no alert, no re-post."""
+        book = AlertBook(POLICY)
+        version = book.version
+        book.apply([GapTold(make_gap(1, opened_at=T0, last_seq=3))], T0)
+        assert (book.current(T0), book.version) == ([], version)
 
     def test_open_gap_split_fires_nothing(self) -> None:
         """Open pieces (R6 or R12 splits before confirmation) are not losses yet."""

@@ -24,6 +24,7 @@ from gapwatch.core.model import (
     GapOpened,
     GapSplit,
     GapState,
+    GapTold,
     RecordsSkipped,
     StreamKey,
 )
@@ -45,9 +46,11 @@ class TestChanges:
         """Every gap-carrying event is a change; a split gives two; duplicates give none."""
         a, b, c = make_gap(1, opened_at=T0), make_gap(3, opened_at=T0), make_gap(5, opened_at=T0)
         skipped = RecordsSkipped("t", 0, 10, 19, 10, T0)
+        told = dataclasses.replace(a, producer_told=True)
         events = [
             GapOpened(a),
             GapSplit(b, c, 4),
+            GapTold(told),
             GapConfirmed(a),
             DuplicateRecords(StreamKey("t", 0, "p", 1), 1, 1, 1, 7),
             skipped,
@@ -57,9 +60,11 @@ class TestChanges:
             ChangeKind.OPENED,
             ChangeKind.SPLIT,
             ChangeKind.SPLIT,
+            ChangeKind.TOLD,
             ChangeKind.CONFIRMED,
             ChangeKind.SKIPPED,
         ]
+        assert changes[3].gap == told
         assert changes[-1].key == "g/skipped/t/0/10"
         assert changes[0].key == f"g/{a.id}"
 

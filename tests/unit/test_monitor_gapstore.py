@@ -13,6 +13,7 @@ from gapwatch.core.model import (
     GapOpened,
     GapSplit,
     GapState,
+    GapTold,
     RecordsSkipped,
 )
 from gapwatch.monitor.gapstore import BadCursorError, GapQuery, GapStore
@@ -48,6 +49,16 @@ class TestEvents:
         assert gaps.get(whole.id) == left
         assert gaps.get(right.id) == right
         assert gaps.open_count() == 2
+
+    def test_told_replaces_the_gap_in_place(self) -> None:
+        """A later report telling a whole open gap (GapTold) is what /gaps shows at once."""
+        gaps = store()
+        opened = make_gap(5, last_seq=9, opened_at=1.0)
+        gaps.handle([GapOpened(opened)], now=1.0)
+        told = dataclasses.replace(opened, producer_told=True, updated_at=3.0)
+        gaps.handle([GapTold(told)], now=3.0)
+        assert gaps.get(opened.id) == told
+        assert gaps.open_count() == 1
 
     def test_skipped_ranges_are_kept(self) -> None:
         """RecordsSkipped events land in the skipped list."""

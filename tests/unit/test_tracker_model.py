@@ -36,6 +36,7 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapTold,
     ProducerReport,
     SequenceReset,
 )
@@ -50,6 +51,7 @@ ALLOWED = (
     GapOpened,
     GapShrunk,
     GapSplit,
+    GapTold,
     GapHealed,
     GapConfirmed,
     DuplicateRecords,
@@ -318,6 +320,11 @@ def test_confirmed_loss_equals_dropped_and_duplicates_equal_injected(data: st.Da
         assert totals[name] == 0, name
     unexpected = [e for e in sim.events if not isinstance(e, ALLOWED)]
     assert unexpected == []
+    for told in (e.gap for e in sim.events if isinstance(e, GapTold)):
+        # A gap said to be told is told in full: every sequence was reported failed.
+        for seq in range(told.first_seq, told.last_seq + 1):
+            key = (told.partition, told.producer, told.epoch, told.generation, seq)
+            assert key in sim.told, (told, seq)
     assert not any(isinstance(e, GapRecovered) for e in sim.events)
     confirmed_events = [e for e in sim.events if isinstance(e, GapConfirmed)]
     assert sum(e.gap.count for e in confirmed_events) == len(sim.dropped)

@@ -25,6 +25,7 @@ from gapwatch.core.model import (
     GapShrunk,
     GapSplit,
     GapState,
+    GapTold,
     GapUnknown,
     ProducerReport,
     RecordsSkipped,
@@ -508,15 +509,16 @@ class TestR12ProducerReport:
     def test_r12_producer_report_failed_range_covering_a_whole_gap_keeps_it_whole(
         self,
     ) -> None:
-        """Overlapping or adjacent failed ranges over a whole open gap: marked, not cut."""
+        """Overlapping or adjacent failed ranges over a whole open gap: marked, not cut,
+        and said in one GapTold event (so /gaps and the gap log learn it at once)."""
         feed = Feed()
         feed.run("p", 1, [0, 1, 6])  # gap 2..5
         events = feed.tracker.apply_producer_report(
             self.report(failed=((1, 3), (4, 4), (3, 5))), feed.now
         )
-        assert events == ()
         (gap,) = feed.tracker.open_gaps()
         assert (gap.first_seq, gap.last_seq, gap.producer_told) == (2, 5, True)
+        assert events == (GapTold(gap),)
 
     @settings(max_examples=200, deadline=None)
     @given(
