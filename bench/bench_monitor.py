@@ -30,36 +30,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import http.client
 import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from harness import (
+    PARTITIONS,
+    PRODUCERS,
+    fresh_monitor,
+    monitor_config,
+    percentile,
+    prefill,
+    process_gc,
+    read_all,
+    timed,
+)
 from prometheus_client import CollectorRegistry
 
-from gapwatch.core.wire import encode_stamp
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import (
-    CheckpointSettings,
-    HttpSettings,
-    KafkaSettings,
-    MonitorConfig,
-    WatchSettings,
-)
-from gapwatch.monitor.runtime import tune_gc
+from gapwatch.monitor.config import KafkaSettings
 from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
 
-PARTITIONS = 12
 WIDE_PARTITIONS = 252
-PRODUCERS = 4
-VALUE = b"v" * 100
-POLL_S = 0.010
 LAG_SLEEP_S = 0.005
 PHASE_TIMEOUT_S = 120.0
 # The load generator batches for 20 ms (loadgen's default is 5 ms): at 2,000 records/s
@@ -86,89 +83,7 @@ def fetch_settings() -> dict[str, Any]:
     }
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by nearest rank; NaN if empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-
 # --- 1. throughput -----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def process_gc(*, tuned: bool) -> Any:
-    """The GC settings of ``gapwatch monitor`` (``tuned``) or CPython's defaults, for one
-    phase; the defaults are restored afterwards."""
-    defaults = gc.get_threshold()
-    if tuned:
-        tune_gc()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*defaults)
-
-
-async def prefill(bootstrap: str, topic: str, total: int) -> None:
-    """``total`` stamped records, spread evenly over partitions and producer ids."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
-    )
-    await producer.start()
-    try:
-        per_partition = total // PARTITIONS
-        seqs = [[0] * PRODUCERS for _ in range(PARTITIONS)]
-        pending: list[asyncio.Future[Any]] = []
-        written = [0] * PARTITIONS
-        while any(w < per_partition for w in written):
-            for partition in range(PARTITIONS):
-                batch = producer.create_batch()
-                while written[partition] < per_partition:
-                    pid = written[partition] % PRODUCERS
-                    headers = encode_stamp(f"bench-{pid}", 1, seqs[partition][pid])
-                    if batch.append(key=None, value=VALUE, timestamp=None, headers=headers) is None:
-                        break
-                    seqs[partition][pid] += 1
-                    written[partition] += 1
-                if batch.record_count():
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
-            if len(pending) > 200:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
-async def timed(
-    total: int, progress: Callable[[], int], work: Awaitable[Any]
-) -> tuple[float, float]:
-    """Records/s of ``work`` from its first progress to ``total``, sampled every 10 ms, and
-    records per CPU second of this process (all its threads) over the same span: the
-    broker and other load on the shared machine disturb the latter far less."""
-    task = asyncio.ensure_future(work)
-    first_at = first_count = first_cpu = None
-    deadline = time.monotonic() + PHASE_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            await asyncio.sleep(POLL_S)
-            count = progress()
-            now = time.perf_counter()
-            if first_at is None and count > 0:
-                first_at, first_count, first_cpu = now, count, time.process_time()
-            if count >= total and first_at is not None and first_count is not None:
-                assert first_cpu is not None
-                cpu = time.process_time() - first_cpu
-                return (total - first_count) / (now - first_at), (total - first_count) / cpu
-            if task.done():
-                task.result()
-        raise TimeoutError(f"only {progress()} of {total} records read")
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def bare_rate(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
@@ -188,20 +103,9 @@ async def bare_rate(bootstrap: str, topic: str, total: int) -> tuple[float, floa
                 count[0] += len(records)
 
     try:
-        return await timed(total, lambda: count[0], loop())
+        return await timed(total, lambda: count[0], loop(), timeout_s=PHASE_TIMEOUT_S)
     finally:
         await consumer.stop()
-
-
-def monitor_config(
-    bootstrap: str, topics: tuple[str, ...], group: str, *, checkpoint_interval: float = 5.0
-) -> MonitorConfig:
-    return MonitorConfig(
-        kafka=KafkaSettings(bootstrap_servers=(bootstrap,)),
-        watch=WatchSettings(topics=topics, group_id=group, start_from="earliest"),
-        checkpoints=CheckpointSettings(interval=checkpoint_interval),
-        http=HttpSettings(host="127.0.0.1", port=0),
-    ).validate()
 
 
 async def monitor_rate(
@@ -209,19 +113,8 @@ async def monitor_rate(
 ) -> tuple[float, float]:
     """The whole monitor (group, trackers, checkpoints, HTTP) reading the same records."""
     config = monitor_config(bootstrap, (topic,), group, checkpoint_interval=checkpoint_interval)
-    monitor = RunningMonitor(config, registry=CollectorRegistry())
-
-    def progress() -> int:
-        return sum(s.position or 0 for s in monitor.partitions)
-
-    async def run() -> None:
-        await monitor.start()
-        await asyncio.Event().wait()
-
-    try:
-        return await timed(total, progress, run())
-    finally:
-        await monitor.stop()
+    async with fresh_monitor(config) as monitor:
+        return await read_all(monitor, total, timeout_s=PHASE_TIMEOUT_S)
 
 
 # --- 2 and 3. detection latency, scrapes, loop lag -----------------------------------

@@ -26,96 +26,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from prometheus_client import CollectorRegistry
-
-from gapwatch.core.wire import encode_stamp
-from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import (
-    AlertingSettings,
-    CheckpointSettings,
-    HttpSettings,
-    KafkaSettings,
-    MonitorConfig,
-    TrackerSettings,
-    WatchSettings,
+from harness import (
+    PARTITIONS,
+    fresh_monitor,
+    monitor_config,
+    prefill,
+    read_all,
+    receiver_process,
 )
+
+from gapwatch.monitor.config import AlertingSettings, MonitorConfig, TrackerSettings
 from gapwatch.testing.kafka import KafkaCluster
 
-PARTITIONS = 12
-PRODUCERS = 4
-VALUE = b"v" * 100
-POLL_S = 0.010
 PHASE_TIMEOUT_S = 300.0
 ALL_KINDS = ("opened", "shrunk", "split", "healed", "confirmed", "recovered", "truncated")
-
-
-async def prefill(bootstrap: str, topic: str, total: int, gap_every: int) -> int:
-    """Stamped records with every ``gap_every``-th sequence skipped; returns records sent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
-    )
-    await producer.start()
-    sent = 0
-    try:
-        per_partition = total // PARTITIONS
-        seqs = [[0] * PRODUCERS for _ in range(PARTITIONS)]
-        written = [0] * PARTITIONS
-        pending: list[asyncio.Future[Any]] = []
-        while any(w < per_partition for w in written):
-            for partition in range(PARTITIONS):
-                batch = producer.create_batch()
-                while written[partition] < per_partition:
-                    pid = written[partition] % PRODUCERS
-                    seq = seqs[partition][pid]
-                    if seq % gap_every == gap_every - 1:
-                        seq += 1  # the lost record
-                    headers = encode_stamp(f"bench-{pid}", 1, seq)
-                    if batch.append(key=None, value=VALUE, timestamp=None, headers=headers) is None:
-                        break
-                    seqs[partition][pid] = seq + 1
-                    written[partition] += 1
-                if batch.record_count():
-                    sent += batch.record_count()
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
-            if len(pending) > 200:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
-
-
-async def timed(total: int, progress: Callable[[], int], work: Awaitable[Any]) -> float:
-    """Records/s of ``work`` from its first progress to ``total``, sampled every 10 ms."""
-    task = asyncio.ensure_future(work)
-    first_at = first_count = None
-    deadline = time.monotonic() + PHASE_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            await asyncio.sleep(POLL_S)
-            count = progress()
-            now = time.perf_counter()
-            if first_at is None and count > 0:
-                first_at, first_count = now, count
-            if count >= total and first_at is not None and first_count is not None:
-                return (total - first_count) / (now - first_at)
-            if task.done():
-                task.result()
-        raise TimeoutError(f"only {progress()} of {total} records read")
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def config_for(bootstrap: str, topic: str, group: str, sink_url: str | None) -> MonitorConfig:
@@ -128,29 +56,15 @@ def config_for(bootstrap: str, topic: str, group: str, sink_url: str | None) -> 
             repost_interval=1.0,
             sink_timeout=2.0,
         )
-    return MonitorConfig(
-        kafka=KafkaSettings(bootstrap_servers=(bootstrap,)),
-        watch=WatchSettings(topics=(topic,), group_id=group, start_from="earliest"),
-        tracker=TrackerSettings(grace_period=0.2),
-        checkpoints=CheckpointSettings(interval=5.0),
-        http=HttpSettings(host="127.0.0.1", port=0),
-        alerting=alerting,
-    ).validate()
+    return monitor_config(
+        bootstrap, (topic,), group, tracker=TrackerSettings(grace_period=0.2), alerting=alerting
+    )
 
 
 async def monitor_rate(config: MonitorConfig, total: int) -> tuple[float, dict[str, int]]:
     """Records/s of a monitor reading everything, and what its sinks and gap log counted."""
-    monitor = RunningMonitor(config, registry=CollectorRegistry())
-
-    def progress() -> int:
-        return sum(s.position or 0 for s in monitor.partitions)
-
-    async def run() -> None:
-        await monitor.start()
-        await asyncio.Event().wait()
-
-    try:
-        rate = await timed(total, progress, run())
+    async with fresh_monitor(config) as monitor:
+        rate, _ = await read_all(monitor, total, timeout_s=PHASE_TIMEOUT_S)
         # The gap log's sender shares the loop with the reading; it catches up afterwards.
         drained_at = time.monotonic()
         for _ in range(1200):  # at most 60 s
@@ -169,30 +83,6 @@ async def monitor_rate(config: MonitorConfig, total: int) -> tuple[float, dict[s
             1 for g in monitor.store.values() if g.state.value == "confirmed"
         )
         return rate, figures
-    finally:
-        await monitor.stop()
-
-
-@contextlib.contextmanager
-def receiver_process(mode: str) -> Iterator[str]:
-    """A receiver in its own process (its threads must not take the monitor's GIL)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gapwatch.testing.receiver", mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 async def main(records: int, rounds: int, gap_every: int) -> None:
@@ -200,7 +90,7 @@ async def main(records: int, rounds: int, gap_every: int) -> None:
         bootstrap = cluster.bootstrap_servers
         topic = "bench-sinks"
         await cluster.create_topic(topic, partitions=PARTITIONS)
-        total = await prefill(bootstrap, topic, records, gap_every)
+        total = await prefill(bootstrap, topic, records, gap_every=gap_every)
         print(f"prefilled {total} records, a gap every {gap_every} records per stream")
         rates: dict[str, list[float]] = {"none": [], "hang": [], "fail": []}
         last: dict[str, dict[str, int]] = {}

@@ -19,29 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any
 
 import uvicorn
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from gapwatch.alerting.alertbook import AlertBook, AlertPolicy
-from gapwatch.alerting.alertmanager import AlertmanagerSink
 from gapwatch.alerting.changes import ChangeKind
-from gapwatch.alerting.delivery import DeliverySettings, SinkStats
+from gapwatch.alerting.delivery import SinkStats
 from gapwatch.alerting.eventhub import EventHub
 from gapwatch.alerting.fleet import FleetFeed, FleetStore
-from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader, gap_log_topic_configs
+from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader
 from gapwatch.alerting.metrics import AlertingCollector
-from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.model import GapState
+from gapwatch.monitor.alert_sinks import (
+    build_alertmanager,
+    build_webhook,
+    default_external_url,
+    set_external_url,
+)
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.consumer import MonitorConsumer
@@ -51,14 +51,9 @@ from gapwatch.monitor.http import create_app
 from gapwatch.monitor.kafka_clients import client_kwargs
 from gapwatch.monitor.metrics import MonitorCollector, MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.reports import ReportReader, ensure_report_topic
-from gapwatch.monitor.topics import (
-    CHECKPOINT_TOPIC_CONFIGS,
-    CHECKPOINT_TOPIC_PARTITIONS,
-    cleanup_policies,
-    ensure_topic,
-    refuse_compacted,
-)
+from gapwatch.monitor.reports import ReportReader
+from gapwatch.monitor.status import MonitorStatus
+from gapwatch.monitor.topic_setup import prepare_topics
 
 log = logging.getLogger(__name__)
 
@@ -74,54 +69,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-class _View:
-    """The :class:`~gapwatch.monitor.http.MonitorView` of a running monitor."""
-
-    def __init__(self, monitor: RunningMonitor) -> None:
-        self._monitor = monitor
-
-    def streams_json(self) -> dict[str, Any]:
-        m = self._monitor
-        return {
-            "instance": m.instance_id,
-            "group_id": m.config.watch.group_id,
-            "partitions": [state.summary_json() for state in m.partitions],
-        }
-
-    def readiness(self) -> tuple[bool, str]:
-        consumer = self._monitor.consumer
-        if not consumer.is_assigned_once:
-            return False, "waiting for the group to assign partitions"
-        if consumer.restoring:
-            names = ", ".join(f"{t}/{p}" for t, p in sorted(consumer.restoring))
-            return False, f"restoring {names}"
-        return True, f"{len(self._monitor.partitions)} partitions"
-
-    def health(self) -> tuple[bool, str]:
-        task = self._monitor.consumer_task
-        if task is not None and task.done():
-            return False, "the consumer loop has stopped"
-        return True, ""
-
-
-def _delivery_settings(config: MonitorConfig) -> DeliverySettings:
-    a = config.alerting
-    return DeliverySettings(
-        timeout=a.sink_timeout,
-        max_retries=a.sink_max_retries,
-        backoff_initial=a.sink_backoff_initial,
-        backoff_max=a.sink_backoff_max,
-        queue_size=a.sink_queue_size,
-    )
-
-
-def _default_external_url(config: MonitorConfig, port: int) -> str:
-    host = config.http.host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostname()
-    return f"http://{host}:{port}"
 
 
 class RunningMonitor:
@@ -171,9 +118,16 @@ class RunningMonitor:
             fleet=self.fleet,
             hub=self.hub,
         )
-        self.alertmanager: AlertmanagerSink | None = None
-        self.webhook: WebhookSink | None = None
-        self._build_sinks(config)
+        # Until the HTTP port is known (port 0), links use the configured port.
+        external = config.alerting.external_url or default_external_url(config, config.http.port)
+        self.alertmanager = build_alertmanager(
+            config, instance=self.instance_id, external_url=external
+        )
+        if self.alertmanager is not None:
+            self.fanout.subscribe(self.alertmanager)
+        self.webhook = build_webhook(config, instance=self.instance_id, external_url=external)
+        if self.webhook is not None:
+            self.fanout.subscribe(self.webhook)
         self.checkpoints = CheckpointStore(
             client_kwargs=client_kwargs(config.kafka, suffix="-checkpoints"),
             topic=config.checkpoints.topic,
@@ -190,7 +144,13 @@ class RunningMonitor:
             health=self.health,
         )
         self.health.is_up = self.consumer.is_up
-        view = _View(self)
+        view = MonitorStatus(
+            instance=self.instance_id,
+            group_id=group,
+            partitions=self.partitions,
+            consumer=self.consumer,
+            consumer_task=lambda: self.consumer_task,
+        )
         # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
         self.health.is_ready = lambda: view.readiness()[0]
         self.consumer.on_assigned(self._on_assigned)
@@ -232,39 +192,6 @@ class RunningMonitor:
         self._server: uvicorn.Server | None = None
         self.http_port: int | None = None
 
-    def _build_sinks(self, config: MonitorConfig) -> None:
-        alerting = config.alerting
-        # Until the HTTP port is known (port 0), links use the configured port.
-        external = alerting.external_url or _default_external_url(config, config.http.port)
-        if alerting.alertmanager_urls:
-            policy = AlertPolicy(
-                loss_hold=alerting.loss_hold,
-                repost_interval=alerting.repost_interval,
-                max_per_partition=alerting.max_per_partition,
-                duplicate_threshold=alerting.duplicate_threshold,
-                duplicate_window=alerting.duplicate_window,
-                duplicate_hold=alerting.duplicate_hold,
-                external_url=external,
-                instance=self.instance_id,
-            )
-            self.alertmanager = AlertmanagerSink(
-                urls=alerting.alertmanager_urls,
-                book=AlertBook(policy),
-                settings=_delivery_settings(config),
-            )
-            self.fanout.subscribe(self.alertmanager)
-        if alerting.webhook_url is not None:
-            self.webhook = WebhookSink(
-                url=alerting.webhook_url,
-                secret=alerting.webhook_secret,
-                kinds=alerting.webhook_events,
-                group=config.watch.group_id,
-                instance=self.instance_id,
-                external_url=external,
-                settings=_delivery_settings(config),
-            )
-            self.fanout.subscribe(self.webhook)
-
     def sink_stats(self) -> list[SinkStats]:
         """The counters of every configured sink (for ``gapwatch_alert_*{sink}``)."""
         stats = list(self.alertmanager.stats) if self.alertmanager is not None else []
@@ -280,42 +207,9 @@ class RunningMonitor:
             lost = self.fleet.gaps_of(state.topic, state.partition, _LOSS_STATES)
             self.alertmanager.adopt(lost, time.time())
 
-    def _set_external_url(self, url: str) -> None:
-        if self.alertmanager is not None:
-            book = self.alertmanager.book
-            book.policy = dataclasses.replace(book.policy, external_url=url)
-        if self.webhook is not None:
-            self.webhook.external_url = url
-
-    async def _prepare_topics(self) -> None:
-        admin = AIOKafkaAdminClient(**client_kwargs(self.config.kafka, suffix="-admin"))
-        await admin.start()
-        try:
-            async with asyncio.timeout(START_TIMEOUT):
-                if self.config.watch.topics:
-                    policies = await cleanup_policies(admin, self.config.watch.topics)
-                    refuse_compacted(policies, allow_compacted=self.config.watch.allow_compacted)
-                await ensure_topic(
-                    admin,
-                    self.config.checkpoints.topic,
-                    partitions=CHECKPOINT_TOPIC_PARTITIONS,
-                    configs=CHECKPOINT_TOPIC_CONFIGS,
-                )
-                # One partition: one order of changes, and /events ids that are offsets.
-                await ensure_topic(
-                    admin,
-                    self.config.gap_log.topic,
-                    partitions=1,
-                    configs=gap_log_topic_configs(self.config.gap_log.history_retention),
-                )
-                if self.config.reports.enabled:
-                    await ensure_report_topic(admin, self.config.reports.topic)
-        finally:
-            await admin.close()
-
     async def start(self) -> None:
         """Check topics, connect, join the group and serve HTTP; returns once serving."""
-        await self._prepare_topics()
+        await prepare_topics(self.config, time_limit=START_TIMEOUT)
         await self.gap_log.start()
         # The whole history first, so /gaps answers for the fleet from the start and
         # alerts of partitions assigned below can be taken over.
@@ -352,7 +246,11 @@ class RunningMonitor:
         sockets = [s for server in self._server.servers for s in server.sockets]
         self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
         if self.config.alerting.external_url is None:
-            self._set_external_url(_default_external_url(self.config, self.http_port))
+            set_external_url(
+                default_external_url(self.config, self.http_port),
+                alertmanager=self.alertmanager,
+                webhook=self.webhook,
+            )
         log.info("gapwatch monitor serving on http://%s:%s", self.config.http.host, self.http_port)
 
     async def wait(self) -> None:

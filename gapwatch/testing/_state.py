@@ -7,10 +7,13 @@ rebuilds its handle on the cluster from this file: ports, PIDs and which nodes a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gapwatch.testing._config import NodeSpec
 from gapwatch.testing._errors import ClusterStateError
+from gapwatch.testing._node import NodeProcess
 
 STATE_FILE = "cluster.json"
 
@@ -61,3 +64,24 @@ def read_state(state_dir: Path) -> ClusterRecord:
         raise ClusterStateError(f"no cluster state in {state_dir} (was 'up' run?)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ClusterStateError(f"unreadable cluster state {path}: {exc!r}") from exc
+
+
+def node_records(nodes: Iterable[NodeProcess]) -> tuple[NodeRecord, ...]:
+    """What the state file keeps of each node process."""
+    return tuple(
+        NodeRecord(n.spec.node_id, n.spec.port, n.spec.controller_port, n.pid, n.is_paused)
+        for n in nodes
+    )
+
+
+def adopt_nodes(state_dir: Path, record: ClusterRecord) -> dict[int, NodeProcess]:
+    """Handles on the node processes a state file lists, keyed by node id."""
+    nodes: dict[int, NodeProcess] = {}
+    for entry in record.nodes:
+        spec = NodeSpec(
+            entry.node_id, entry.port, entry.controller_port, state_dir / f"node-{entry.node_id}"
+        )
+        node = NodeProcess(spec, pid=entry.pid)
+        node.is_paused = entry.is_paused
+        nodes[spec.node_id] = node
+    return nodes

@@ -22,20 +22,19 @@ import os
 import shutil
 import signal
 import tempfile
-import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from gapwatch.testing import _admin
+from gapwatch.testing import _readiness
 from gapwatch.testing._admin import PartitionState
+from gapwatch.testing._cluster_admin import ClusterAdmin
 from gapwatch.testing._config import (
     DEFAULT_HEAP,
     DEFAULT_KAFKA_VERSION,
     JVM_OPTS_ENV,
     ConfigValue,
-    NodeSpec,
     new_cluster_id,
     plan_nodes,
     resolve_version,
@@ -51,7 +50,14 @@ from gapwatch.testing._errors import (
 from gapwatch.testing._launcher import Launcher
 from gapwatch.testing._maven import FetchResult, fetch_kafka
 from gapwatch.testing._node import NodeProcess, find_java, port_accepts
-from gapwatch.testing._state import STATE_FILE, ClusterRecord, NodeRecord, read_state, write_state
+from gapwatch.testing._state import (
+    STATE_FILE,
+    ClusterRecord,
+    adopt_nodes,
+    node_records,
+    read_state,
+    write_state,
+)
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -71,8 +77,9 @@ __all__ = [
 _START_ATTEMPTS = 3  # a free port can be taken by someone else before Kafka binds it
 
 
-class KafkaCluster:
-    """N combined broker+controller Kafka nodes on 127.0.0.1, with fault controls.
+class KafkaCluster(ClusterAdmin):
+    """N combined broker+controller Kafka nodes on 127.0.0.1, with fault controls and the
+    async admin helpers of :class:`~gapwatch.testing._cluster_admin.ClusterAdmin`.
 
     ``broker_overrides`` apply to every node, ``node_overrides[node_id]`` to one node; both
     override the timing defaults (see ``docs/testing.md``). With ``state_dir=None`` a temporary
@@ -319,125 +326,17 @@ class KafkaCluster:
     ) -> None:
         """Block until every node in ``node_ids`` (default: all) answers clients on its own
         listener and each of them lists every one of ``node_ids`` as a registered, unfenced
-        broker.
-
-        Each node is asked directly, not through any reachable node: after a SIGKILL the
-        other nodes keep listing the dead broker's old registration until its session times
-        out (``broker.session.timeout.ms``), so a node restarted within that window would
-        look registered before it is. A node lists itself only once it is unfenced again.
+        broker. Each node is asked directly (:mod:`._readiness` says why).
 
         Raises :class:`NodeStartError` with the node's log tail if one exits meanwhile.
         """
         wanted = set(self.node_ids if node_ids is None else node_ids)
-        deadline = time.monotonic() + timeout_s
-        seen: set[int] = set()
-        while time.monotonic() < deadline:
-            for node_id in wanted:
-                node = self._node(node_id)
-                if not node.is_running():
-                    raise NodeStartError(
-                        f"Kafka node {node_id} exited (code {node.exit_code()}) before it was "
-                        f"ready; its logs:\n{node.log_tail()}"
-                    )
-            if all(port_accepts(self._node(i).spec.port) for i in wanted):
-                seen = self._brokers_seen_by_all(wanted)
-                if wanted <= seen:
-                    return
-            time.sleep(0.2)
-        missing = sorted(wanted - seen)
-        tails = "\n".join(self._node(i).log_tail(15) for i in missing)
-        raise NodeStartError(
-            f"brokers {missing} not registered after {timeout_s:.0f} s "
-            f"(every node asked lists only {sorted(seen)}):\n{tails}"
-        )
-
-    def _brokers_seen_by_all(self, node_ids: Collection[int]) -> set[int]:
-        """Brokers that every node in ``node_ids``, asked on its own listener, lists."""
-
-        async def ask_each() -> set[int]:
-            views = [
-                await _admin.broker_ids_seen_by(self._node(i).spec.bootstrap)
-                for i in sorted(node_ids)
-            ]
-            return set.intersection(*views) if views else set()
-
-        try:
-            return _admin.run_sync(ask_each)
-        except Exception:  # a node not serving yet: any client error means retry
-            return set()
-
-    # -- async admin helpers -----------------------------------------------------------
-
-    async def create_topic(
-        self,
-        name: str,
-        partitions: int = 1,
-        replication_factor: int = 1,
-        configs: Mapping[str, str] | None = None,
-        *,
-        timeout_s: float = 30.0,
-        placement: Sequence[Sequence[int]] | None = None,
-    ) -> None:
-        """Create a topic; raise :class:`TopicError` on any per-topic error code (including
-        "already exists"); return once every partition has a leader.
-
-        ``placement`` pins the replicas of each partition by node.id, preferred leader
-        first (e.g. ``[[2, 3]]``); it then replaces ``partitions`` and
-        ``replication_factor``. Fault tests use it to put a leader where they need it."""
-        await _admin.create_topic(
-            self._reachable_bootstrap(),
-            name,
-            partitions=partitions,
-            replication_factor=replication_factor,
-            configs=configs,
-            timeout_s=timeout_s,
-            placement=placement,
-        )
-
-    async def describe_partition(self, topic: str, partition: int = 0) -> PartitionState:
-        """Current leader (``None`` if none), replicas and ISR of one partition."""
-        return await _admin.describe_partition(self._reachable_bootstrap(), topic, partition)
-
-    async def wait_for_leader(
-        self,
-        topic: str,
-        partition: int = 0,
-        *,
-        exclude: Collection[int] = (),
-        timeout_s: float = 30.0,
-    ) -> PartitionState:
-        """Wait until the partition has a leader not in ``exclude`` (e.g. the killed one)."""
-        return await _admin.wait_for_partition(
-            self._reachable_bootstrap(),
-            topic,
-            partition,
-            timeout_s=timeout_s,
-            exclude_leaders=exclude,
-        )
-
-    async def wait_for_isr(
-        self, topic: str, partition: int, node_ids: Collection[int], *, timeout_s: float = 60.0
-    ) -> PartitionState:
-        """Wait until every node in ``node_ids`` is in the partition's ISR (e.g. after restart)."""
-        return await _admin.wait_for_partition(
-            self._reachable_bootstrap(),
-            topic,
-            partition,
-            timeout_s=timeout_s,
-            isr_includes=node_ids,
-        )
-
-    async def broker_ids(self) -> set[int]:
-        """Broker ids the cluster's metadata lists right now (fenced brokers are absent)."""
-        return await _admin.broker_ids(self._reachable_bootstrap())
+        _readiness.wait_for_brokers({i: self._node(i) for i in wanted}, timeout_s)
 
     # -- state file: lets the CLI act on a cluster started by another process ----------
 
     def _save_state(self) -> None:
-        nodes = tuple(
-            NodeRecord(n.spec.node_id, n.spec.port, n.spec.controller_port, n.pid, n.is_paused)
-            for n in self._nodes.values()
-        )
+        nodes = node_records(self._nodes.values())
         record = ClusterRecord(self.version, self._java, str(self._jars_dir), self.heap, nodes)
         write_state(self.state_dir, record)
 
@@ -449,13 +348,7 @@ class KafkaCluster:
         cluster = cls(len(record.nodes), root, record.version, heap=record.heap, detach=True)
         cluster._java = record.java
         cluster._jars_dir = Path(record.jars_dir)
-        for entry in record.nodes:
-            spec = NodeSpec(
-                entry.node_id, entry.port, entry.controller_port, root / f"node-{entry.node_id}"
-            )
-            node = NodeProcess(spec, pid=entry.pid)
-            node.is_paused = entry.is_paused
-            cluster._nodes[spec.node_id] = node
+        cluster._nodes = adopt_nodes(root, record)
         return cluster
 
 
