@@ -28,20 +28,43 @@ from __future__ import annotations
 import json
 import math
 import struct
-import sys
 import zlib
-from array import array
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final
 
+from gapwatch.core._snapshot_fields import (
+    _BadFieldError,
+    _bool,
+    _float,
+    _int,
+    _list,
+    _opt_float,
+    _opt_int,
+    _str,
+)
 from gapwatch.core.counters import COUNTER_NAMES
 from gapwatch.core.model import Gap, GapCause, GapState, ProducerReport
+from gapwatch.core.ringpack import pack_column, shuffle_bytes, unpack_column, unshuffle_bytes
 from gapwatch.core.stream import PendingReport, Range, Stream, StreamAux
 from gapwatch.core.wire import MAX_U64
 from gapwatch.errors import SnapshotError
 
 if TYPE_CHECKING:
     from gapwatch.core.tracker import PartitionTracker
+
+# The byte shuffle moved to ringpack; listing it here keeps it importable from this module
+# (tests and older callers do) under mypy's strict re-export rule.
+__all__ = [
+    "MAGIC",
+    "MAX_INFLATED_BYTES",
+    "READABLE_VERSIONS",
+    "SHUFFLED_SINCE",
+    "VERSION",
+    "decode",
+    "encode",
+    "shuffle_bytes",
+    "unshuffle_bytes",
+]
 
 MAGIC: Final = b"GWT"
 VERSION: Final = 4
@@ -118,10 +141,10 @@ def encode(t: PartitionTracker) -> bytes:
             if owners[k] is None and ring_owner is not None:
                 owners[k] = by_stream[ring_owner] = add(ring_owner, _ROLE_OTHER)
     ring = (
-        shuffle_bytes(_packed("q", window(t._ring_offsets)), 8)
-        + shuffle_bytes(_packed("Q", window(t._ring_seqs)), 8)
-        + shuffle_bytes(_packed("q", window(t._ring_ts)), 8)
-        + shuffle_bytes(_packed("i", owners), 4)
+        shuffle_bytes(pack_column("q", window(t._ring_offsets)), 8)
+        + shuffle_bytes(pack_column("Q", window(t._ring_seqs)), 8)
+        + shuffle_bytes(pack_column("q", window(t._ring_ts)), 8)
+        + shuffle_bytes(pack_column("i", owners), 4)
     )
     body = {
         "topic": t.topic,
@@ -151,79 +174,7 @@ def _orphan_row(at: float, r: ProducerReport) -> list[Any]:
     return [at, r.producer, r.epoch, r.highest_assigned, r.highest_acked, failed, r.final]
 
 
-def shuffle_bytes(data: bytes, width: int) -> bytes:
-    """``data`` (values of ``width`` bytes each) regrouped by byte position: byte 0 of
-    every value, then byte 1 of every value, and so on. Slicing runs in C."""
-    return b"".join(data[i::width] for i in range(width))
-
-
-def unshuffle_bytes(data: bytes, width: int) -> bytes:
-    """The inverse of :func:`shuffle_bytes`; ``len(data)`` must be a multiple of ``width``."""
-    count = len(data) // width
-    out = bytearray(len(data))
-    for i in range(width):
-        out[i::width] = data[i * count : (i + 1) * count]
-    return bytes(out)
-
-
-def _packed(code: str, values: list[Any]) -> bytes:
-    packed = array(code, values)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _unpacked(code: str, data: bytes) -> list[Any]:
-    values = array(code)
-    values.frombytes(data)
-    if sys.byteorder != "little":
-        values.byteswap()
-    return values.tolist()
-
-
 # --- decoding ------------------------------------------------------------------------
-
-
-class _BadFieldError(Exception):
-    """Internal: a field failed validation (converted to SnapshotError at the boundary)."""
-
-
-def _int(v: object, lo: int = 0, hi: int = MAX_U64) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise _BadFieldError(f"bad integer {v!r:.40}")
-    return v
-
-
-def _opt_int(v: object, lo: int = 0, hi: int = MAX_U64) -> int | None:
-    return None if v is None else _int(v, lo, hi)
-
-
-def _float(v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _BadFieldError(f"bad time {v!r:.40}")
-    return float(v)
-
-
-def _opt_float(v: object) -> float | None:
-    return None if v is None else _float(v)
-
-
-def _str(v: object) -> str:
-    if not isinstance(v, str):
-        raise _BadFieldError("bad text")
-    return v
-
-
-def _list(v: object, length: int | None = None) -> list[Any]:
-    if not isinstance(v, list) or (length is not None and len(v) != length):
-        raise _BadFieldError("bad list")
-    return v
-
-
-def _bool(v: object) -> bool:
-    if not isinstance(v, bool):
-        raise _BadFieldError("bad flag")
-    return v
 
 
 def _gap(row: object) -> Gap:
@@ -411,10 +362,10 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
     if version >= SHUFFLED_SINCE:
         columns = [unshuffle_bytes(column, 8) for column in columns]
         owner_column = unshuffle_bytes(owner_column, 4)
-    offsets = _unpacked("q", columns[0])
-    seqs = _unpacked("Q", columns[1])
-    stamps = _unpacked("q", columns[2])
-    owner_ids = _unpacked("i", owner_column)
+    offsets = unpack_column("q", columns[0])
+    seqs = unpack_column("Q", columns[1])
+    stamps = unpack_column("q", columns[2])
+    owner_ids = unpack_column("i", owner_column)
     if owner_ids and not -1 <= min(owner_ids) <= max(owner_ids) < len(streams):
         raise _BadFieldError("ring stream")
     if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
