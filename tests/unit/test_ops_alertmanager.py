@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ops_support import ALERTMANAGER_CONFIG, alerting_rules, load_yaml, require_tool, run
+from ops_files_support import ALERTMANAGER_CONFIG, alerting_rules, load_yaml, require_tool, run
 
 
 class TestAlertmanagerConfig:

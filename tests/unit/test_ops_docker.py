@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from ops_support import COMPOSE, DOCKERFILE, DOCKERIGNORE, compose_services, require_tool, run
+from ops_files_support import COMPOSE, DOCKERFILE, DOCKERIGNORE, compose_services, require_tool, run
 
 from gapwatch.cli import build_parser
 from gapwatch.commands.loadgen import config_from_args

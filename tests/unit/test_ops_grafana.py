@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
-from ops_support import (
+from ops_files_support import (
     DASHBOARD,
     EXPORTED_METRICS,
     GRAFANA_DATASOURCE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops_support import INSTALLER, require_tool, run
+from ops_files_support import INSTALLER, require_tool, run
 
 
 class TestInstallScript:

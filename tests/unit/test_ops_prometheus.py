@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops_support import (
+from ops_files_support import (
     EXPORTED_METRICS,
     PROMETHEUS_CONFIG,
     RULE_TESTS,
