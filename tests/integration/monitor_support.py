@@ -113,6 +113,16 @@ async def wait_until(check: Callable[[], Any], *, within: float = 30.0) -> Any:
     raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
+async def wait_for_position(monitor: RunningMonitor, position: int) -> None:
+    """Wait until the monitor's (first) partition has been read up to ``position``."""
+
+    async def has_read() -> bool:
+        partitions = (await get_json(monitor, "/streams"))["partitions"]
+        return bool(partitions) and partitions[0]["position"] == position
+
+    await wait_until(has_read)
+
+
 def gap_ranges(gaps: list[dict[str, Any]], state: str) -> set[tuple[int, int, int]]:
     """(partition, first_seq, last_seq) of the gaps in ``state``."""
     return {(g["partition"], g["first_seq"], g["last_seq"]) for g in gaps if g["state"] == state}

@@ -16,7 +16,7 @@ from monitor_support import (
     monitor_config,
     send_stamped,
     start_monitor,
-    wait_until,
+    wait_for_position,
 )
 
 from gapwatch.monitor.checkpoint_codec import Checkpoint, encode_key, encode_value
@@ -45,12 +45,7 @@ async def test_unreadable_snapshot_resumes_at_its_offset_with_new_baselines(
     await send_stamped(bootstrap, topic, 0, range(30))
     first = await start_monitor(config)
     try:
-
-        async def has_read_all() -> bool:
-            partitions = (await get_json(first, "/streams"))["partitions"]
-            return bool(partitions) and partitions[0]["position"] == 30
-
-        await wait_until(has_read_all)
+        await wait_for_position(first, 30)
     finally:
         await first.stop()  # checkpoint at offset 30, committed
     # A newer checkpoint of the same key after the committed one wins on restore (an
@@ -68,12 +63,7 @@ async def test_unreadable_snapshot_resumes_at_its_offset_with_new_baselines(
 
     second = await start_monitor(config)
     try:
-
-        async def read_on() -> bool:
-            partitions = (await get_json(second, "/streams"))["partitions"]
-            return bool(partitions) and partitions[0]["position"] == 40
-
-        await wait_until(read_on)
+        await wait_for_position(second, 40)
         await asyncio.sleep(2.0)  # past the 1 s grace: a false gap would be confirmed now
         gaps = (await get_json(second, "/gaps", scope="local"))["gaps"]
         async with httpx.AsyncClient() as http:

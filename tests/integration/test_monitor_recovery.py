@@ -21,6 +21,7 @@ from monitor_support import (
     monitor_config,
     send_stamped,
     start_monitor,
+    wait_for_position,
     wait_until,
 )
 
@@ -222,12 +223,7 @@ async def test_retention_deleted_records_are_skipped_not_lost(
     await send_stamped(bootstrap, topic, 0, range(30))
     first = await start_monitor(config)
     try:
-
-        async def has_read_all() -> bool:
-            partitions = (await get_json(first, "/streams"))["partitions"]
-            return bool(partitions) and partitions[0]["position"] == 30
-
-        await wait_until(has_read_all)
+        await wait_for_position(first, 30)
     finally:
         await first.stop()
     await send_stamped(bootstrap, topic, 0, range(30, 100))

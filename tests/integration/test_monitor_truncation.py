@@ -24,6 +24,7 @@ from monitor_support import (
     monitor_config,
     send_stamped,
     start_monitor,
+    wait_for_position,
     wait_until,
 )
 
@@ -67,18 +68,13 @@ async def test_unclean_election_reports_truncated_sequences(
     bootstrap = kafka3.bootstrap_servers
     monitor = await start_monitor(monitor_config(bootstrap, [topic], f"g-{topic}"))
     try:
-
-        async def position_is(expected: int) -> bool:
-            partitions = (await get_json(monitor, "/streams"))["partitions"]
-            return bool(partitions) and partitions[0]["position"] == expected
-
         await send_stamped(bootstrap, topic, 0, range(20))
-        await wait_until(lambda: position_is(20))
+        await wait_for_position(monitor, 20)
 
         kafka3.pause_node(follower)
         await _wait_isr(kafka3, topic, {leader}, within=30.0)
         await send_stamped(bootstrap, topic, 0, range(20, 30))
-        await wait_until(lambda: position_is(30))  # read while only the leader had them
+        await wait_for_position(monitor, 30)  # read while only the leader had them
 
         kafka3.kill_node(leader)
         kafka3.resume_node(follower)
@@ -95,7 +91,7 @@ async def test_unclean_election_reports_truncated_sequences(
         else:
             await wait_until(truncated, within=60.0)
             await send_stamped(bootstrap, topic, 0, range(30, 35))
-        await wait_until(lambda: position_is(25))
+        await wait_for_position(monitor, 25)
         await asyncio.sleep(2.0)  # past the 1 s grace: a false gap would be confirmed now
         gaps = (await get_json(monitor, "/gaps"))["gaps"]
         assert gap_ranges(gaps, "truncated") == {(0, 20, 29)}
