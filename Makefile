@@ -18,9 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# ruff (with SLF001: no reaching into another object's private members) and import-linter
+# (the layers and the no-cycles contracts in pyproject.toml; docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check gapwatch tests bench
 	$(BIN)/ruff format --check gapwatch tests bench
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format gapwatch tests bench
