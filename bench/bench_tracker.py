@@ -104,7 +104,7 @@ def bench_memory(*, first_seq: int) -> tuple[float, float]:
     gc.collect()
     fresh = tracemalloc.get_traced_memory()[0]
     later = now + config.grace_period
-    tracker.caught_up(read_offset=offset, high_watermark=offset, observed_at=later)
+    tracker.note_read_position(read_offset=offset, high_watermark=offset, observed_at=later)
     tracker.tick(later)
     gc.collect()
     settled = tracemalloc.get_traced_memory()[0]

@@ -57,17 +57,16 @@ from gapwatch.alerting.alertkinds import (
     overflow_alert,
 )
 from gapwatch.alerting.alertpolicy import AlertPolicy
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     DuplicateRecords,
     Event,
-    Gap,
     GapConfirmed,
     GapRecovered,
     GapSplit,
-    GapState,
     GapTold,
     RecordsTruncated,
 )
+from gapwatch.core.model import Gap, GapState
 
 # AlertBook is defined here; the others now live in alertkinds and alertpolicy and are
 # re-exported so that code importing them from this module keeps working.

@@ -2,19 +2,15 @@
 
 The tracker and its rule modules return these; sinks, the gap log, the HTTP API and the
 verifier consume them. Events that change a gap carry the gap's new full record, so a sink
-never has to ask the tracker for it. :mod:`gapwatch.core.model` re-exports every name here,
-so code may import events from either module.
+never has to ask the tracker for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import Final, TypeAlias
 
-if TYPE_CHECKING:
-    # model re-exports this module, so importing it here at run time would be circular;
-    # the annotations are never evaluated (PEP 563 strings, and dataclasses do not).
-    from gapwatch.core.model import Gap, StreamKey
+from gapwatch.core.model import Gap, StreamKey
 
 
 @dataclass(frozen=True, slots=True)

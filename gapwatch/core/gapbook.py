@@ -1,9 +1,11 @@
 """The gap records of one partition and every change of their state.
 
 The tracker decides *that* a gap opens, shrinks, splits, heals, is confirmed or recovers;
-this module does the bookkeeping: it keeps each gap's frozen :class:`Gap` record, the
-stream whose ranges belong to it, the ``open`` set the confirmation rule walks, a bounded
-history of closed gaps, and the gap counters.
+this module does the bookkeeping, and is the only writer of it: each gap's frozen
+:class:`Gap` record (built by one factory, :meth:`GapBook.new_gap`), the stream whose
+ranges belong to it, the ``open`` set the confirmation rule walks, the gaps that were open
+at a skip (R16), a bounded history of closed gaps, and the gap counters (``open_gaps``,
+``missing``, ``gaps_confirmed``, ``gaps_unknown``, ``gaps_forgotten``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,25 @@ from dataclasses import replace
 
 from gapwatch.core.counters import TrackerCounters
 from gapwatch.core.model import Gap, GapCause, GapState, StreamKey, gap_id
-from gapwatch.core.stream import Range, Stream, insert_range, remove_gap_ranges
+from gapwatch.core.stream import Range, Stream, insert_range, remove_gap_ranges, take_seq
 
 
 class GapBook:
-    """Active gaps (open, or confirmed/truncated and watched for late arrivals) and history."""
+    """Active gaps (open, or confirmed/truncated and watched for late arrivals) and history.
 
-    __slots__ = ("_closed", "_counters", "_max_closed", "_max_tracked", "active", "open", "owner")
+    ``active``, ``owner`` and ``open`` are public for reading; only this class writes them.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_counters",
+        "_max_closed",
+        "_max_tracked",
+        "_open_at_skip",
+        "active",
+        "open",
+        "owner",
+    )
 
     def __init__(self, counters: TrackerCounters, *, max_tracked: int, max_closed: int) -> None:
         self._counters = counters
@@ -32,6 +46,9 @@ class GapBook:
         # Insertion-ordered set of open gap ids: the confirmation rule walks only these.
         self.open: dict[str, None] = {}
         self._closed: deque[Gap] = deque(maxlen=max_closed or None)
+        # Ids of gaps that were open when retention deleted unread offsets: they end
+        # ``unknown`` instead of confirmed (R16).
+        self._open_at_skip: set[str] = set()
 
     # --- queries ---------------------------------------------------------------------
 
@@ -65,6 +82,47 @@ class GapBook:
             gid = f"{base}-{n}"
         return gid
 
+    def new_gap(
+        self,
+        key: StreamKey,
+        first: int,
+        last: int,
+        *,
+        state: GapState,
+        cause: GapCause,
+        opened_at: float,
+        now: float,
+        generation: int = 0,
+        offset_before: int | None = None,
+        offset_after: int | None = None,
+        timestamp_before_ms: int | None = None,
+        timestamp_after_ms: int | None = None,
+        producer_told: bool = False,
+    ) -> Gap:
+        """The record of a new gap of ``key`` over ``first..last``, with its stable id
+        (not registered yet: :meth:`add` does that)."""
+        return Gap(
+            id=self.new_id(key, first, generation, cause),
+            topic=key.topic,
+            partition=key.partition,
+            producer=key.producer,
+            epoch=key.epoch,
+            first_seq=first,
+            last_seq=last,
+            count=last - first + 1,
+            state=state,
+            cause=cause,
+            opened_at=opened_at,
+            updated_at=now,
+            confirmed_at=now if state is GapState.CONFIRMED else None,
+            offset_before=offset_before,
+            offset_after=offset_after,
+            timestamp_before_ms=timestamp_before_ms,
+            timestamp_after_ms=timestamp_after_ms,
+            producer_told=producer_told,
+            generation=generation,
+        )
+
     def add(self, gap: Gap, stream: Stream | None, *, watch: bool = True) -> None:
         """Register a new gap; with ``watch`` its range is added to ``stream``."""
         if watch and stream is not None:
@@ -95,6 +153,42 @@ class GapBook:
         """Re-add a closed gap to the history from a snapshot."""
         self._closed.append(gap)
 
+    def restore_open_at_skip(self, gap_ids: set[str]) -> None:
+        """Re-mark the gaps that were open at a skip, from a snapshot."""
+        self._open_at_skip = gap_ids
+
+    def open_at_skip(self) -> list[str]:
+        """Ids of gaps marked open at a skip, sorted (for a snapshot)."""
+        return sorted(self._open_at_skip)
+
+    # --- R16: gaps open at a skip ----------------------------------------------------
+
+    def mark_open_at_skip(self) -> None:
+        """Retention deleted unread offsets: every gap open now may have lost its late
+        records among them."""
+        self._open_at_skip.update(self.open)
+
+    def was_open_at_skip(self, gid: str) -> bool:
+        """Whether gap ``gid`` was open at a skip."""
+        return gid in self._open_at_skip
+
+    def unmark_closed(self) -> None:
+        """Stop remembering skip marks of gaps no longer open."""
+        if self._open_at_skip:
+            self._open_at_skip &= self.open.keys()
+
+    def close_unknown(self, gap: Gap, now: float) -> Gap:
+        """R11 held for a gap open at a skip: it ends ``unknown``, not lost."""
+        self._open_at_skip.discard(gap.id)
+        done = replace(gap, state=GapState.UNKNOWN, updated_at=now)
+        st = self.owner.get(gap.id)
+        if st is not None and st.aux is not None:
+            remove_gap_ranges(st.aux.ranges, gap.id)
+            st.drop_aux_if_empty()
+        self.close(done)
+        self._counters.gaps_unknown += 1
+        return done
+
     # --- transitions -----------------------------------------------------------------
 
     def update(self, gap: Gap) -> None:
@@ -109,6 +203,44 @@ class GapBook:
         if self.open.pop(gid, 0) is None:
             self._counters.open_gaps -= 1
         self._closed.append(gap)
+
+    def split(
+        self, stream: Stream, k: int, seq: int, offset: int, ts: int, now: float, gap: Gap
+    ) -> tuple[Gap, Gap]:
+        """R6: the late record ``seq`` (at ``offset``, timestamp ``ts``) is in the middle
+        of the open ``gap``, whose range is ``stream``'s range ``k``: the gap becomes two,
+        the right one with the id of its own first sequence and the record as its bound."""
+        aux = stream.aux
+        assert aux is not None  # the caller found a range
+        right = take_seq(aux.ranges, k, seq)
+        assert right is not None  # a middle sequence always splits
+        left = replace(
+            gap,
+            last_seq=seq - 1,
+            count=seq - gap.first_seq,
+            offset_after=offset,
+            timestamp_after_ms=ts,
+            updated_at=now,
+        )
+        right_gap = replace(
+            gap,
+            id=self.new_id(gap.key, seq + 1, gap.generation, gap.cause),
+            first_seq=seq + 1,
+            count=gap.last_seq - seq,
+            offset_before=offset,
+            timestamp_before_ms=ts,
+            updated_at=now,
+        )
+        self.update(left)
+        # The split-off range already sits in the stream; re-point it at its own gap.
+        right.gap_id = right_gap.id
+        self.active[right_gap.id] = right_gap
+        self.owner[right_gap.id] = stream
+        self.open[right_gap.id] = None
+        self._counters.open_gaps += 1
+        if gap.id in self._open_at_skip:
+            self._open_at_skip.add(right_gap.id)  # both pieces were open at the skip
+        return left, right_gap
 
     def confirm(self, gap: Gap, now: float) -> Gap:
         """Open → confirmed: the loss is counted once, here."""
@@ -165,6 +297,8 @@ class GapBook:
                 self.owner[piece.id] = stream
                 if piece.state is GapState.OPEN:
                     self.open[piece.id] = None
+        if gap.id in self._open_at_skip:
+            self._open_at_skip.update(p.id for p in pieces)  # every piece was open at it
         self._bound()
 
     def detach_stream(self, stream: Stream) -> None:

@@ -2,9 +2,8 @@
 
 Everything here is a small immutable value. The tracker (:mod:`gapwatch.core.tracker`)
 produces these; adapters (monitor, HTTP API, alert sinks, gap log) consume them and
-never need to look inside the tracker's mutable state. The events live in
-:mod:`gapwatch.core.events` and are re-exported here, so this module stays the one import
-for the whole vocabulary.
+never need to look inside the tracker's mutable state. The events that carry
+these values live in :mod:`gapwatch.core.events`.
 
 Times (``opened_at`` and friends, ``at``) are float seconds since the Unix epoch exactly
 as the caller passed them in as ``now``; record timestamps (``*_timestamp_ms``) are the
@@ -39,57 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
-
-from gapwatch.core.events import (
-    NO_EVENTS,
-    DuplicateRecords,
-    EpochStarted,
-    Event,
-    GapConfirmed,
-    GapHealed,
-    GapOpened,
-    GapRecovered,
-    GapShrunk,
-    GapSplit,
-    GapTold,
-    GapUnknown,
-    RecordsSkipped,
-    RecordsTruncated,
-    SequenceReset,
-    StreamEvicted,
-    UnknownFate,
-    ZombieEpoch,
-)
-
-# Listing the events here re-exports them (mypy's strict mode wants it said), so every
-# module that imported an event from here before the split still does.
-__all__ = [
-    "NO_EVENTS",
-    "DuplicateRecords",
-    "EpochStarted",
-    "Event",
-    "Gap",
-    "GapCause",
-    "GapConfirmed",
-    "GapHealed",
-    "GapOpened",
-    "GapRecovered",
-    "GapShrunk",
-    "GapSplit",
-    "GapState",
-    "GapTold",
-    "GapUnknown",
-    "ProducerReport",
-    "RecordsSkipped",
-    "RecordsTruncated",
-    "SequenceReset",
-    "StreamEvicted",
-    "StreamInfo",
-    "StreamKey",
-    "UnknownFate",
-    "ZombieEpoch",
-    "gap_id",
-]
 
 
 class GapState(StrEnum):

@@ -29,42 +29,19 @@ import json
 import math
 import struct
 import zlib
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, fields
+from typing import Any, Final
 
-from gapwatch.core._snapshot_fields import (
-    _BadFieldError,
-    _bool,
-    _float,
-    _int,
-    _list,
-    _opt_float,
-    _opt_int,
-    _str,
-)
-from gapwatch.core.counters import COUNTER_NAMES
+from gapwatch.core.counters import COUNTER_NAMES, TrackerCounters
+from gapwatch.core.gapbook import GapBook
 from gapwatch.core.model import Gap, GapCause, GapState, ProducerReport
-from gapwatch.core.ringpack import pack_column, shuffle_bytes, unpack_column, unshuffle_bytes
+from gapwatch.core.progress import ReadProgress
+from gapwatch.core.report_ledger import ReportLedger
+from gapwatch.core.ring import Ring, unpack_column, unshuffle_bytes
 from gapwatch.core.stream import PendingReport, Range, Stream, StreamAux
+from gapwatch.core.streamtable import StreamTable
 from gapwatch.core.wire import MAX_U64
 from gapwatch.errors import SnapshotError
-
-if TYPE_CHECKING:
-    from gapwatch.core.tracker import PartitionTracker
-
-# The byte shuffle moved to ringpack; listing it here keeps it importable from this module
-# (tests and older callers do) under mypy's strict re-export rule.
-__all__ = [
-    "MAGIC",
-    "MAX_INFLATED_BYTES",
-    "READABLE_VERSIONS",
-    "SHUFFLED_SINCE",
-    "VERSION",
-    "decode",
-    "encode",
-    "shuffle_bytes",
-    "unshuffle_bytes",
-]
 
 MAGIC: Final = b"GWT"
 VERSION: Final = 4
@@ -74,6 +51,21 @@ READABLE_VERSIONS: Final = frozenset((2, 3, 4))
 SHUFFLED_SINCE: Final = 4
 # A checkpoint is stored in Kafka; refuse to inflate anything absurd (zip bombs).
 MAX_INFLATED_BYTES: Final = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerState:
+    """The state objects of one tracker: what a snapshot writes and fills."""
+
+    topic: str
+    partition: int
+    counters: TrackerCounters
+    streams: StreamTable
+    book: GapBook
+    ledger: ReportLedger
+    progress: ReadProgress
+    ring: Ring
+
 
 _GAP_FIELDS: Final = tuple(f.name for f in fields(Gap))
 _ROLE_CURRENT, _ROLE_RETIRED, _ROLE_OTHER = 0, 1, 2
@@ -88,7 +80,7 @@ def _gap_row(gap: Gap) -> list[Any]:
     return [getattr(gap, name) for name in _GAP_FIELDS]
 
 
-def encode(t: PartitionTracker) -> bytes:
+def encode(t: TrackerState) -> bytes:
     """Serialise ``t``; see the module docstring."""
     index: dict[int, int] = {}
     rows: list[list[Any]] = []
@@ -111,28 +103,19 @@ def encode(t: PartitionTracker) -> bytes:
             )
         return k
 
-    for st in t._streams.values():
+    table, book, ring = t.streams, t.book, t.ring
+    for st in table.current.values():
         add(st, _ROLE_CURRENT)
-    for st in t._retired.values():
+    for st in table.retired.values():
         add(st, _ROLE_RETIRED)
-    book = t._book
     gaps = []
     for gap in book.active.values():
         owner = book.owner.get(gap.id)
         gaps.append([_gap_row(gap), -1 if owner is None else add(owner, _ROLE_OTHER)])
-    start, n, size = t.ring_start(), t._n, t._mask + 1
-
-    def window(column: list[Any]) -> list[Any]:
-        # The valid entries in read order: one slice, or two when the ring has wrapped.
-        lo, hi = start % size, n % size
-        if n - start == size:
-            return column[lo:] + column[:lo]
-        return column[lo:hi] if lo <= hi else column[lo:] + column[:hi]
-
-    ring_streams = window(t._ring_streams)
+    ring_streams = ring.valid_streams()
     # map() over a dict's get runs in C; a stream only the ring names is added after.
     by_stream: dict[Stream | None, int] = {None: -1}
-    for known in [*t._streams.values(), *t._retired.values(), *t._book.owner.values()]:
+    for known in [*table, *book.owner.values()]:
         if known is not None:
             by_stream[known] = add(known, _ROLE_OTHER)
     owners: list[int | None] = list(map(by_stream.get, ring_streams))
@@ -140,32 +123,33 @@ def encode(t: PartitionTracker) -> bytes:
         for k, ring_owner in enumerate(ring_streams):
             if owners[k] is None and ring_owner is not None:
                 owners[k] = by_stream[ring_owner] = add(ring_owner, _ROLE_OTHER)
-    ring = (
-        shuffle_bytes(pack_column("q", window(t._ring_offsets)), 8)
-        + shuffle_bytes(pack_column("Q", window(t._ring_seqs)), 8)
-        + shuffle_bytes(pack_column("q", window(t._ring_ts)), 8)
-        + shuffle_bytes(pack_column("i", owners), 4)
-    )
+    packed = ring.pack([-1 if k is None else k for k in owners])
     body = {
         "topic": t.topic,
         "partition": t.partition,
-        "records": t._n + t._records_base,
-        "counters": t._counters.as_dict(),
-        "caught_up_at": _float_out(t._caught_up_at),
-        "hwm_pending": [list(x) for x in t._hwm_pending],
+        "records": ring.records(),
+        "counters": t.counters.as_dict(),
+        "caught_up_at": _float_out(t.progress.caught_up_at),
+        "hwm_pending": [list(x) for x in t.progress.pending],
         "streams": rows,
         "gaps": gaps,
         "closed": [_gap_row(g) for g in book.closed()],
-        "orphans": [_orphan_row(at, r) for at, r in t._orphans.values()],
-        "told_orphans": [_orphan_row(at, r) for at, r in t._told_orphans.values()],
-        "young": [[add(st, _ROLE_OTHER), base, at] for st, (base, at) in t._young.items()],
-        "rebase": [[add(st, _ROLE_OTHER), mark] for st, mark in t._rebase.items()],
-        "doubtful": sorted(t._doubtful),
-        "ring_entries": n - start,
+        "orphans": [_orphan_row(at, r) for at, r in t.ledger.orphans()],
+        "told_orphans": [_orphan_row(at, r) for at, r in t.ledger.told_orphans()],
+        "young": [
+            [add(st, _ROLE_OTHER), st.baseline[0], st.baseline[1]]
+            for st in table.with_baseline()
+            if st.baseline is not None
+        ],
+        "rebase": [
+            [add(st, _ROLE_OTHER), st.skip_mark] for st in table if st.skip_mark is not None
+        ],
+        "doubtful": book.open_at_skip(),
+        "ring_entries": ring.n - ring.start(),
     }
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     # Level 1: the packed ring is large and regular; higher levels cost more than they save.
-    payload = struct.pack(">I", len(raw)) + raw + ring
+    payload = struct.pack(">I", len(raw)) + raw + packed
     return MAGIC + bytes([VERSION]) + zlib.compress(payload, 1)
 
 
@@ -238,8 +222,8 @@ def _stream(row: object) -> tuple[Stream, int]:
     return st, role
 
 
-def decode(t: PartitionTracker, data: bytes) -> None:
-    """Load ``data`` into the fresh tracker ``t``; raise ``SnapshotError`` if untrustworthy."""
+def decode(t: TrackerState, data: bytes) -> None:
+    """Load ``data`` into fresh state objects ``t``; raise ``SnapshotError`` if untrusted."""
     try:
         _decode(t, data)
     except SnapshotError:
@@ -259,7 +243,7 @@ def decode(t: PartitionTracker, data: bytes) -> None:
         raise SnapshotError("damaged snapshot") from None
 
 
-def _decode(t: PartitionTracker, data: bytes) -> None:
+def _decode(t: TrackerState, data: bytes) -> None:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise SnapshotError("snapshot is not bytes")
     data = bytes(data)
@@ -289,32 +273,32 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
     if not isinstance(counters, dict):
         raise _BadFieldError("counters")
     for name in COUNTER_NAMES:
-        setattr(t._counters, name, _int(counters.get(name, 0), -MAX_U64))
+        setattr(t.counters, name, _int(counters.get(name, 0), -MAX_U64))
     records = _int(body["records"])
-    t._caught_up_at = (
+    progress = t.progress
+    progress.caught_up_at = (
         float("-inf") if body["caught_up_at"] is None else _float(body["caught_up_at"])
     )
-    t._hwm_pending = [
+    progress.pending = [
         (_int(h, _I64_MIN, _I64_MAX), _float(a)) for h, a in map(_list, _list(body["hwm_pending"]))
     ]
+    table = t.streams
     streams: list[Stream] = []
     for row in _list(body["streams"]):
         st, role = _stream(row)
         streams.append(st)
         if role == _ROLE_CURRENT:
-            if st.producer in t._streams:
+            if st.producer in table.current:
                 raise _BadFieldError("duplicate stream")
-            t._streams[st.producer] = st
+            table.start(st)
         elif role == _ROLE_RETIRED:
-            t._retired[(st.producer, st.epoch)] = st
-        if st.aux is not None and st.aux.reports:
-            t._reporting[st] = None
+            table.retire(st)
 
     def stream_at(k: object) -> Stream | None:
         k = _int(k, -1, len(streams) - 1)
         return None if k == -1 else streams[k]
 
-    book = t._book
+    book = t.book
     for entry in _list(body["gaps"]):
         row, owner = _list(entry, 2)
         book.restore(_gap(row), stream_at(owner))
@@ -324,10 +308,8 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
                 raise _BadFieldError("range of an unknown gap")
     for row in _list(body["closed"]):
         book.restore_closed(_gap(row))
-    for held, rows in (
-        (t._orphans, body["orphans"]),
-        (t._told_orphans, body.get("told_orphans", [])),
-    ):
+    held: list[list[tuple[float, ProducerReport]]] = [[], []]
+    for kept, rows in zip(held, (body["orphans"], body.get("told_orphans", [])), strict=True):
         for o in _list(rows):
             at, producer, epoch, assigned, acked, failed, final = _list(o, 7)
             report = ProducerReport(
@@ -340,20 +322,25 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
                 failed=tuple((_int(a), _int(b)) for a, b in map(_list, _list(failed))),
                 final=_bool(final),
             )
-            held[(report.producer, report.epoch)] = (_float(at), report)
+            kept.append((_float(at), report))
+    t.ledger.restore(
+        orphans=held[0],
+        told_orphans=held[1],
+        reporting=[st for st in streams if st.aux is not None and st.aux.reports],
+    )
     for y in _list(body["young"]):
         owner, base, at = _list(y, 3)
         young_stream = stream_at(owner)
         if young_stream is None:
             raise _BadFieldError("young stream")
-        t._young[young_stream] = (_int(base), _float(at))
+        table.set_baseline(young_stream, _int(base), _float(at))
     for r in _list(body.get("rebase", [])):
         owner, mark = _list(r, 2)
         marked = stream_at(owner)
         if marked is None:
             raise _BadFieldError("rebase stream")
-        t._rebase[marked] = _int(mark, _I64_MIN, _I64_MAX)
-    t._doubtful = {_str(gid) for gid in _list(body.get("doubtful", []))}
+        marked.skip_mark = _int(mark, _I64_MIN, _I64_MAX)
+    book.restore_open_at_skip({_str(gid) for gid in _list(body.get("doubtful", []))})
     count = _int(body["ring_entries"], 0, len(ring) // 28)
     if len(ring) != 28 * count:
         raise _BadFieldError("ring size")
@@ -371,12 +358,49 @@ def _decode(t: PartitionTracker, data: bytes) -> None:
     if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
         raise _BadFieldError("ring offsets out of order")
     owners = [None if k < 0 else streams[k] for k in owner_ids]
-    entries = list(zip(offsets, owners, seqs, stamps, strict=True))
-    entries = entries[-(t._mask + 1) :]
-    for k, (off, ring_owner, seq, ts) in enumerate(entries):
-        t._ring_offsets[k] = off
-        t._ring_streams[k] = ring_owner
-        t._ring_seqs[k] = seq
-        t._ring_ts[k] = ts
-    t._n = len(entries)
-    t._records_base = records - t._n
+    t.ring.load(list(zip(offsets, owners, seqs, stamps, strict=True)), records)
+
+
+# --- field validators ------------------------------------------------------------------
+
+
+class _BadFieldError(Exception):
+    """Internal: a field failed validation (converted to SnapshotError at the boundary)."""
+
+
+def _int(v: object, lo: int = 0, hi: int = MAX_U64) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise _BadFieldError(f"bad integer {v!r:.40}")
+    return v
+
+
+def _opt_int(v: object, lo: int = 0, hi: int = MAX_U64) -> int | None:
+    return None if v is None else _int(v, lo, hi)
+
+
+def _float(v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise _BadFieldError(f"bad time {v!r:.40}")
+    return float(v)
+
+
+def _opt_float(v: object) -> float | None:
+    return None if v is None else _float(v)
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise _BadFieldError("bad text")
+    return v
+
+
+def _list(v: object, length: int | None = None) -> list[Any]:
+    if not isinstance(v, list) or (length is not None and len(v) != length):
+        raise _BadFieldError("bad list")
+    return v
+
+
+def _bool(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise _BadFieldError("bad flag")
+    return v

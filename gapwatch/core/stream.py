@@ -56,16 +56,27 @@ class StreamAux:
 
 
 class Stream:
-    """Progress of one stream: the highest sequence seen and where that record is.
+    """Everything the tracker knows of one stream, so forgetting it forgets all of it.
 
     ``high`` is the highest sequence seen and ``high_offset`` the offset of that record
     (the record just before any gap that opens next; its timestamp is looked up in the
     ring while the record is still there); ``last_seen`` is the caller's ``now`` at the
-    last record that advanced the stream. The baseline of a stream first seen mid-way is
-    kept by the tracker only while it matters (see rule R9), not here.
+    last record that advanced the stream. ``baseline`` is ``(seq, first seen at)`` for a
+    stream first seen mid-way, kept only while rule R9 needs it; ``skip_mark`` is the
+    last offset of a skip the stream has not resolved yet (R16). Missing ranges, the reset
+    generation, pending producer reports and reported failed ranges live in ``aux``.
     """
 
-    __slots__ = ("aux", "epoch", "high", "high_offset", "last_seen", "producer")
+    __slots__ = (
+        "aux",
+        "baseline",
+        "epoch",
+        "high",
+        "high_offset",
+        "last_seen",
+        "producer",
+        "skip_mark",
+    )
 
     def __init__(
         self,
@@ -82,6 +93,18 @@ class Stream:
         self.high_offset = offset
         self.last_seen = now
         self.aux = aux
+        self.baseline: tuple[int, float] | None = None
+        self.skip_mark: int | None = None
+
+    def is_unresolved(self) -> bool:
+        """Whether nothing of this stream was read since a skip (its next record is
+        unknown, R16)."""
+        mark = self.skip_mark
+        return mark is not None and self.high_offset <= mark
+
+    def has_pending_reports(self) -> bool:
+        """Whether a producer report's claim on this stream waits for R11."""
+        return self.aux is not None and bool(self.aux.reports)
 
     @property
     def generation(self) -> int:

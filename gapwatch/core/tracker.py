@@ -89,34 +89,44 @@ Public API (all methods are synchronous and cheap; none reads the clock)::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from gapwatch.core.baseline import before_base, forget_settled, is_before_base
 from gapwatch.core.config import TrackerConfig
-from gapwatch.core.confirmation import caught_up, confirm
 from gapwatch.core.counters import TrackerCounters
-from gapwatch.core.divergence import find_divergence, newest_read, verify_from
-from gapwatch.core.epochs import first_sight, new_epoch, old_epoch
-from gapwatch.core.gapbook import GapBook
-from gapwatch.core.housekeeping import sweep_idle
-from gapwatch.core.jump_ahead import jump_ahead
-from gapwatch.core.late import fill
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     NO_EVENTS,
     DuplicateRecords,
+    EpochStarted,
     Event,
-    Gap,
-    ProducerReport,
-    StreamInfo,
-    StreamKey,
+    GapConfirmed,
+    GapHealed,
+    GapOpened,
+    GapRecovered,
+    GapShrunk,
+    GapSplit,
+    GapTold,
+    GapUnknown,
+    RecordsSkipped,
+    RecordsTruncated,
+    SequenceReset,
+    StreamEvicted,
+    UnknownFate,
+    ZombieEpoch,
 )
-from gapwatch.core.reports import apply_report
-from gapwatch.core.reset import reset
-from gapwatch.core.ring import reset_reference_ts
-from gapwatch.core.skip import after_skip, skip
-from gapwatch.core.snapshot import decode, encode
-from gapwatch.core.stream import Stream, find_range
-from gapwatch.core.streaminfo import stream_infos
-from gapwatch.core.truncation import truncate
+from gapwatch.core.gapbook import GapBook
+from gapwatch.core.model import Gap, GapCause, GapState, ProducerReport, StreamInfo, StreamKey
+from gapwatch.core.progress import ReadProgress
+from gapwatch.core.report_ledger import (
+    OrphanClaim,
+    ReportLedger,
+    StreamClaim,
+    is_well_formed,
+    split_told,
+)
+from gapwatch.core.ring import Ring
+from gapwatch.core.snapshot import TrackerState, decode, encode
+from gapwatch.core.stream import Stream, StreamAux, find_range, take_seq
+from gapwatch.core.streamtable import StreamTable
 from gapwatch.core.wire import Stamp
 
 
@@ -124,31 +134,21 @@ class PartitionTracker:
     """Decides, record by record, what one partition's stamped records mean.
 
     See the module docstring for the rules and the API. Not thread-safe: one owner.
+    The state lives in objects that own it: the streams (:class:`StreamTable`), the gaps
+    (:class:`GapBook`), the truncation ring (:class:`Ring`), the producer reports
+    (:class:`ReportLedger`) and the confirmation facts (:class:`ReadProgress`); the
+    methods here are the rules that drive them.
     """
 
     __slots__ = (
         "_book",
-        "_caught_up_at",
         "_counters",
-        "_doubtful",
-        "_grace",
-        "_hwm_pending",
-        "_mask",
-        "_n",
+        "_current",
+        "_ledger",
         "_next_sweep",
-        "_orphans",
-        "_rebase",
-        "_records_base",
-        "_reporting",
-        "_retired",
-        "_ring_floor",
-        "_ring_offsets",
-        "_ring_seqs",
-        "_ring_streams",
-        "_ring_ts",
+        "_progress",
+        "_ring",
         "_streams",
-        "_told_orphans",
-        "_young",
         "config",
         "partition",
         "topic",
@@ -158,56 +158,32 @@ class PartitionTracker:
         self.topic = topic
         self.partition = partition
         self.config = config = config if config is not None else TrackerConfig()
-        self._grace = float(config.grace_period)
-        self._counters = TrackerCounters()
+        self._counters = counters = TrackerCounters()
         self._book = GapBook(
-            self._counters, max_tracked=config.max_tracked_gaps, max_closed=config.max_closed_gaps
+            counters, max_tracked=config.max_tracked_gaps, max_closed=config.max_closed_gaps
         )
-        self._streams: dict[str, Stream] = {}
-        self._retired: dict[tuple[str, int], Stream] = {}
-        self._reporting: dict[Stream, None] = {}
-        self._orphans: dict[tuple[str, int], tuple[float, ProducerReport]] = {}
-        # Failed ranges of orphan reports that matured with no claim to make: kept (until
-        # idle_eviction) for the stream's head gap, should the stream appear (R12).
-        self._told_orphans: dict[tuple[str, int], tuple[float, ProducerReport]] = {}
-        self._caught_up_at = float("-inf")
-        self._hwm_pending: list[tuple[int, float]] = []
+        self._streams = StreamTable()
+        # The current streams by producer, read once per record on the hot path.
+        self._current = self._streams.current
+        self._ledger = ReportLedger(counters)
+        self._progress = ReadProgress(float(config.grace_period))
+        self._ring = Ring(config.ring_size)
         self._next_sweep = float("-inf")
-        # The truncation ring: preallocated parallel arrays written by index
-        # ``_n & _mask``; ``_n`` counts ring writes (it is rewound by a truncation).
-        size = config.ring_size
-        self._mask = size - 1
-        self._n = 0
-        self._records_base = 0
-        self._ring_floor = 0
-        # Lists, not array.array: a list store is a pointer write, while an array store
-        # converts the int (measured: 0.25 us more per record for four columns). The price
-        # is that the ring keeps its ints alive (see docs/tracker.md for the bytes).
-        self._ring_offsets: list[int] = [0] * size
-        self._ring_seqs: list[int] = [0] * size
-        self._ring_ts: list[int] = [0] * size
-        # Baselines of streams first seen mid-way, while R9 needs them: stream -> (base,
-        # first seen at). Streams seen from sequence 0 never need one.
-        self._young: dict[Stream, tuple[int, float]] = {}
-        # R16: streams marked by a skip (-> the skip's last offset), and ids of gaps that
-        # were open at a skip (they end ``unknown`` instead of confirmed).
-        self._rebase: dict[Stream, int] = {}
-        self._doubtful: set[str] = set()
-        self._ring_streams: list[Stream | None] = [None] * size
 
     # --- R1: the hot path ------------------------------------------------------------
 
     def observe(self, offset: int, timestamp_ms: int, stamp: Stamp, now: float) -> Sequence[Event]:
         """Decide what one stamped record means (R1-R10). ``stamp`` from ``parse_stamp``."""
-        st = self._streams.get(stamp.producer)
+        st = self._current.get(stamp.producer)
         seq = stamp.seq
-        n = self._n
-        i = n & self._mask
-        self._ring_offsets[i] = offset
-        self._ring_seqs[i] = seq
-        self._ring_ts[i] = timestamp_ms
-        self._ring_streams[i] = st
-        self._n = n + 1
+        ring = self._ring
+        n = ring.n
+        i = n & ring.mask
+        ring.offsets[i] = offset
+        ring.seqs[i] = seq
+        ring.ts[i] = timestamp_ms
+        ring.streams[i] = st
+        ring.n = n + 1
         if st is not None and st.high + 1 == seq and st.epoch == stamp.epoch:
             st.high = seq
             st.high_offset = offset
@@ -221,14 +197,15 @@ class PartitionTracker:
         """:meth:`observe` for a stamp given as its three fields (already validated, as
         ``parse_stamp`` would). The monitor's record path: no ``Stamp`` is built for an
         in-order record (measured: building one cost as much as this whole method)."""
-        st = self._streams.get(producer)
-        n = self._n
-        i = n & self._mask
-        self._ring_offsets[i] = offset
-        self._ring_seqs[i] = seq
-        self._ring_ts[i] = timestamp_ms
-        self._ring_streams[i] = st
-        self._n = n + 1
+        st = self._current.get(producer)
+        ring = self._ring
+        n = ring.n
+        i = n & ring.mask
+        ring.offsets[i] = offset
+        ring.seqs[i] = seq
+        ring.ts[i] = timestamp_ms
+        ring.streams[i] = st
+        ring.n = n + 1
         if st is not None and st.high + 1 == seq and st.epoch == epoch:
             st.high = seq
             st.high_offset = offset
@@ -240,36 +217,642 @@ class PartitionTracker:
         self, i: int, offset: int, ts: int, stamp: Stamp, now: float, st: Stream | None
     ) -> Sequence[Event]:
         # R2-R10 in the order of the module docstring; only the first that applies decides.
+        # ``i`` is the record's ring index: the rule that decides names its stream there.
         seq = stamp.seq
         if st is None:
-            return first_sight(self, i, offset, ts, stamp, now)
+            return self._first_sight(i, offset, stamp, now)
         if stamp.epoch > st.epoch:
-            return new_epoch(self, i, offset, ts, stamp, now, st)
+            return self._new_epoch(i, offset, ts, stamp, now, st)
         if stamp.epoch < st.epoch:
-            return old_epoch(self, i, offset, ts, stamp, now, st)
+            return self._old_epoch(i, offset, ts, stamp, now, st)
         st.last_seen = now
-        if self._rebase and st in self._rebase:
-            decided = after_skip(self, i, st, seq, offset, ts, now)
+        if st.skip_mark is not None:
+            decided = self._after_skip(i, st, seq, offset, ts, now)
             if decided is not None:
                 return decided
         if seq > st.high:
-            return jump_ahead(self, st, seq, offset, ts, now)
+            return self._jump_ahead(st, seq, offset, ts, now)
         aux = st.aux
         if aux is not None and aux.ranges:
             k = find_range(aux.ranges, seq)
             if k >= 0:
-                return fill(self, st, k, seq, offset, ts, now)
-        if seq == 0 and ts > reset_reference_ts(self, st):
-            return reset(self, i, st, offset, ts, now)
-        if self._young and is_before_base(self, st, seq, now):
-            return before_base(self)
+                return self._missing_arrived(st, k, seq, offset, ts, now)
+        if seq == 0 and ts > self._ring.reset_reference_ts(st):
+            return self._reset(i, st, offset, ts, now)
+        baseline = st.baseline
+        if baseline is not None and seq < baseline[0]:
+            if not self._is_settled(baseline[1], now):
+                return self._before_baseline()
+            # No reordered record can still arrive: R10 from now on.
+            self._streams.drop_baseline(st)
         return self._duplicate(st, seq, offset)
 
-    # --- R10 -------------------------------------------------------------------------
+    # --- R2-R4: a record not of its producer's current stream ------------------------
+
+    def _first_sight(self, i: int, offset: int, stamp: Stamp, now: float) -> Sequence[Event]:
+        """R2: an unknown producer; ``stamp.seq`` is its baseline."""
+        events: list[Event] = []
+        if len(self._streams) >= self.config.max_streams:
+            events.extend(self._evict_for_cap(now))
+        st = Stream(stamp.producer, stamp.epoch, stamp.seq, offset, now)
+        self._streams.start(st)
+        if stamp.seq > 0:
+            self._streams.set_baseline(st, stamp.seq, now)
+        self._ring.attribute(i, st)
+        self._counters.streams += 1
+        # No gap of a stream seen for the first time exists yet, so nothing to split.
+        self._adopt_orphans(st)
+        return events or NO_EVENTS
+
+    def _new_epoch(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, old: Stream
+    ) -> Sequence[Event]:
+        """R3: a newer epoch of a tracked producer retires ``old`` and starts a stream."""
+        producer, seq = stamp.producer, stamp.seq
+        events: list[Event] = []
+        if len(self._streams) >= self.config.max_streams:
+            events.extend(self._evict_for_cap(now))
+        if self._streams.is_current(old):  # unless the cap just evicted it
+            self._streams.retire(old)
+        # After a skip (R16) the new epoch may have begun among the deleted records.
+        witnessed = not old.is_unresolved()
+        old.skip_mark = None
+        st = Stream(producer, stamp.epoch, seq, offset, now)
+        self._streams.start(st)
+        self._ring.attribute(i, st)
+        self._counters.streams += 1
+        key = self._key(producer, stamp.epoch)
+        events.append(EpochStarted(key, old.epoch, seq, offset, now))
+        if seq > 0 and witnessed:
+            # Head loss: we watched the previous epoch, so this one started while we were
+            # reading and its records 0..seq-1 should be here.
+            gap = self._book.new_gap(
+                key,
+                0,
+                seq - 1,
+                state=GapState.OPEN,
+                cause=GapCause.HEAD,
+                opened_at=now,
+                now=now,
+                offset_before=old.high_offset,
+                offset_after=offset,
+                timestamp_before_ms=self._ring.high_record_ts(old),
+                timestamp_after_ms=ts,
+            )
+            self._book.add(gap, st)
+            events.append(GapOpened(gap))
+        # After the head gap opened: the reports' failed ranges may cover it (R12).
+        events.extend(self._adopt_orphans(st))
+        return events
+
+    def _old_epoch(
+        self, i: int, offset: int, ts: int, stamp: Stamp, now: float, current: Stream
+    ) -> Sequence[Event]:
+        """R4: a record of an epoch older than ``current``: fills a retired gap, or a zombie."""
+        retired = self._streams.retired.get((stamp.producer, stamp.epoch))
+        if retired is not None and retired.aux is not None:
+            k = find_range(retired.aux.ranges, stamp.seq)
+            if k >= 0:
+                self._ring.attribute(i, retired)
+                return self._missing_arrived(retired, k, stamp.seq, offset, ts, now)
+        # Not attributable to a stream: the ring must not name it on truncation.
+        self._ring.attribute(i, None)
+        self._counters.zombies += 1
+        key = self._key(stamp.producer, stamp.epoch)
+        return (ZombieEpoch(key, current.epoch, stamp.seq, offset, now),)
+
+    # --- R5 --------------------------------------------------------------------------
+
+    def _jump_ahead(
+        self, st: Stream, seq: int, offset: int, ts: int, now: float
+    ) -> Sequence[Event]:
+        """R5: open the gap before ``seq`` (``seq > st.high + 1``) and advance ``st``."""
+        aux = st.ensure_aux()
+        gap = self._book.new_gap(
+            self._key(st.producer, st.epoch),
+            st.high + 1,
+            seq - 1,
+            state=GapState.OPEN,
+            cause=GapCause.SEQUENCE,
+            opened_at=now,
+            now=now,
+            generation=aux.generation,
+            offset_before=st.high_offset,
+            offset_after=offset,
+            timestamp_before_ms=self._ring.high_record_ts(st),
+            timestamp_after_ms=ts,
+        )
+        st.high = seq
+        st.high_offset = offset
+        if aux.told:
+            return self._open_told(st, gap)  # R12: cut at failed-range boundaries
+        self._book.add(gap, st)
+        return (GapOpened(gap),)
+
+    # --- R6, R7 ----------------------------------------------------------------------
+
+    def _missing_arrived(
+        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float
+    ) -> Sequence[Event]:
+        """R6 (late) or R7 (recovered): ``seq`` is inside ``st``'s missing range ``k``."""
+        aux = st.aux
+        assert aux is not None  # the caller found a range
+        gap = self._book.active[aux.ranges[k].gap_id]
+        if gap.state is not GapState.OPEN:
+            return self._recovered(st, k, seq, now, gap)
+        return self._late(st, k, seq, offset, ts, now, gap)
+
+    def _late(
+        self, st: Stream, k: int, seq: int, offset: int, ts: int, now: float, gap: Gap
+    ) -> Sequence[Event]:
+        """R6: an open gap shrinks from either end, heals, or splits in two."""
+        aux = st.aux
+        assert aux is not None
+        self._counters.late += 1
+        if gap.first_seq == gap.last_seq:
+            take_seq(aux.ranges, k, seq)
+            healed = replace(gap, state=GapState.HEALED, count=0, healed_at=now, updated_at=now)
+            self._book.close(healed)
+            st.drop_aux_if_empty()
+            return (GapHealed(healed),)
+        if seq == gap.first_seq:
+            take_seq(aux.ranges, k, seq)
+            shrunk = replace(
+                gap,
+                first_seq=seq + 1,
+                count=gap.count - 1,
+                offset_before=offset,
+                timestamp_before_ms=ts,
+                updated_at=now,
+            )
+        elif seq == gap.last_seq:
+            take_seq(aux.ranges, k, seq)
+            shrunk = replace(
+                gap,
+                last_seq=seq - 1,
+                count=gap.count - 1,
+                offset_after=offset,
+                timestamp_after_ms=ts,
+                updated_at=now,
+            )
+        else:
+            left, right = self._book.split(st, k, seq, offset, ts, now, gap)
+            return (GapSplit(left, right, seq),)
+        self._book.update(shrunk)
+        return (GapShrunk(shrunk, seq),)
+
+    def _recovered(self, st: Stream, k: int, seq: int, now: float, gap: Gap) -> Sequence[Event]:
+        """R7: a record of a confirmed or truncated gap came back; the loss stays counted."""
+        aux = st.aux
+        assert aux is not None
+        self._counters.recovered += 1
+        take_seq(aux.ranges, k, seq)
+        recovered = gap.recovered + 1
+        if recovered >= gap.count:
+            state = GapState.RECOVERED if gap.state is GapState.CONFIRMED else gap.state
+            done = replace(gap, recovered=recovered, state=state, updated_at=now)
+            self._book.close(done)
+            st.drop_aux_if_empty()
+            return (GapRecovered(done, seq),)
+        updated = replace(gap, recovered=recovered, updated_at=now)
+        self._book.update(updated)
+        return (GapRecovered(updated, seq),)
+
+    # --- R8 --------------------------------------------------------------------------
+
+    def _reset(
+        self, i: int, old: Stream, offset: int, ts: int, now: float, *, seq: int = 0
+    ) -> tuple[Event, ...]:
+        """R8 (and R16 c): the producer restarted the same epoch; its stream starts a new
+        generation, first seen at ``seq``. The old generation's gaps stay (R11 decides
+        them) but are no longer watched: nothing that arrives from now on can be told
+        apart from the new run."""
+        generation = old.generation + 1
+        self._forget_stream(old)
+        st = Stream(old.producer, old.epoch, seq, offset, now, StreamAux(generation))
+        if seq > 0:
+            self._streams.set_baseline(st, seq, now)
+        self._streams.start(st)
+        self._ring.attribute(i, st)
+        self._counters.resets += 1
+        key = self._key(old.producer, old.epoch)
+        return (SequenceReset(key, old.high, generation, offset, now),)
+
+    # --- R9, R10 ---------------------------------------------------------------------
+
+    def _before_baseline(self) -> Sequence[Event]:
+        """R9: a record before the baseline of a stream first seen mid-way, while R11 does
+        not hold for the first sight: possibly reordered, so counted late."""
+        self._counters.late += 1
+        return NO_EVENTS
 
     def _duplicate(self, st: Stream, seq: int, offset: int) -> Sequence[Event]:
+        """R10: already seen."""
         self._counters.duplicates += 1
         return (DuplicateRecords(self._key(st.producer, st.epoch), seq, seq, 1, offset),)
+
+    # --- R11: confirmation -----------------------------------------------------------
+
+    def note_read_position(
+        self, *, read_offset: int, high_watermark: int, observed_at: float
+    ) -> Sequence[Event]:
+        """The consumer has read everything below ``read_offset``; the partition's high
+        watermark was ``high_watermark`` when observed at ``observed_at``.
+
+        Returns the confirmations this makes possible (evaluated at ``observed_at``).
+        """
+        self._progress.note(
+            read_offset=read_offset, high_watermark=high_watermark, observed_at=observed_at
+        )
+        return self._confirm(observed_at)
+
+    def tick(self, now: float) -> Sequence[Event]:
+        """Run the time-driven rules: confirmation (R11, R12) and idle eviction (R14)."""
+        events = list(self._confirm(now))
+        self._book.unmark_closed()
+        if self._streams.has_baselines():
+            self._streams.drop_settled_baselines(lambda since: self._is_settled(since, now))
+        if now >= self._next_sweep:
+            events.extend(self._evict_idle(now))
+            self._next_sweep = now + min(self.config.idle_eviction / 8, 60.0)
+        return events or NO_EVENTS
+
+    def _confirm(self, now: float) -> Sequence[Event]:
+        """R11: confirm every open gap (and mature every report) for which it now holds;
+        a gap that was open at a skip ends ``unknown`` instead (R16)."""
+        events: list[Event] = []
+        book = self._book
+        for gid in [g for g in book.open if self._is_settled(book.active[g].opened_at, now)]:
+            if book.was_open_at_skip(gid):
+                events.append(GapUnknown(book.close_unknown(book.active[gid], now)))
+            else:
+                events.append(GapConfirmed(book.confirm(book.active[gid], now)))
+        if self._ledger.has_claims():
+            events.extend(self._mature_reports(now))
+        return events or NO_EVENTS
+
+    def _is_settled(self, since: float, now: float) -> bool:
+        """R11 for a fact dated ``since``: grace elapsed and a later watermark was read."""
+        return self._progress.is_settled(since, now)
+
+    # --- R12: producer reports -------------------------------------------------------
+
+    def apply_producer_report(self, report: ProducerReport, now: float) -> Sequence[Event]:
+        """Take a producer's report (R12); its claims mature in :meth:`tick`. Counted
+        ``reports_unmatched`` if it is not about this partition."""
+        if (
+            report.topic != self.topic
+            or report.partition != self.partition
+            or not is_well_formed(report)
+        ):
+            self._counters.reports_unmatched += 1
+            return NO_EVENTS
+        st = self._current.get(report.producer)
+        if st is None or st.epoch != report.epoch:
+            st = self._streams.retired.get((report.producer, report.epoch))
+        if st is None:
+            # Not seen yet (the monitor may be behind): hold it until the stream appears
+            # or the claim matures.
+            self._ledger.hold_orphan(report, now)
+            return NO_EVENTS
+        events = self._queue_report(st, report, now)
+        return tuple(events) if events else NO_EVENTS
+
+    def _adopt_orphans(self, st: Stream) -> list[Event]:
+        """Apply the reports that arrived before ``st`` did; returns the splits of gaps
+        they tell in part."""
+        events: list[Event] = []
+        for report, at in self._ledger.adopt(st):
+            events.extend(self._queue_report(st, report, at))
+        return events
+
+    def _queue_report(self, st: Stream, report: ProducerReport, at: float) -> list[Event]:
+        """Tell the gaps the report's failed ranges cover, then hold its claim on ``st``."""
+        aux = st.ensure_aux()
+        events = self._tell_gaps(st, report.failed, at) if report.failed and aux.ranges else []
+        self._ledger.queue(st, report, at)
+        return events
+
+    def _tell_gaps(self, st: Stream, failed: tuple[tuple[int, int], ...], at: float) -> list[Event]:
+        """Gaps already open or confirmed over failed sequences: the producer knew of
+        those. A gap the ranges cover in full is marked ``producer_told``; one they cover
+        in part is cut into told and silent pieces (:meth:`_divide_gap`)."""
+        aux = st.aux
+        assert aux is not None
+        book = self._book
+        spans = sorted(failed)
+        hit = dict.fromkeys(
+            r.gap_id for r in aux.ranges if any(lo <= r.last and r.first <= hi for lo, hi in spans)
+        )
+        events: list[Event] = []
+        for gid in hit:
+            gap = book.active.get(gid)
+            if gap is None or gap.producer_told:
+                continue  # a told gap is told in full: every gap is cut when it opens
+            runs = split_told(spans, gap.first_seq, gap.last_seq)
+            if len(runs) == 1 or gap.count != gap.last_seq - gap.first_seq + 1:
+                told = replace(gap, producer_told=True, updated_at=max(at, gap.updated_at))
+                book.update(told)
+                # An event, so /gaps, the gap log and a firing alert learn it now, not at
+                # the gap's next state change.
+                events.append(GapTold(told))
+            else:
+                events.extend(self._divide_gap(st, gap, runs, at))
+        return events
+
+    def _divide_gap(
+        self, st: Stream, gap: Gap, runs: list[tuple[int, int, bool]], at: float
+    ) -> list[Event]:
+        """Cut the active ``gap`` into the told / silent ``runs`` of its sequences.
+
+        The first piece keeps the id, the others get the id of their own first sequence
+        (as a R6 split does), so ids stay stable across restarts. Every piece keeps the
+        gap's state, times and bounding records (nothing was read between the pieces); a
+        confirmed piece's ``recovered`` is what came back of its own sequences, and a
+        piece whose every record came back is ``recovered`` (R7). One ``GapSplit``
+        (``seq`` ``None``) per boundary.
+        """
+        book = self._book
+        missing = [(r.first, r.last) for r in st.ranges if r.gap_id == gap.id]
+        pieces: list[Gap] = []
+        for i, (lo, hi, told) in enumerate(runs):
+            count = hi - lo + 1
+            gid = gap.id if i == 0 else book.new_id(gap.key, lo, gap.generation, gap.cause)
+            piece = replace(
+                gap,
+                id=gid,
+                first_seq=lo,
+                last_seq=hi,
+                count=count,
+                producer_told=told,
+                # A report held for a stream not yet read is older than the gap it cuts;
+                # the fleet view keeps the newest version of a gap id, so the time never
+                # goes back.
+                updated_at=max(at, gap.updated_at),
+            )
+            if gap.state is not GapState.OPEN:
+                left = sum(min(b, hi) - max(a, lo) + 1 for a, b in missing if a <= hi and lo <= b)
+                piece = replace(piece, recovered=count - left)
+                if not left and gap.state is GapState.CONFIRMED:
+                    piece = replace(piece, state=GapState.RECOVERED)
+            pieces.append(piece)
+        book.divide(gap, pieces, st)
+        return [GapSplit(pieces[i], pieces[i + 1], None) for i in range(len(pieces) - 1)]
+
+    def _open_told(self, st: Stream, gap: Gap) -> tuple[Event, ...]:
+        """Open ``gap`` (R5) cut at the boundaries of the failed ranges already reported
+        for ``st``: one ``GapOpened`` per piece, each entirely ``producer_told`` or not."""
+        aux = st.aux
+        assert aux is not None
+        book = self._book
+        events: list[Event] = []
+        for i, (lo, hi, told) in enumerate(split_told(aux.told, gap.first_seq, gap.last_seq)):
+            gid = gap.id if i == 0 else book.new_id(gap.key, lo, gap.generation, gap.cause)
+            piece = replace(
+                gap, id=gid, first_seq=lo, last_seq=hi, count=hi - lo + 1, producer_told=told
+            )
+            book.add(piece, st)
+            events.append(GapOpened(piece))
+        return tuple(events)
+
+    def _mature_reports(self, now: float) -> list[Event]:
+        """Resolve every held claim for which R11 now holds."""
+        events: list[Event] = []
+        claims = self._ledger.matured(
+            now, self.config.idle_eviction, lambda since: self._is_settled(since, now)
+        )
+        for claim in claims:
+            if isinstance(claim, OrphanClaim):
+                events.extend(self._orphan_matured(claim.report, claim.at, now))
+            else:
+                events.extend(self._claim_matured(claim, now))
+        return events
+
+    def _orphan_matured(self, report: ProducerReport, at: float, now: float) -> list[Event]:
+        """A report about a stream never read here: a claim only if an older epoch of the
+        producer was watched here (else its records may predate the monitor's start)."""
+        current = self._current.get(report.producer)
+        witnessed_older = (current is not None and current.epoch < report.epoch) or any(
+            producer == report.producer and epoch < report.epoch
+            for producer, epoch in self._streams.retired
+        )
+        if not witnessed_older or report.highest_acked is None:
+            self._counters.reports_unmatched += 1
+            self._ledger.hold_told(report, at)
+            return []
+        if current is not None and current.epoch < report.epoch and current.is_unresolved():
+            # R16: the new epoch may have begun among offsets deleted before they were read.
+            acked = report.highest_acked
+            self._counters.unknown_fate += acked + 1
+            key = self._key(report.producer, report.epoch)
+            return [UnknownFate(key, 0, acked, acked + 1, now)]
+        # We watched an older epoch of this producer here, so this epoch's acknowledged
+        # records should have been read: all of them are missing.
+        return [
+            self._confirmed_gap(
+                None, report.producer, report.epoch, lo, hi, GapCause.TAIL, at, now, told=told
+            )
+            for lo, hi, told in split_told(report.failed, 0, report.highest_acked)
+        ]
+
+    def _claim_matured(self, claim: StreamClaim, now: float) -> list[Event]:
+        """A pending claim on a stream: acknowledged sequences above ``high`` are a tail
+        gap; for a final report, unacknowledged ones are unknown fate or, when reported
+        failed, confirmed ``producer`` gaps."""
+        st, pending = claim.stream, claim.pending
+        events: list[Event] = []
+        aux = st.aux
+        assert aux is not None
+        above = st.high  # the final part starts after the acknowledged part
+        if pending.acked > st.high and st.is_unresolved():
+            # R16: nothing of this stream was read since retention deleted unread offsets;
+            # its acknowledged records may have been among them: not provably lost.
+            events.append(self._unknown_fate(st, st.high + 1, pending.acked, now))
+            above = pending.acked
+        elif pending.acked > st.high:
+            first, last = st.high + 1, pending.acked
+            # Cut at failed-range boundaries: acknowledged-but-absent records are silent.
+            for lo, hi, told in split_told(aux.told, first, last):
+                events.append(
+                    self._confirmed_gap(
+                        st,
+                        st.producer,
+                        st.epoch,
+                        lo,
+                        hi,
+                        GapCause.TAIL,
+                        pending.reported_at,
+                        now,
+                        told=told,
+                    )
+                )
+            st.high = above = last
+        if pending.final and pending.assigned > above:
+            for lo, hi, told in split_told(aux.told, above + 1, pending.assigned):
+                if told:
+                    events.append(
+                        self._confirmed_gap(
+                            None,
+                            st.producer,
+                            st.epoch,
+                            lo,
+                            hi,
+                            GapCause.PRODUCER,
+                            pending.reported_at,
+                            now,
+                            told=True,
+                        )
+                    )
+                else:
+                    events.append(self._unknown_fate(st, lo, hi, now))
+        aux.told = [(first, last) for first, last in aux.told if last > st.high]
+        return events
+
+    def _unknown_fate(self, st: Stream, first: int, last: int, now: float) -> Event:
+        self._counters.unknown_fate += last - first + 1
+        return UnknownFate(self._key(st.producer, st.epoch), first, last, last - first + 1, now)
+
+    def _confirmed_gap(
+        self,
+        st: Stream | None,
+        producer: str,
+        epoch: int,
+        first: int,
+        last: int,
+        cause: GapCause,
+        opened_at: float,
+        now: float,
+        *,
+        told: bool,
+    ) -> GapConfirmed:
+        gap = self._book.new_gap(
+            self._key(producer, epoch),
+            first,
+            last,
+            state=GapState.CONFIRMED,
+            cause=cause,
+            opened_at=opened_at,
+            now=now,
+            generation=0 if st is None else st.generation,
+            offset_before=None if st is None else st.high_offset,
+            timestamp_before_ms=None if st is None else self._ring.high_record_ts(st),
+            producer_told=told,
+        )
+        self._book.add(gap, st, watch=st is not None)
+        return GapConfirmed(gap)
+
+    # --- R13: truncation and divergence ----------------------------------------------
+
+    def log_truncated(self, new_end_offset: int, now: float) -> Sequence[Event]:
+        """The log now ends at ``new_end_offset``, below offsets already read (R13)."""
+        return self._truncate(new_end_offset, now)
+
+    def log_diverged_at(
+        self, offset: int, now: float, *, beyond_ring: bool = False
+    ) -> Sequence[Event]:
+        """Records read at and after ``offset`` are no longer in the log (R13)."""
+        return self._truncate(offset, now, beyond_ring=beyond_ring)
+
+    def verify_from(self) -> int | None:
+        """The oldest offset whose record the ring can verify (``None``: ring empty)."""
+        return self._ring.verify_from()
+
+    def newest_read(self, before: int | None = None) -> tuple[int, Stamp] | None:
+        """The newest (offset, stamp) the ring holds below ``before``: a probe (R13)."""
+        return self._ring.newest_read(before)
+
+    def find_divergence(
+        self, log: Iterable[tuple[int, Stamp | None]], *, log_start: int, log_end: int
+    ) -> tuple[int, bool] | None:
+        """First offset where the re-read ``log`` differs from the ring, with
+        ``beyond_ring``; ``None`` if it agrees (R13, see :meth:`Ring.find_divergence`)."""
+        return self._ring.find_divergence(log, log_start=log_start, log_end=log_end)
+
+    def _truncate(
+        self, new_end: int, now: float, *, beyond_ring: bool = False
+    ) -> tuple[Event, ...]:
+        """R13: records read at offsets ``>= new_end`` are gone. The ring names their
+        sequences: a sequence a surviving entry also holds (read twice) is still in the
+        log; every other one joins a ``truncated`` gap (one per run per stream), no longer
+        "seen", so a re-sent copy is recovered, not a duplicate. Truncated offsets older
+        than the ring are ``unaccounted``. The ring is rewound to ``new_end``.
+
+        ``beyond_ring``: the caller found the log differing from the ring's oldest entry,
+        so the divergence may be deeper than the ring (counted ``truncations_beyond_ring``).
+        """
+        ring = self._ring
+        j = ring.first_at_or_above(new_end)
+        if j == ring.n:
+            return NO_EVENTS  # nothing read at or above the new end: not a truncation of ours
+        previous_end = ring.end_offset()
+        unaccounted = ring.unaccounted_below(j, new_end)
+        tracked = {id(s) for s in self._streams}
+        gaps: list[Gap] = []
+        for st, lost in ring.gone_sequences(j).items():
+            runs = _runs(sorted(s for s in lost if find_range(st.ranges, s) < 0))
+            for first, last in runs:
+                gap = self._book.new_gap(
+                    self._key(st.producer, st.epoch),
+                    first,
+                    last,
+                    state=GapState.TRUNCATED,
+                    cause=GapCause.TRUNCATION,
+                    opened_at=now,
+                    now=now,
+                    generation=st.generation,
+                )
+                self._book.add(gap, st, watch=id(st) in tracked)
+                gaps.append(gap)
+        count = sum(g.count for g in gaps)
+        self._counters.truncated += count
+        self._counters.truncated_unaccounted += unaccounted
+        self._counters.truncations_beyond_ring += beyond_ring
+        ring.rewind(j)
+        return (
+            RecordsTruncated(
+                self.topic,
+                self.partition,
+                new_end,
+                previous_end,
+                tuple(gaps),
+                count,
+                unaccounted,
+                now,
+                beyond_ring,
+            ),
+        )
+
+    # --- R14: eviction ---------------------------------------------------------------
+
+    def _evict_idle(self, now: float) -> list[Event]:
+        """R14: forget streams silent for ``idle_eviction`` that have nothing pending (an
+        open gap must still be decided; a claim must still mature)."""
+        gone = self._streams.evict_idle(now - self.config.idle_eviction, self._is_busy)
+        return [self._evicted(st, "idle", now) for st in gone]
+
+    def _evict_for_cap(self, now: float) -> list[Event]:
+        """R14: make room below ``max_streams``: least recently seen first, retired
+        epochs first."""
+        gone = self._streams.evict_for_cap(self.config.max_streams)
+        return [self._evicted(st, "cap", now) for st in gone]
+
+    def _is_busy(self, st: Stream) -> bool:
+        open_ids = self._book.open
+        return self._ledger.is_pending(st) or any(r.gap_id in open_ids for r in st.ranges)
+
+    def _evicted(self, st: Stream, reason: str, now: float) -> Event:
+        self._forget_stream(st)
+        self._counters.evictions += 1
+        self._counters.streams -= 1
+        return StreamEvicted(self._key(st.producer, st.epoch), reason, now)
+
+    def _forget_stream(self, st: Stream) -> None:
+        """Everything about ``st`` beyond its place in the stream table goes, in one
+        place (a reset, R8, and an eviction, R14): its watched gaps close, its open gaps
+        stay open unwatched (R11 decides them), its claims and marks are dropped."""
+        self._book.detach_stream(st)
+        self._ledger.forget(st)
+        self._streams.forget(st)
 
     # --- R15 -------------------------------------------------------------------------
 
@@ -281,74 +864,43 @@ class PartitionTracker:
         """Count a record whose headers were damaged (R15); the caller logs ``reason``."""
         self._counters.malformed += 1
 
-    # --- R11: confirmation facts -----------------------------------------------------
-
-    def caught_up(
-        self, *, read_offset: int, high_watermark: int, observed_at: float
-    ) -> Sequence[Event]:
-        """The consumer has read everything below ``read_offset``; the partition's high
-        watermark was ``high_watermark`` when observed at ``observed_at``.
-
-        Returns the confirmations this makes possible (evaluated at ``observed_at``).
-        """
-        return caught_up(
-            self, read_offset=read_offset, high_watermark=high_watermark, observed_at=observed_at
-        )
-
-    def tick(self, now: float) -> Sequence[Event]:
-        """Run the time-driven rules: confirmation (R11, R12) and idle eviction (R14)."""
-        events = list(confirm(self, now))
-        if self._doubtful:
-            self._doubtful &= self._book.open.keys()
-        if self._young:
-            forget_settled(self, now)  # R9
-        if now >= self._next_sweep:
-            events.extend(sweep_idle(self, now))
-            self._next_sweep = now + min(self.config.idle_eviction / 8, 60.0)
-        return events or NO_EVENTS
-
-    def _is_settled(self, since: float, now: float) -> bool:
-        """R11 for a fact dated ``since``: grace elapsed and a later watermark was read."""
-        deadline = since + self._grace
-        return deadline <= now and deadline <= self._caught_up_at
-
-    # --- R12, R13, R16 ---------------------------------------------------------------
-
-    def apply_producer_report(self, report: ProducerReport, now: float) -> Sequence[Event]:
-        """Take a producer's report (R12); its claims mature in :meth:`tick`."""
-        return apply_report(self, report, now)
-
-    def log_truncated(self, new_end_offset: int, now: float) -> Sequence[Event]:
-        """The log now ends at ``new_end_offset``, below offsets already read (R13)."""
-        return truncate(self, new_end_offset, now)
-
-    def verify_from(self) -> int | None:
-        """The oldest offset whose record the ring can verify (``None``: ring empty)."""
-        return verify_from(self)
-
-    def newest_read(self, before: int | None = None) -> tuple[int, Stamp] | None:
-        """The newest (offset, stamp) the ring holds below ``before``: a probe (R13)."""
-        return newest_read(self, before)
-
-    def find_divergence(
-        self, log: Iterable[tuple[int, Stamp | None]], *, log_start: int, log_end: int
-    ) -> tuple[int, bool] | None:
-        """First offset where the re-read ``log`` differs from the ring, with
-        ``beyond_ring``; ``None`` if it agrees (R13, see ``divergence.py``)."""
-        return find_divergence(self, log, log_start=log_start, log_end=log_end)
-
-    def log_diverged_at(
-        self, offset: int, now: float, *, beyond_ring: bool = False
-    ) -> Sequence[Event]:
-        """Records read at and after ``offset`` are no longer in the log (R13)."""
-        return truncate(self, offset, now, beyond_ring=beyond_ring)
+    # --- R16: skips ------------------------------------------------------------------
 
     def records_skipped(self, first_offset: int, last_offset: int, now: float) -> Sequence[Event]:
         """Retention deleted ``first_offset..last_offset`` before they were read (R16).
 
         Returns the ``RecordsSkipped`` event.
         """
-        return skip(self, first_offset, last_offset, now)
+        if last_offset < first_offset:
+            return NO_EVENTS
+        self._streams.mark_skip(last_offset)
+        self._book.mark_open_at_skip()
+        count = last_offset - first_offset + 1
+        return (RecordsSkipped(self.topic, self.partition, first_offset, last_offset, count, now),)
+
+    def _after_skip(
+        self, i: int, st: Stream, seq: int, offset: int, ts: int, now: float
+    ) -> Sequence[Event] | None:
+        """R16 cases a-d for the next record of a stream marked by a skip (see the module
+        docstring); ``None``: R5-R10 decide as usual."""
+        mark = st.skip_mark
+        assert mark is not None
+        st.skip_mark = None
+        if st.high_offset > mark:
+            return None  # advanced in order since the skip
+        aux = st.aux
+        if aux is not None and aux.ranges and find_range(aux.ranges, seq) >= 0:
+            st.skip_mark = mark  # (a)
+            return None
+        if seq > st.high:  # (b)
+            st.high = seq
+            st.high_offset = offset
+            self._streams.set_baseline(st, seq, now)
+            return NO_EVENTS
+        if ts > self._ring.reset_reference_ts(st):  # (c)
+            return self._reset(i, st, offset, ts, now, seq=seq)
+        st.skip_mark = mark  # (d)
+        return None
 
     # --- read access for the monitor -------------------------------------------------
 
@@ -356,7 +908,7 @@ class PartitionTracker:
     def counters(self) -> TrackerCounters:
         """The partition's counters (live object; read, do not write)."""
         c = self._counters
-        c.records = self._n + self._records_base
+        c.records = self._ring.records()
         return c
 
     def gap(self, gap_id: str) -> Gap | None:
@@ -372,12 +924,33 @@ class PartitionTracker:
         return [self._book.active[g] for g in self._book.open]
 
     def streams(self) -> list[StreamInfo]:
-        """What is tracked, current streams first, then retired epochs."""
-        return stream_infos(self)
+        """What is tracked, current streams first, then retired epochs (built on request,
+        never kept up to date on the record path)."""
+        out = []
+        open_now = self._book.open
+        for st in self._streams:
+            ranges = st.ranges
+            open_ids = tuple(dict.fromkeys(r.gap_id for r in ranges if r.gap_id in open_now))
+            last_ts = self._ring.high_record_ts(st)
+            out.append(
+                StreamInfo(
+                    key=self._key(st.producer, st.epoch),
+                    generation=st.generation,
+                    base_seq=0 if st.baseline is None else st.baseline[0],
+                    high_seq=st.high,
+                    last_offset=st.high_offset,
+                    # Kafka's own "no timestamp" value, so the API field stays an integer.
+                    last_timestamp_ms=-1 if last_ts is None else last_ts,
+                    last_seen=st.last_seen,
+                    missing=sum(r.last - r.first + 1 for r in ranges),
+                    open_gaps=open_ids,
+                )
+            )
+        return out
 
     def ring_start(self) -> int:
         """Index of the oldest valid ring entry (entries ``ring_start()..n-1`` are valid)."""
-        return max(self._ring_floor, self._n - self._mask - 1)
+        return self._ring.start()
 
     def _key(self, producer: str, epoch: int) -> StreamKey:
         return StreamKey(self.topic, self.partition, producer, epoch)
@@ -386,7 +959,7 @@ class PartitionTracker:
 
     def snapshot(self) -> bytes:
         """This partition's whole decision state as compact, versioned bytes."""
-        return encode(self)
+        return encode(self._state())
 
     @classmethod
     def restore(
@@ -395,5 +968,28 @@ class PartitionTracker:
         """A tracker from :meth:`snapshot` bytes; raises :class:`~gapwatch.errors.SnapshotError`
         (and nothing else) for damaged, foreign or unknown-version data."""
         tracker = cls(topic, partition, config=config)
-        decode(tracker, data)
+        decode(tracker._state(), data)
         return tracker
+
+    def _state(self) -> TrackerState:
+        return TrackerState(
+            topic=self.topic,
+            partition=self.partition,
+            counters=self._counters,
+            streams=self._streams,
+            book=self._book,
+            ledger=self._ledger,
+            progress=self._progress,
+            ring=self._ring,
+        )
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    # Sorted values as runs of consecutive ones.
+    runs: list[tuple[int, int]] = []
+    for v in values:
+        if runs and runs[-1][1] + 1 == v:
+            runs[-1] = (runs[-1][0], v)
+        else:
+            runs.append((v, v))
+    return runs

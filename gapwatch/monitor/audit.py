@@ -135,7 +135,7 @@ async def _audit(
                 pending.discard(tp)
     gaps: list[Gap] = []
     for tp, tracker in trackers.items():
-        tracker.caught_up(read_offset=stops[tp], high_watermark=stops[tp], observed_at=now)
+        tracker.note_read_position(read_offset=stops[tp], high_watermark=stops[tp], observed_at=now)
         tracker.tick(now)
         gaps.extend(tracker.gaps())
     gaps.sort(key=lambda g: (g.partition, g.producer, g.epoch, g.first_seq))

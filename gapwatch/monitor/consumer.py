@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.monitor.checkpoint_rounds import CheckpointRounds
 from gapwatch.monitor.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
@@ -273,7 +273,7 @@ class MonitorConsumer:
             # Also reported while lagging: the tracker remembers (watermark, time) and
             # counts it once the position passes it.
             events.extend(
-                state.tracker.caught_up(
+                state.tracker.note_read_position(
                     read_offset=position,
                     high_watermark=high_watermark,
                     observed_at=polled_ms / 1000.0,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.monitor.logverify import LogReader, find_divergence
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.wire import Stamp, parse_stamp
 from gapwatch.errors import MalformedStampError
 from gapwatch.monitor.partitions import PartitionState

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
 from gapwatch.errors import MalformedStampError
 from gapwatch.monitor.latency import LatencyHistogram

@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from gapwatch.core.model import Event, ProducerReport, StreamKey
+from gapwatch.core.events import Event
+from gapwatch.core.model import ProducerReport, StreamKey
 from gapwatch.monitor.consumer import MonitorConsumer
 from gapwatch.monitor.fanout import EventFanout
 from gapwatch.monitor.metrics import MonitorHealth

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
-from gapwatch.core.model import Event, Gap, ProducerReport, StreamInfo
+from gapwatch.core.events import Event
+from gapwatch.core.model import Gap, ProducerReport, StreamInfo
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 
@@ -44,7 +45,7 @@ class Tracker(Protocol):
         """One record with damaged gapwatch headers."""
         ...
 
-    def caught_up(
+    def note_read_position(
         self, *, read_offset: int, high_watermark: int, observed_at: float
     ) -> Sequence[Event]:
         """The monitor has read everything below ``read_offset``; HW seen at ``observed_at``."""

@@ -17,7 +17,7 @@ V2 frontier   -- the partition's processed frontier is one past the highest offs
                  already processed by this run.
 V3 confirm    -- the application's consumer position observed at ``t`` plays the role of
                  the high watermark in the tracker's confirmation rule (R11):
-                 ``caught_up(read_offset=frontier, high_watermark=position,
+                 ``note_read_position(read_offset=frontier, high_watermark=position,
                  observed_at=t)``. A processed-gap is therefore confirmed only once its
                  grace has passed and the application has processed past everything it
                  had been handed a grace period after the gap opened; an application
@@ -38,7 +38,8 @@ from typing import Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
-from gapwatch.core.model import NO_EVENTS, Event, Gap
+from gapwatch.core.events import NO_EVENTS, Event
+from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import parse_stamp
 from gapwatch.errors import MalformedStampError, SnapshotError
@@ -192,7 +193,7 @@ class ProcessedLedger:
         if part.frontier is None:
             # V2: nothing marked and no commit: the application starts here.
             part.frontier = position
-        events = part.tracker.caught_up(
+        events = part.tracker.note_read_position(
             read_offset=part.frontier, high_watermark=position, observed_at=now
         )
         if events:

@@ -39,7 +39,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from gapwatch.core.model import Event, Gap, GapConfirmed
+from gapwatch.core.events import Event, GapConfirmed
+from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
 from gapwatch.monitor.checkpoint_codec import Checkpoint
 from gapwatch.monitor.checkpoints import PartitionKey

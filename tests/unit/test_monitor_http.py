@@ -10,7 +10,8 @@ import pytest
 from monitor_factories import make_gap
 from prometheus_client import CollectorRegistry, Counter
 
-from gapwatch.core.model import GapState, RecordsSkipped
+from gapwatch.core.events import RecordsSkipped
+from gapwatch.core.model import GapState
 from gapwatch.monitor.api_models import GapModel
 from gapwatch.monitor.gapstore import GapStore
 from gapwatch.monitor.http import create_app

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from gapwatch.core.config import TrackerConfig
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     DuplicateRecords,
     EpochStarted,
     Event,
@@ -35,11 +35,10 @@ from gapwatch.core.model import (
     GapRecovered,
     GapShrunk,
     GapSplit,
-    GapState,
     GapTold,
-    ProducerReport,
     SequenceReset,
 )
+from gapwatch.core.model import GapState, ProducerReport
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 
@@ -224,7 +223,7 @@ class Sim:
             self.events.extend(tracker.observe(offset, ts, Stamp(name, epoch, seq), self.now))
         self.read[p] = end
         self.events.extend(
-            tracker.caught_up(read_offset=end, high_watermark=hwm, observed_at=self.now)
+            tracker.note_read_position(read_offset=end, high_watermark=hwm, observed_at=self.now)
         )
         self.events.extend(tracker.tick(self.now))
 

@@ -13,31 +13,27 @@ from hypothesis import strategies as st
 from tracker_support import PARTITION, TOPIC, Feed
 
 from gapwatch.core.config import TrackerConfig
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     NO_EVENTS,
     DuplicateRecords,
     EpochStarted,
-    GapCause,
     GapConfirmed,
     GapHealed,
     GapOpened,
     GapRecovered,
     GapShrunk,
     GapSplit,
-    GapState,
     GapTold,
     GapUnknown,
-    ProducerReport,
     RecordsSkipped,
     RecordsTruncated,
     SequenceReset,
     StreamEvicted,
-    StreamKey,
     UnknownFate,
     ZombieEpoch,
-    gap_id,
 )
-from gapwatch.core.snapshot import shuffle_bytes, unshuffle_bytes
+from gapwatch.core.model import GapCause, GapState, ProducerReport, StreamKey, gap_id
+from gapwatch.core.ring import shuffle_bytes, unshuffle_bytes
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 from gapwatch.errors import SnapshotError, TrackerConfigError
@@ -285,13 +281,17 @@ class TestR11Confirmation:
         opened_at = feed.now
         t = feed.tracker
         # Caught up, but with a watermark observed before opened_at + grace.
-        assert t.caught_up(read_offset=2, high_watermark=2, observed_at=opened_at + 9) == ()
+        assert (
+            t.note_read_position(read_offset=2, high_watermark=2, observed_at=opened_at + 9) == ()
+        )
         assert t.tick(opened_at + 100) == ()  # grace long past, still no later watermark
         # A watermark observed after the grace, not yet read up to: still open.
-        assert t.caught_up(read_offset=2, high_watermark=7, observed_at=opened_at + 10) == ()
+        assert (
+            t.note_read_position(read_offset=2, high_watermark=7, observed_at=opened_at + 10) == ()
+        )
         assert t.counters.open_gaps == 1
         # The consumer reaches that watermark: now it is confirmed, count exact.
-        events = t.caught_up(read_offset=7, high_watermark=9, observed_at=opened_at + 101)
+        events = t.note_read_position(read_offset=7, high_watermark=9, observed_at=opened_at + 101)
         (confirmed,) = events
         assert isinstance(confirmed, GapConfirmed)
         assert confirmed.gap.count == 4
@@ -420,7 +420,7 @@ class TestR12ProducerReport:
         t.apply_producer_report(report, now)
         opened = t.observe(101, 1_000_200, Stamp("p", 1, 1504), now + 1)
         assert [type(e) for e in opened] == [GapOpened, GapOpened]
-        t.caught_up(read_offset=102, high_watermark=102, observed_at=now + 2)
+        t.note_read_position(read_offset=102, high_watermark=102, observed_at=now + 2)
         t.tick(now + 3)
         key = StreamKey("t", 0, "p", 1)
         assert [(g.state, g.first_seq, g.last_seq, g.producer_told, g.id) for g in t.gaps()] == [

@@ -86,7 +86,7 @@ class TrackerMachine(RuleBasedStateMachine):
             self.copies_read += is_copy
             self.observed += 1
         self.read = end
-        self.tracker.caught_up(read_offset=end, high_watermark=hwm, observed_at=self.now)
+        self.tracker.note_read_position(read_offset=end, high_watermark=hwm, observed_at=self.now)
         self.tracker.tick(self.now)
 
     @precondition(lambda self: self.read > 0 and self.read == len(self.log))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gapwatch.core.config import TrackerConfig
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 
@@ -43,7 +43,7 @@ class Feed:
     def settle(self, advance: float | None = None) -> Sequence[Event]:
         """Let the grace pass and report that the consumer caught up with the log end."""
         self.now += self.tracker.config.grace_period + 1 if advance is None else advance
-        events = self.tracker.caught_up(
+        events = self.tracker.note_read_position(
             read_offset=self.offset, high_watermark=self.offset, observed_at=self.now
         )
         self.events.extend(events)

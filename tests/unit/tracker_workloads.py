@@ -343,7 +343,9 @@ def apply_fact(tracker: PartitionTracker, fact: Fact, config: TrackerConfig) -> 
         return _events(tracker.tick(fact[1])), tracker
     if kind == "caught_up":
         _, read, hwm, observed = fact
-        events = tracker.caught_up(read_offset=read, high_watermark=hwm, observed_at=observed)
+        events = tracker.note_read_position(
+            read_offset=read, high_watermark=hwm, observed_at=observed
+        )
         return _events(events), tracker
     if kind == "report":
         _, name, epoch, topic, partition, assigned, acked, failed, final, now = fact
