@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from gapwatch.core.counters import TrackerCounters
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.stream import PendingReport, Stream
-from gapwatch.core.wire import MAX_U64
 
 # Bounds on what untrusted reports can make the tracker remember.
 MAX_PENDING_REPORTS = 16
@@ -196,24 +195,3 @@ def split_told(
     if cursor <= last:
         out.append((cursor, last, False))
     return out
-
-
-def is_well_formed(report: ProducerReport) -> bool:
-    """Whether ``report``'s fields have the types and ranges a report can have (it may
-    come from an adapter that parsed untrusted JSON: checked, not trusted)."""
-
-    def ok(v: object) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_U64
-
-    if not (isinstance(report.producer, str) and ok(report.epoch)):
-        return False
-    for value in (report.highest_assigned, report.highest_acked):
-        if value is not None and not ok(value):
-            return False
-    failed: object = report.failed
-    if not isinstance(failed, tuple):
-        return False
-    return all(
-        isinstance(r, tuple) and len(r) == 2 and ok(r[0]) and ok(r[1]) and r[0] <= r[1]
-        for r in failed
-    )

@@ -1,30 +1,38 @@
 """The sequence tracker of one partition: facts and ``now`` in, events out, no I/O.
 
-Decision rules, in the order they are tried (each is one named function, and one test in
-``tests/unit/test_tracker_rules.py`` named after it). "Stream" is one (producer, epoch) on
-this partition; ``high`` is the highest sequence seen on it. This module holds R1, R10,
-R15 and the order of R2-R10 (``_decide``); the other rules are functions of the tracker in
-modules of their own: R2-R4 ``epochs.py``, R5 ``jump_ahead.py``, R6-R7 ``late.py``, R8
-``reset.py``, R9 ``baseline.py``, R11 ``confirmation.py``, R12 ``reports.py``, R13
-``truncation.py`` and ``divergence.py``, R14 ``housekeeping.py``, R16 ``skip.py``.
+This module is the rule table: each rule below is one method of
+:class:`PartitionTracker` (named in brackets), and one test in
+``tests/unit/test_tracker_rules.py`` is named after it. The state the rules drive lives
+in objects that own it, and nothing else writes it: the streams
+(:class:`~gapwatch.core.streamtable.StreamTable` of
+:class:`~gapwatch.core.stream.Stream`), the gaps and gap counters
+(:class:`~gapwatch.core.gapbook.GapBook`), the truncation ring
+(:class:`~gapwatch.core.ring.Ring`), held producer reports
+(:class:`~gapwatch.core.report_ledger.ReportLedger`) and the read position against the
+high watermarks (:class:`~gapwatch.core.progress.ReadProgress`). "Stream" is one
+(producer, epoch) on this partition; ``high`` is the highest sequence seen on it.
 
 For every stamped record (:meth:`PartitionTracker.observe`):
 
-R1  in_order      -- same epoch and ``seq == high + 1``: advance. The hot path: no allocation.
+R1  in_order      -- same epoch and ``seq == high + 1``: advance. The hot path: no allocation
+                     (:meth:`~PartitionTracker.observe`, then ``_decide`` tries R2-R10).
 R2  first_sight   -- unknown producer: ``seq`` is the baseline, no gap (retention may have
                      deleted its earlier records; the monitor may have started late).
+                     [``_first_sight``]
 R3  new_epoch     -- a newer epoch of a tracked producer ends the old stream (kept, retired,
                      for its gaps and reports). Because the tracker witnessed the previous
                      epoch, a new epoch first seen at ``seq > 0`` opens a head gap ``0..seq-1``.
+                     [``_new_epoch``]
 R4  old_epoch     -- a record of an older epoch fills a gap of that retired epoch if it can,
-                     else it is flagged ``ZombieEpoch`` and changes nothing.
+                     else it is flagged ``ZombieEpoch`` and changes nothing. [``_old_epoch``]
 R5  jump_ahead    -- ``seq > high + 1``: open a gap ``high+1..seq-1`` at once, bounded by the
-                     records just before (``high``) and just after (this one).
+                     records just before (``high``) and just after (this one). [``_jump_ahead``]
 R6  late          -- ``seq`` inside an open gap: shrink, split (the right piece gets the id
                      of its own first sequence) or heal it. Counted ``late``, never lost.
+                     [``_late``, reached through ``_missing_arrived``]
 R7  recovered     -- ``seq`` inside a confirmed or truncated gap: counted ``recovered`` on
                      the gap; the loss count is not rewritten. A confirmed gap whose every
-                     record came back becomes ``recovered``.
+                     record came back becomes ``recovered``. [``_recovered``]
 R8  reset         -- ``seq == 0`` not inside a gap, with a record timestamp strictly newer
                      than the stream's newest record: the producer restarted the same epoch
                      (a new generation), one ``SequenceReset``. Tie-break: a Kafka retry
@@ -32,18 +40,21 @@ R8  reset         -- ``seq == 0`` not inside a gap, with a record timestamp stri
                      is never newer than records created after it and falls to R10. (If
                      the newest record has left the ring, the oldest timestamp in the ring
                      stands in for it: it is at least as new, up to producer clock skew.)
+                     [``_reset``]
 R9  before_base   -- ``seq`` below the baseline of a stream first seen mid-way, while R11
                      does not yet hold for its first sight: possibly a reordered record,
                      counted ``late``. Once R11 holds, no reordered record can still
                      arrive, so such a record is a duplicate (R10) and the baseline is
-                     forgotten.
+                     forgotten. [``_before_baseline``]
 R10 duplicate     -- anything else (``seq <= high``, already seen): counted, one event.
+                     [``_duplicate``]
 
 For the other facts:
 
 R11 confirmation  -- an open gap is confirmed lost, with its exact count, only when
                      ``now >= opened_at + grace`` and the consumer has read up to a high
-                     watermark observed at ``>= opened_at + grace`` (:meth:`caught_up`).
+                     watermark observed at ``>= opened_at + grace``
+                     (:meth:`note_read_position`). [``_confirm``; the rule: ``_is_settled``]
 R12 producer_report -- a report's claims mature under the same rule from the time it was
                      applied: acknowledged sequences above ``high`` become a confirmed tail
                      gap; for a final report, unacknowledged ones become ``UnknownFate`` and
@@ -51,6 +62,7 @@ R12 producer_report -- a report's claims mature under the same rule from the tim
                      gaps that cover them ``producer_told``, cutting a gap they cover only in
                      part (when it opens, or later: ``GapSplit`` with ``seq`` None) so that
                      every gap is entirely told or entirely silent.
+                     [``apply_producer_report``, ``_mature_reports``]
 R13 truncation    -- the log end moved below offsets already read (:meth:`log_truncated`),
                      or the log diverged from what was read (:meth:`find_divergence` on
                      records re-read after a leader change, then :meth:`log_diverged_at`):
@@ -58,16 +70,20 @@ R13 truncation    -- the log end moved below offsets already read (:meth:`log_tr
                      longer "seen", so a re-sent copy is recovered, not a duplicate) and
                      is rewound. Bound: ``ring_size`` records; offsets truncated below the
                      ring are ``unaccounted``, a divergence at the ring's oldest record is
-                     ``beyond_ring`` (depth unknown).
+                     ``beyond_ring`` (depth unknown). [``_truncate``]
 R14 eviction      -- streams idle for ``idle_eviction`` with no open gap are forgotten; at
                      ``max_streams`` the least recently seen are. Both counted and reported.
+                     [``_evict_idle``, ``_evict_for_cap``; what goes with a stream:
+                     ``_forget_stream``]
 R15 untrusted     -- unstamped and malformed records are counted, nothing else.
+                     [``observe_unstamped``, ``observe_malformed``]
 R16 skipped       -- retention deleted offsets before they were read
                      (:meth:`records_skipped`): each stream's next record that is not in
                      order is a new baseline (no gap; a restart if it goes back with a
                      newer timestamp; a duplicate if it goes back with an older one), and
                      gaps open at the skip become ``unknown``, not lost, when R11 holds
-                     (their records may have been deleted unread). See ``skip.py``.
+                     (their records may have been deleted unread).
+                     [``records_skipped``, ``_after_skip``]
 
 Public API (all methods are synchronous and cheap; none reads the clock)::
 
@@ -75,7 +91,7 @@ Public API (all methods are synchronous and cheap; none reads the clock)::
     t.observe(offset, timestamp_ms, stamp, now) -> Sequence[Event]   # per stamped record
     t.observe_fields(offset, timestamp_ms, producer, epoch, seq, now)  # same, unpacked
     t.observe_unstamped(); t.observe_malformed(reason)               # R15
-    t.caught_up(read_offset=, high_watermark=, observed_at=) -> Sequence[Event]
+    t.note_read_position(read_offset=, high_watermark=, observed_at=) -> Sequence[Event]
     t.tick(now) -> Sequence[Event]                   # confirmations, reports, eviction
     t.apply_producer_report(report, now) -> Sequence[Event]
     t.log_truncated(new_end_offset, now) -> Sequence[Event]
@@ -116,11 +132,11 @@ from gapwatch.core.events import (
 from gapwatch.core.gapbook import GapBook
 from gapwatch.core.model import Gap, GapCause, GapState, ProducerReport, StreamInfo, StreamKey
 from gapwatch.core.progress import ReadProgress
+from gapwatch.core.report_codec import ReportDecodeError, validate_report
 from gapwatch.core.report_ledger import (
     OrphanClaim,
     ReportLedger,
     StreamClaim,
-    is_well_formed,
     split_told,
 )
 from gapwatch.core.ring import Ring
@@ -500,11 +516,12 @@ class PartitionTracker:
     def apply_producer_report(self, report: ProducerReport, now: float) -> Sequence[Event]:
         """Take a producer's report (R12); its claims mature in :meth:`tick`. Counted
         ``reports_unmatched`` if it is not about this partition."""
-        if (
-            report.topic != self.topic
-            or report.partition != self.partition
-            or not is_well_formed(report)
-        ):
+        if report.topic != self.topic or report.partition != self.partition:
+            self._counters.reports_unmatched += 1
+            return NO_EVENTS
+        try:
+            validate_report(report)
+        except ReportDecodeError:
             self._counters.reports_unmatched += 1
             return NO_EVENTS
         st = self._current.get(report.producer)
@@ -869,6 +886,10 @@ class PartitionTracker:
     def records_skipped(self, first_offset: int, last_offset: int, now: float) -> Sequence[Event]:
         """Retention deleted ``first_offset..last_offset`` before they were read (R16).
 
+        Every current stream is marked (see :meth:`_after_skip`), and every gap open now
+        may have had its late records among the deleted offsets: it still heals or shrinks
+        with records that do arrive, but when R11 holds it ends ``unknown`` (counted
+        ``gaps_unknown``, not ``missing``). Gaps confirmed before the skip stay confirmed.
         Returns the ``RecordsSkipped`` event.
         """
         if last_offset < first_offset:
@@ -881,8 +902,25 @@ class PartitionTracker:
     def _after_skip(
         self, i: int, st: Stream, seq: int, offset: int, ts: int, now: float
     ) -> Sequence[Event] | None:
-        """R16 cases a-d for the next record of a stream marked by a skip (see the module
-        docstring); ``None``: R5-R10 decide as usual."""
+        """R16: the next record of a stream marked by a skip; ``None``: R5-R10 decide.
+
+        Nobody can tell what the deleted offsets held, so what the tracker expected next
+        of the stream no longer holds. A record simply in order ends the mark (nothing
+        of the stream was deleted; R1 took it). Otherwise the record is:
+
+        a. inside one of the stream's missing ranges: R6/R7 as usual (the mark stays);
+        b. ahead of ``high + 1``: a new baseline, no gap (as first sight, R2; earlier
+           sequences arriving afterwards are ``late`` under R9 until R11 holds for it);
+        c. at or below ``high`` with a record timestamp strictly newer than the stream's
+           newest record: the producer restarted among the deleted records (R8's
+           tie-break, for any sequence): a new generation with this baseline;
+        d. otherwise R8-R10 as usual (a retried copy keeps its original timestamp: a
+           duplicate), and the mark stays.
+
+        While a stream is still marked, a new epoch of it is not a witnessed restart (no
+        head gap, R3), and acknowledged sequences a report claims above ``high`` are
+        ``UnknownFate`` rather than a tail gap (R12): they may have been deleted unread.
+        """
         mark = st.skip_mark
         assert mark is not None
         st.skip_mark = None

@@ -26,13 +26,13 @@ from aiokafka.errors import KafkaError
 
 from gapwatch.core.events import Event
 from gapwatch.core.model import ProducerReport, StreamKey
+from gapwatch.core.report_codec import ReportDecodeError, decode_report
 from gapwatch.monitor.consumer import MonitorConsumer
 from gapwatch.monitor.fanout import EventFanout
 from gapwatch.monitor.metrics import MonitorHealth
 from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
 from gapwatch.monitor.topics import TopicSetupError, ensure_topic
 from gapwatch.producer.config import ReportConfig
-from gapwatch.producer.report_codec import ReportDecodeError, decode_report
 
 log = logging.getLogger(__name__)
 

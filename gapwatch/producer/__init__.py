@@ -2,7 +2,9 @@
 
 * :class:`StampedProducer`: a drop-in ``aiokafka.AIOKafkaProducer`` that stamps records.
 * :class:`Stamper`: stamps and bookkeeping for other clients (confluent-kafka, ...).
-* :func:`encode_report` / :func:`decode_report`: the producer-report wire format.
+
+The producer-report wire format (``encode_report``, ``decode_report``) is shared with the
+monitor and lives in :mod:`gapwatch.core.report_codec`.
 """
 
 from gapwatch.producer.bookkeeping import DeliveryBook, StreamBook
@@ -16,24 +18,15 @@ from gapwatch.producer.identity import default_producer_id, new_epoch
 from gapwatch.producer.metrics import ProducerCollector, ReportStats, collector_for
 from gapwatch.producer.partitioning import murmur2_partition
 from gapwatch.producer.ranges import SeqRanges
-from gapwatch.producer.report_codec import (
-    REPORT_FORMAT_VERSION,
-    ReportDecodeError,
-    decode_report,
-    encode_report,
-    encode_report_key,
-)
 from gapwatch.producer.stamped import StampedProducer
 from gapwatch.producer.stamper import Stamper
 
 __all__ = [
     "DEFAULT_REPORT_TOPIC",
-    "REPORT_FORMAT_VERSION",
     "DeliveryBook",
     "ProducerCollector",
     "ProducerConfigError",
     "ReportConfig",
-    "ReportDecodeError",
     "ReportStats",
     "SeqRanges",
     "StampedProducer",
@@ -41,10 +34,7 @@ __all__ = [
     "Stamper",
     "StreamBook",
     "collector_for",
-    "decode_report",
     "default_producer_id",
-    "encode_report",
-    "encode_report_key",
     "murmur2_partition",
     "new_epoch",
 ]

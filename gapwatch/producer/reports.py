@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gapwatch.core.model import ProducerReport
+from gapwatch.core.report_codec import encode_report, encode_report_key
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import ReportConfig
 from gapwatch.producer.metrics import ReportStats
-from gapwatch.producer.report_codec import encode_report, encode_report_key
 
 log = logging.getLogger(__name__)
 

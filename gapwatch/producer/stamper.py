@@ -19,6 +19,7 @@ from typing import Final
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
+from gapwatch.core.report_codec import encode_report, encode_report_key
 from gapwatch.core.wire import (
     HEADER_EPOCH,
     HEADER_PRODUCER,
@@ -31,7 +32,6 @@ from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import DEFAULT_REPORT_TOPIC, ProducerConfigError
 from gapwatch.producer.identity import default_producer_id, new_epoch
 from gapwatch.producer.metrics import collector_for
-from gapwatch.producer.report_codec import encode_report, encode_report_key
 
 _STAMP_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gapwatch.core.model import ProducerReport
+from gapwatch.core.report_codec import decode_report
 from gapwatch.core.wire import parse_stamp
-from gapwatch.producer import decode_report
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from monitor_support import (
 )
 
 from gapwatch.core.model import ProducerReport
+from gapwatch.core.report_codec import encode_report, encode_report_key
 from gapwatch.monitor.config import MonitorConfig
-from gapwatch.producer.report_codec import encode_report, encode_report_key
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
 

@@ -10,8 +10,9 @@ import pytest
 from confluent_kafka import Producer
 from producer_support import read_all, read_stamped, seqs_by_partition
 
+from gapwatch.core.report_codec import decode_report
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
-from gapwatch.producer import Stamper, decode_report, murmur2_partition
+from gapwatch.producer import Stamper, murmur2_partition
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
 

@@ -142,7 +142,7 @@ class TestStamper:
 
     def test_report_records_decode(self) -> None:
         """report_records gives (key, value) pairs ready for the control topic."""
-        from gapwatch.producer import decode_report
+        from gapwatch.core.report_codec import decode_report
 
         stamper = Stamper(producer_id="svc", epoch=1, registry=None)
         stamper.stamp("t", 0)

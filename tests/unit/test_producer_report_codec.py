@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gapwatch.core.model import ProducerReport
-from gapwatch.errors import GapwatchError
-from gapwatch.producer.report_codec import (
+from gapwatch.core.report_codec import (
     ReportDecodeError,
     decode_report,
     encode_report,
     encode_report_key,
 )
+from gapwatch.errors import GapwatchError
 
 REPORT = ProducerReport(
     producer="svc-a/42",

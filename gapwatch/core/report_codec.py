@@ -19,17 +19,23 @@ Decoding is for untrusted bytes: whatever they hold, :func:`decode_report` retur
 :class:`~gapwatch.core.model.ProducerReport` or raises :class:`ReportDecodeError`, never
 anything else. Unknown fields are ignored (forward compatible within version 1); failed
 ranges are normalised (sorted, merged) rather than rejected.
+
+What makes a :class:`~gapwatch.core.model.ProducerReport` well-formed whatever built it
+(this decoder, or an adapter that parsed JSON of its own) is checked in one place,
+:func:`validate_report`, which the decoder and the tracker (rule R12) both apply. The
+decoder adds what only the wire contract says (a version, bounded sizes, nothing acked or
+failed above the highest assigned sequence).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Final
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import MAX_U64, validate_producer_id
 from gapwatch.errors import GapwatchError, MalformedStampError
-from gapwatch.producer.ranges import SeqRanges
 
 REPORT_FORMAT_VERSION: Final = 1
 KEY_TAG: Final = "gapwatch-report"
@@ -42,7 +48,7 @@ MAX_PARTITION: Final = 2**31 - 1
 
 
 class ReportDecodeError(GapwatchError):
-    """A producer report record could not be decoded; ``reason`` says why."""
+    """A producer report could not be decoded, or is not well-formed; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -84,39 +90,72 @@ def encode_report_key(report: ProducerReport) -> bytes:
     return json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _u64(body: dict[str, Any], name: str, *, nullable: bool = False) -> int | None:
+def validate_report(report: ProducerReport) -> None:
+    """Raise :class:`ReportDecodeError` unless every field of ``report`` has a type and
+    range a report can have: a text producer, unsigned 64-bit epoch and sequences (or
+    ``None``), and failed ranges as ``(first, last)`` tuples with ``first <= last``."""
+    if not isinstance(report.producer, str):
+        raise ReportDecodeError("bad producer: not text")
+    if not _is_u64(report.epoch):
+        raise ReportDecodeError("epoch is not an unsigned 64-bit integer")
+    for name, value in (("assigned", report.highest_assigned), ("acked", report.highest_acked)):
+        if value is not None and not _is_u64(value):
+            raise ReportDecodeError(f"{name} is not an unsigned 64-bit integer")
+    failed: object = report.failed  # an adapter may have built it from JSON: check it
+    if not isinstance(failed, tuple):
+        raise ReportDecodeError("failed is not a tuple")
+    for r in failed:
+        if not (isinstance(r, tuple) and len(r) == 2 and _is_u64(r[0]) and _is_u64(r[1])):
+            raise ReportDecodeError("failed holds an invalid range")
+        if r[0] > r[1]:
+            raise ReportDecodeError("failed holds an invalid range")
+
+
+def _is_u64(value: object) -> bool:
+    # bool is an int subclass in Python; true/false is not a sequence number.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
+
+
+def _int_field(body: dict[str, Any], name: str, *, nullable: bool = False) -> int | None:
     value = body.get(name)
     if value is None:
         if nullable:
             return None
         raise ReportDecodeError(f"missing {name}")
-    # bool is an int subclass in Python; true/false is not a sequence number.
-    if type(value) is not int or not 0 <= value <= MAX_U64:
+    if type(value) is not int:
         raise ReportDecodeError(f"{name} is not an unsigned 64-bit integer")
     return value
 
 
-def _failed_ranges(raw: object, assigned: int | None) -> tuple[tuple[int, int], ...]:
+def _failed_ranges(raw: object) -> tuple[tuple[int, int], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise ReportDecodeError("failed is not a list")
     if len(raw) > MAX_FAILED_RANGES:
         raise ReportDecodeError("failed has too many ranges")
-    ranges = SeqRanges()
+    ranges = []
     for item in raw:
         if (
             not isinstance(item, list)
             or len(item) != 2
             or type(item[0]) is not int
             or type(item[1]) is not int
-            or not 0 <= item[0] <= item[1] <= MAX_U64
         ):
             raise ReportDecodeError("failed holds an invalid range")
-        if assigned is None or item[1] > assigned:
-            raise ReportDecodeError("failed range above the highest assigned sequence")
-        ranges.add_range(item[0], item[1])
-    return ranges.as_tuples()
+        ranges.append((item[0], item[1]))
+    return tuple(ranges)
+
+
+def _merged(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    # Sorted, with overlapping and adjacent ranges joined.
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return tuple(out)
 
 
 def decode_report(value: bytes | bytearray | memoryview | None) -> ProducerReport:
@@ -157,19 +196,22 @@ def decode_report(value: bytes | bytearray | memoryview | None) -> ProducerRepor
     if type(final) is not bool:
         raise ReportDecodeError("final is not a boolean")
 
-    epoch = _u64(body, "epoch")
+    epoch = _int_field(body, "epoch")
     assert epoch is not None
-    assigned = _u64(body, "assigned", nullable=True)
-    acked = _u64(body, "acked", nullable=True)
-    if acked is not None and (assigned is None or acked > assigned):
-        raise ReportDecodeError("acked is above the highest assigned sequence")
-    return ProducerReport(
+    report = ProducerReport(
         producer=producer,
         epoch=epoch,
         topic=topic,
         partition=partition,
-        highest_assigned=assigned,
-        highest_acked=acked,
-        failed=_failed_ranges(body.get("failed"), assigned),
+        highest_assigned=_int_field(body, "assigned", nullable=True),
+        highest_acked=_int_field(body, "acked", nullable=True),
+        failed=_failed_ranges(body.get("failed")),
         final=final,
     )
+    validate_report(report)
+    assigned, acked = report.highest_assigned, report.highest_acked
+    if acked is not None and (assigned is None or acked > assigned):
+        raise ReportDecodeError("acked is above the highest assigned sequence")
+    if any(assigned is None or last > assigned for _, last in report.failed):
+        raise ReportDecodeError("failed range above the highest assigned sequence")
+    return replace(report, failed=_merged(report.failed))
