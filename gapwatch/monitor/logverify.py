@@ -4,7 +4,8 @@ An unclean election makes an out-of-sync replica the leader: records the monitor
 read may be gone, and producers may already have appended new records at those offsets,
 so the log end alone (even when it is above the read position) does not tell where the
 logs parted. Replicas agree on a prefix, so the first offset whose record differs from
-what the tracker read is the divergence point (rules in :mod:`gapwatch.core.divergence`).
+what the tracker read is the divergence point (the rule is
+:meth:`gapwatch.core.ring.Ring.find_divergence`).
 How much is re-read:
 
 1. **Probe.** The newest record the ring holds below ``checked_position`` (the read
