@@ -3,20 +3,20 @@
 
 Everything that affects a future decision is kept: every stream (current, retired epochs,
 and streams only the ring still names) with its high sequence and record, the baselines
-of streams first seen mid-way,
-missing ranges, reset generation, pending producer reports and failed ranges; active
-gaps and the closed history; the confirmation facts (caught-up time, pending
-watermarks); reports waiting for their stream (and failed ranges of ones that matured
-without it); the counters; the R16 skip marks and
-doubtful gap ids (version 3); and the ring entries as four
-packed arrays (offsets and timestamps int64, sequences uint64, stream indexes int32):
-packing and unpacking run in C, so a full ring costs a few milliseconds, not a Python
-loop per entry. Since version 4 each array is byte-shuffled before compression (all first
-bytes of its values, then all second bytes, ...): offsets and timestamps climb steadily,
-so their upper bytes become long runs, and a full ring deflates to ~4 KB instead of
-~60 KB, in less than half the time. Restoring into a config with a
-smaller ``ring_size`` keeps the newest entries. Not kept: the time of the next idle
-sweep (the first ``tick`` after a restore sweeps).
+of streams first seen mid-way (body key ``young``), missing ranges, reset generation,
+pending producer reports and failed ranges; active gaps and the closed history; the
+confirmation facts (caught-up time, pending watermarks); reports waiting for their stream
+(and failed ranges of ones that matured without it); the counters; the R16 skip marks
+(``rebase``) and the ids of gaps open at a skip (``doubtful``, both since version 3; the
+body keys keep their first names so that written checkpoints still read); and the ring
+entries as four packed arrays (offsets and timestamps int64, sequences uint64, stream
+indexes int32), packed by :meth:`~gapwatch.core.ring.Ring.pack`: packing and unpacking run
+in C, so a full ring costs a few milliseconds, not a Python loop per entry. Since version
+4 each array is byte-shuffled before compression (all first bytes of its values, then all
+second bytes, ...): offsets and timestamps climb steadily, so their upper bytes become
+long runs, and a full ring deflates to ~4 KB instead of ~60 KB, in less than half the
+time. Restoring into a config with a smaller ``ring_size`` keeps the newest entries. Not
+kept: the time of the next idle sweep (the first ``tick`` after a restore sweeps).
 
 :func:`decode` validates every field and raises :class:`~gapwatch.errors.SnapshotError`,
 and nothing else, for anything it cannot trust. Format changes bump :data:`VERSION`;

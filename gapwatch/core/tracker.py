@@ -986,10 +986,6 @@ class PartitionTracker:
             )
         return out
 
-    def ring_start(self) -> int:
-        """Index of the oldest valid ring entry (entries ``ring_start()..n-1`` are valid)."""
-        return self._ring.start()
-
     def _key(self, producer: str, epoch: int) -> StreamKey:
         return StreamKey(self.topic, self.partition, producer, epoch)
 
