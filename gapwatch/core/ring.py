@@ -27,8 +27,9 @@ from gapwatch.core.wire import Stamp
 
 class Ring:
     """Preallocated parallel columns of the last ``size`` records read (``size`` a power
-    of two). ``n`` counts ring writes (a truncation rewinds it); entries
-    ``start()..n-1`` are valid; ``records_base + n`` is the number of records read."""
+    of two). ``n`` counts ring writes (a truncation rewinds it, moving the rewound count
+    to ``records_base``); entries ``start()..n-1`` are valid; ``records_base + n`` is the
+    number of records read."""
 
     __slots__ = ("floor", "mask", "n", "offsets", "records_base", "seqs", "streams", "ts")
 
@@ -55,7 +56,7 @@ class Ring:
         return max(self.floor, self.n - self.mask - 1)
 
     def records(self) -> int:
-        """How many stamped records were read (truncated ones no longer count)."""
+        """How many stamped records were read (a rewind does not take any back)."""
         return self.n + self.records_base
 
     def attribute(self, index: int, stream: Stream | None) -> None:
