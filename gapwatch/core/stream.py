@@ -102,10 +102,6 @@ class Stream:
         mark = self.skip_mark
         return mark is not None and self.high_offset <= mark
 
-    def has_pending_reports(self) -> bool:
-        """Whether a producer report's claim on this stream waits for R11."""
-        return self.aux is not None and bool(self.aux.reports)
-
     @property
     def generation(self) -> int:
         """How many sequence resets this stream has been through."""
