@@ -47,10 +47,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gapwatch.alerting.alertkinds import (
-    DUPLICATE_BURST,
-    GAP_CONFIRMED,
-    GAP_TRUNCATED,
-    GAPS_OVERFLOW,
     Alert,
     burst_alert,
     gap_alert,
@@ -68,18 +64,6 @@ from gapwatch.core.model import (
     GapTold,
     RecordsTruncated,
 )
-
-# AlertBook is defined here; the others now live in alertkinds and alertpolicy and are
-# re-exported so that code importing them from this module keeps working.
-__all__ = [
-    "DUPLICATE_BURST",
-    "GAPS_OVERFLOW",
-    "GAP_CONFIRMED",
-    "GAP_TRUNCATED",
-    "Alert",
-    "AlertBook",
-    "AlertPolicy",
-]
 
 _LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from gapwatch.alerting.changes import GapChange, changes_from_events
 from gapwatch.core.model import Event, Gap, GapState, RecordsSkipped
-from gapwatch.monitor.gapstore import GapPage, GapQuery, GapStore
+from gapwatch.gaps.store import GapPage, GapQuery, GapStore
 
 
 class FleetStore:

@@ -41,9 +41,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import Event, Gap, GapConfirmed
 from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint
-from gapwatch.monitor.checkpoints import PartitionKey
-from gapwatch.monitor.fanout import EventFanout, EventSubscriber
+from gapwatch.gaps.fanout import EventFanout, EventSubscriber
+from gapwatch.kafka.checkpoints import Checkpoint, PartitionKey
 from gapwatch.verifier.config import VerifierConfig
 from gapwatch.verifier.ledger import Headers, ProcessedLedger, ProcessedRecord, VerifiedPartition
 from gapwatch.verifier.metrics import VerifierCollector, VerifierHealth

@@ -28,7 +28,7 @@ from gapwatch.core.model import (
     RecordsSkipped,
     StreamKey,
 )
-from gapwatch.monitor.gapstore import GapQuery
+from gapwatch.gaps.store import GapQuery
 
 T0 = 1_700_000_000.0
 

@@ -8,7 +8,7 @@ import json
 from monitor_factories import make_gap
 
 from gapwatch.core.model import GapState
-from gapwatch.monitor.gapjson import GapEncoder, encode_json, owned_json
+from gapwatch.gaps.encoding import GapEncoder, encode_json, owned_json
 
 
 def test_page_is_the_json_of_the_owned_gaps() -> None:

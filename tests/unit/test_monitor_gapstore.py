@@ -16,7 +16,7 @@ from gapwatch.core.model import (
     GapTold,
     RecordsSkipped,
 )
-from gapwatch.monitor.gapstore import BadCursorError, GapQuery, GapStore
+from gapwatch.gaps.store import BadCursorError, GapQuery, GapStore
 
 
 def store(**kwargs: float) -> GapStore:

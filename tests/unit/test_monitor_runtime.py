@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from gapwatch.monitor.runtime import GC_GEN0_THRESHOLD, tune_gc
+from gapwatch.monitor.app import GC_GEN0_THRESHOLD, tune_gc
 
 
 def test_tune_gc_freezes_start_up_objects_and_raises_the_young_threshold() -> None:

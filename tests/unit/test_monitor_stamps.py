@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gapwatch.core.stamps import MAX_CACHED, StampReader
 from gapwatch.core.wire import Stamp, encode_stamp, parse_stamp
 from gapwatch.errors import MalformedStampError
-from gapwatch.monitor.stamps import MAX_CACHED, StampReader
 
 NAMES = st.sampled_from(["gapwatch-producer", "gapwatch-epoch", "gapwatch-seq", "other", ""])
 VALUES = st.one_of(

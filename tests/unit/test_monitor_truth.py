@@ -1,10 +1,10 @@
-"""Comparing a load generator's truth with a monitor's gaps (gapwatch.monitor.truth)."""
+"""Comparing a load generator's truth with a monitor's gaps (gapwatch.commands.agreement)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gapwatch.monitor.truth import compare, expected_from
+from gapwatch.commands.agreement import compare, expected_from
 
 
 def stream(partition: int, producer: str, last_seq: int, **faults: list[int]) -> dict[str, Any]:

@@ -4,10 +4,10 @@
 monitor, the Prometheus registry, the optional token); it owns no state of its own, so
 tests drive it with httpx's ASGI transport and a real :class:`GapStore`.
 
-``/metrics`` is rendered by :class:`~gapwatch.monitor.scrape.MetricsPage`: gapwatch's own
-families with a lean renderer in small pieces on the loop, the rest of the registry with
-``generate_latest`` in a worker thread, so a scrape of thousands of series does not hold
-the event loop that also runs the consumer. With a token configured, ``/gaps``,
+``/metrics`` is rendered by :class:`~gapwatch.monitor.metrics.exposition.MetricsPage`:
+gapwatch's own families with a lean renderer in small pieces on the loop, the rest of the
+registry with ``generate_latest`` in a worker thread, so a scrape of thousands of series
+does not hold the event loop that also runs the consumer. With a token configured, ``/gaps``,
 ``/skipped`` and ``/streams`` require ``Authorization: Bearer <token>``; ``/metrics``,
 ``/healthz`` and ``/readyz`` stay open so Prometheus and orchestrators need no secret
 (they reveal counts, not gap details).
@@ -23,7 +23,7 @@ the owning instance on each item; ``?scope=local`` answers from this instance's 
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -32,7 +32,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
-from gapwatch import __version__
 from gapwatch.alerting.changes import GapChange, skipped_json
 from gapwatch.alerting.eventhub import (
     KEEPALIVE,
@@ -43,18 +42,20 @@ from gapwatch.alerting.eventhub import (
 )
 from gapwatch.alerting.fleet import FleetStore
 from gapwatch.core.model import GapState
-from gapwatch.monitor.api_models import (
+from gapwatch.gaps.encoding import GapEncoder, owned_json
+from gapwatch.gaps.store import BadCursorError, GapQuery, GapStore
+from gapwatch.monitor.api.models import (
     GapPageModel,
     OwnedGapModel,
     SkippedPageModel,
     StatusModel,
     StreamsModel,
 )
-from gapwatch.monitor.exposition import CONTENT_TYPE
-from gapwatch.monitor.gapjson import GapEncoder, owned_json
-from gapwatch.monitor.gapstore import BadCursorError, GapQuery, GapStore
-from gapwatch.monitor.metrics import MonitorCollector
-from gapwatch.monitor.scrape import MetricsPage
+from gapwatch.monitor.ingest.consumer import MonitorConsumer
+from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.metrics.exposition import CONTENT_TYPE, MetricsPage
+from gapwatch.monitor.state.partitions import OwnedPartitions
+from gapwatch.version import __version__
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 100
@@ -317,3 +318,48 @@ def create_app(
         return JSONResponse(body, status_code=200 if is_ready else 503)
 
     return app
+
+
+class MonitorStatus:
+    """Streams, readiness and health of one running monitor."""
+
+    def __init__(
+        self,
+        *,
+        instance: str,
+        group_id: str,
+        partitions: OwnedPartitions,
+        consumer: MonitorConsumer,
+        consumer_task: Callable[[], asyncio.Task[None] | None],
+    ) -> None:
+        self._instance = instance
+        self._group_id = group_id
+        self._partitions = partitions
+        self._consumer = consumer
+        # A callable: the consumer task exists only once the monitor has started.
+        self._consumer_task = consumer_task
+
+    def streams_json(self) -> dict[str, Any]:
+        """This instance, its group and a summary of every partition it owns."""
+        return {
+            "instance": self._instance,
+            "group_id": self._group_id,
+            "partitions": [state.summary_json() for state in self._partitions],
+        }
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the group assigned partitions and none is still being restored."""
+        consumer = self._consumer
+        if not consumer.is_assigned_once:
+            return False, "waiting for the group to assign partitions"
+        if consumer.restoring:
+            names = ", ".join(f"{t}/{p}" for t, p in sorted(consumer.restoring))
+            return False, f"restoring {names}"
+        return True, f"{len(self._partitions)} partitions"
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while the consumer loop has not ended."""
+        task = self._consumer_task()
+        if task is not None and task.done():
+            return False, "the consumer loop has stopped"
+        return True, ""

@@ -17,7 +17,7 @@ Design (``docs/monitor.md`` has the full story):
    in the gap log before the offsets move past it.
 4. Kafka's own commit metadata is limited to 4 KiB by default, too small for a snapshot
    that carries the truncation ring; that is why the snapshot lives in a topic.
-5. Size: values up to ``max_bytes`` (:data:`~gapwatch.monitor.topics.CHECKPOINT_MAX_BYTES`)
+5. Size: values up to ``max_bytes`` (:data:`~gapwatch.kafka.topics.CHECKPOINT_MAX_BYTES`)
    are written (deflated by the snapshot already, so not compressed again) to a topic
    created with a matching ``max.message.bytes``. A larger value, or one the broker
    refuses as too large (a checkpoint topic created earlier with a smaller limit), is left
@@ -28,24 +28,88 @@ Design (``docs/monitor.md`` has the full story):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import MessageSizeTooLargeError
 
-from gapwatch.monitor.checkpoint_codec import (
-    Checkpoint,
-    CheckpointDecodeError,
-    Pointer,
-    decode_pointer,
-    decode_value,
-    encode_key,
-    encode_value,
-)
-from gapwatch.monitor.topics import CHECKPOINT_BATCH_OVERHEAD, CHECKPOINT_MAX_BYTES
+from gapwatch.errors import GapwatchError
+from gapwatch.kafka.topics import CHECKPOINT_BATCH_OVERHEAD, CHECKPOINT_MAX_BYTES
+
+MAGIC: Final = b"GWC1"
+_HEADER: Final = struct.Struct(">qd")
+KEY_TAG: Final = "gapwatch-checkpoint"
+
+
+class CheckpointDecodeError(GapwatchError):
+    """A checkpoint record or commit pointer that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A tracker snapshot and the offset it belongs to."""
+
+    offset: int
+    written_at: float
+    snapshot: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    """Where a checkpoint record sits on the checkpoint topic."""
+
+    partition: int
+    offset: int
+
+
+def encode_key(group_id: str, topic: str, partition: int) -> bytes:
+    """The record key: one per (group, topic, partition), so compaction keeps the latest."""
+    return json.dumps([KEY_TAG, 1, group_id, topic, partition], separators=(",", ":")).encode()
+
+
+def encode_value(checkpoint: Checkpoint) -> bytes:
+    """The record value."""
+    return MAGIC + _HEADER.pack(checkpoint.offset, checkpoint.written_at) + checkpoint.snapshot
+
+
+def decode_value(value: bytes | None) -> Checkpoint:
+    """The checkpoint in a record value; raises :class:`CheckpointDecodeError`."""
+    if value is None or len(value) < len(MAGIC) + _HEADER.size or not value.startswith(MAGIC):
+        raise CheckpointDecodeError("not a version 1 gapwatch checkpoint")
+    offset, written_at = _HEADER.unpack_from(value, len(MAGIC))
+    if offset < 0:
+        raise CheckpointDecodeError("negative offset")
+    return Checkpoint(offset, written_at, bytes(value[len(MAGIC) + _HEADER.size :]))
+
+
+def encode_pointer(pointer: Pointer) -> str:
+    """Commit metadata pointing at a checkpoint record (well below Kafka's 4 KiB limit)."""
+    return json.dumps({"v": 1, "p": pointer.partition, "o": pointer.offset}, separators=(",", ":"))
+
+
+def decode_pointer(metadata: str | None) -> Pointer | None:
+    """The pointer in commit metadata; ``None`` if the commit carries none (not ours)."""
+    if not metadata:
+        return None
+    try:
+        body = json.loads(metadata)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("v") != 1:
+        return None
+    partition, offset = body.get("p"), body.get("o")
+    if not isinstance(partition, int) or not isinstance(offset, int):
+        return None
+    if partition < 0 or offset < 0:
+        return None
+    return Pointer(partition, offset)
+
 
 log = logging.getLogger(__name__)
 

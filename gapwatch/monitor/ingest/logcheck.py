@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from gapwatch.core.model import Event
 from gapwatch.core.wire import Stamp, parse_stamp
 from gapwatch.errors import MalformedStampError
-from gapwatch.monitor.partitions import PartitionState
+from gapwatch.kafka.aiokafka_consumer import partition_leader
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +152,96 @@ async def find_divergence(
         ", possibly more than the truncation ring holds" if beyond_ring else "",
     )
     return events, offset
+
+
+log = logging.getLogger(__name__)
+
+ADMIN_TIMEOUT = 30.0
+
+
+async def recover_out_of_range(
+    consumer: AIOKafkaConsumer,
+    reader: LogReader,
+    partitions: OwnedPartitions,
+    exc: OffsetOutOfRangeError,
+    now: float,
+) -> list[Event]:
+    """Rules 1 and 2 for every partition of an out-of-range fetch; seeks each one."""
+    fetch_offsets: dict[TopicPartition, int] = exc.args[0] if exc.args else {}
+    events: list[Event] = []
+    for tp, fetch_offset in fetch_offsets.items():
+        state = partitions.get(tp.topic, tp.partition)
+        if state is None:
+            continue
+        async with asyncio.timeout(ADMIN_TIMEOUT):
+            start = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+        if fetch_offset < start:
+            events.extend(state.tracker.records_skipped(fetch_offset, start - 1, now))
+            log.warning("%s: offsets %d..%d deleted before read", tp, fetch_offset, start - 1)
+            consumer.seek(tp, start)
+            state.note_deleted_unread(start - fetch_offset, resume_at=start)
+        elif fetch_offset > end:
+            state.seek(fetch_offset)
+            found, resume = await find_divergence(
+                reader, state, log_start=start, log_end=end, now=now
+            )
+            events.extend(found)
+            resume = end if resume is None else resume
+            log.error(
+                "%s: log truncated from %d to %d (leader %s), resuming at %d: an "
+                "out-of-sync replica became leader (an unclean leader election)",
+                tp,
+                fetch_offset,
+                end,
+                state.leader,
+                resume,
+            )
+            consumer.seek(tp, resume)
+            state.note_truncated(resume_at=resume)
+        else:
+            consumer.seek(tp, fetch_offset)
+    return events
+
+
+async def check_leaders(
+    consumer: AIOKafkaConsumer,
+    reader: LogReader,
+    partitions: OwnedPartitions,
+    clock: Callable[[], float],
+) -> list[Event]:
+    """Rule 3: note leader changes and verify the log behind each one."""
+    changed: list[PartitionState] = []
+    for state in partitions:
+        leader = partition_leader(consumer, TopicPartition(state.topic, state.partition))
+        if leader is None or leader < 0:
+            continue
+        if state.leader is not None and leader != state.leader:
+            log.warning(
+                "%s/%d: leader changed from broker %d to %d; verifying the log",
+                state.topic,
+                state.partition,
+                state.leader,
+                leader,
+            )
+        if state.note_leader(leader):
+            changed.append(state)
+    if not changed:
+        return []
+    tps = [TopicPartition(s.topic, s.partition) for s in changed]
+    events: list[Event] = []
+    try:
+        async with asyncio.timeout(ADMIN_TIMEOUT):
+            starts = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+        for state, tp in zip(changed, tps, strict=True):
+            found, resume = await find_divergence(
+                reader, state, log_start=starts[tp], log_end=ends[tp], now=clock()
+            )
+            events.extend(found)
+            if resume is not None:
+                consumer.seek(tp, resume)
+            state.note_verified(resume_at=resume)
+    except (KafkaError, TimeoutError):
+        log.warning("log check after a leader change failed; retrying at the next check")
+    return events

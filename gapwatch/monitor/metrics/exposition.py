@@ -17,69 +17,21 @@ The output is what ``prometheus_client.generate_latest`` writes for the same fam
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gapwatch.gaps.metrics import Family, HistogramFamily, LabelValues, ScalarFamily
+from gapwatch.monitor.metrics.collector import MonitorCollector, rendered_separately
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-
-ScalarKind = Literal["counter", "gauge"]
-LabelValues = tuple[str, ...]
 
 # Beyond this many lines a family is split into several chunks, so a caller that yields to
 # its event loop between chunks never holds it for long (about 0.1-0.3 ms per chunk).
 DEFAULT_CHUNK_LINES: Final = 500
-
-
-@dataclass(frozen=True, slots=True)
-class ScalarFamily:
-    """A counter or gauge family: one value per label-value tuple, as two columns.
-
-    ``name`` is the family name without ``_total``; the renderer adds it to counters.
-    ``label_values[i]`` are the labels of ``values[i]``. Columns, not pairs: a monitor
-    reads thousands of series per scrape, and building a pair for each cost more than
-    reading the value.
-    """
-
-    name: str
-    kind: ScalarKind
-    help: str
-    label_names: tuple[str, ...]
-    label_values: Sequence[LabelValues]
-    values: Sequence[float]
-
-    @classmethod
-    def from_samples(
-        cls,
-        name: str,
-        kind: ScalarKind,
-        help_text: str,
-        label_names: tuple[str, ...],
-        samples: Sequence[tuple[LabelValues, float]],
-    ) -> ScalarFamily:
-        """A family from (label values, value) pairs."""
-        return cls(
-            name, kind, help_text, label_names, [p[0] for p in samples], [p[1] for p in samples]
-        )
-
-    @property
-    def samples(self) -> Iterator[tuple[LabelValues, float]]:
-        """(label values, value) pairs."""
-        return zip(self.label_values, self.values, strict=True)
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramFamily:
-    """A histogram family: per label-value tuple, cumulative buckets (``+Inf`` last) and sum."""
-
-    name: str
-    help: str
-    label_names: tuple[str, ...]
-    samples: Sequence[tuple[LabelValues, Sequence[tuple[str, float]], float]]
-
-
-Family = ScalarFamily | HistogramFamily
 
 
 def format_value(value: float) -> str:
@@ -263,3 +215,31 @@ def render_chunks(
 def render(families: Sequence[Family], cache: LineCache | None = None) -> str:
     """The whole text of ``families`` at once."""
     return "".join(render_chunks(families, cache))
+
+
+class MetricsPage:
+    """Renders ``/metrics`` for one monitor (``collector``) and its ``registry``."""
+
+    def __init__(
+        self, *, registry: CollectorRegistry, collector: MonitorCollector | None = None
+    ) -> None:
+        self._registry = registry
+        self._collector = collector
+        self._lines = LineCache()
+
+    async def render(self) -> bytes:
+        """The whole exposition text (Prometheus text format 0.0.4), UTF-8."""
+        pieces: list[str] = []
+        if self._collector is not None:
+            await asyncio.sleep(0)  # the request's parsing and routing was one step already
+            for piece in render_chunks(self._collector.read(), self._lines):
+                pieces.append(piece)
+                await asyncio.sleep(0)
+        own = "".join(pieces).encode("utf-8")
+        return own + await asyncio.to_thread(self._render_registry)
+
+    def _render_registry(self) -> bytes:
+        if self._collector is None:
+            return generate_latest(self._registry)
+        with rendered_separately(self._collector):
+            return generate_latest(self._registry)

@@ -1,4 +1,5 @@
-"""Admin work done once at start: create gapwatch's own topic, refuse compacted topics.
+"""gapwatch's own topics and the admin work done once at start: create them, refuse
+compacted watched topics.
 
 Needs the ACLs listed in ``docs/monitor.md`` (Describe on the cluster, DescribeConfigs on
 the watched topics, Create on the checkpoint topic). Callers bound every call with
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -41,6 +44,17 @@ CHECKPOINT_TOPIC_CONFIGS: Mapping[str, str] = {
     "delete.retention.ms": str(60 * 60 * 1000),
 }
 CHECKPOINT_TOPIC_PARTITIONS = 6
+
+# The producer report topic, as producers create it by default and as the monitor creates
+# it when it starts first. Compaction keeps the latest report of every stream; deletion
+# after a week stops the topic from growing forever as producers restart (each epoch is a
+# new set of keys). A stream that is still written to is re-reported every interval, so it
+# never expires.
+REPORT_TOPIC: Final = "__gapwatch_producer_reports"
+REPORT_TOPIC_PARTITIONS: Final = 3
+REPORT_TOPIC_CONFIGS: Final[Mapping[str, str]] = MappingProxyType(
+    {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+)
 
 
 class CompactedTopicError(GapwatchError):

@@ -49,7 +49,7 @@ class StampReader:
 
     def __init__(self) -> None:
         # (raw producer, raw epoch) -> the validated pair. Public so the record path
-        # (gapwatch.monitor.recordpath) can look up inline; only read() writes it.
+        # (gapwatch.monitor.ingest.recordpath) can look up inline; only read() writes it.
         self.known: dict[tuple[object, object], tuple[str, int]] = {}
 
     def read(self, headers: Sequence[tuple[str, bytes | None]] | None) -> Stamp | None:

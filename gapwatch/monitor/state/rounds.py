@@ -1,7 +1,7 @@
 """Checkpoint rounds: snapshot the owned partitions, write their checkpoints, commit offsets.
 
-:class:`CheckpointRounds` is what :class:`~gapwatch.monitor.consumer.MonitorConsumer` calls
-to make checkpoints current (the store itself is :mod:`gapwatch.monitor.checkpoints`).
+:class:`CheckpointRounds` is what :class:`~gapwatch.monitor.ingest.consumer.MonitorConsumer` calls
+to make checkpoints current (the store itself is :mod:`gapwatch.kafka.checkpoints`).
 Rules it keeps:
 
 1. **Periodic checkpoints are spread and skip idle partitions.** A partition whose position
@@ -38,14 +38,13 @@ from aiokafka.structs import OffsetAndMetadata
 
 from gapwatch.core.counters import COUNTER_NAMES
 from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint, Pointer, encode_pointer
-from gapwatch.monitor.checkpoints import CheckpointStore
-from gapwatch.monitor.metrics import MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
+from gapwatch.kafka.checkpoints import Checkpoint, CheckpointStore, Pointer, encode_pointer
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
 # The consumer's logger: these lines are part of the consumer's work, and the logger name
 # is printed in every line, where operators' filters and alerts may select on it.
-log = logging.getLogger("gapwatch.monitor.consumer")
+log = logging.getLogger("gapwatch.monitor.ingest.consumer")
 
 # Bound on each of a checkpoint round's two steps (write, then commit). A frozen broker
 # accepts the connection and never answers; the round is then abandoned, counted and
@@ -168,8 +167,7 @@ class CheckpointRounds:
         self._pointers.update(owned)
         for key in owned:
             state, mark = batch.marks[key]
-            state.checkpointed = mark
-            state.checkpointed_at = batch.taken_at
+            state.note_checkpointed(mark, batch.taken_at)
 
 
 @dataclass(frozen=True, slots=True)

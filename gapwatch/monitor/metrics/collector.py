@@ -5,8 +5,8 @@ plain int counters; each scrape walks the owned partitions once and reads every 
 into plain families. So there is no labelled-child lookup per record, and every
 (topic, partition) series exists (at 0) from the moment the partition is assigned, which
 ``increase()`` needs to see the first loss. ``/metrics`` renders those families with
-:mod:`gapwatch.monitor.exposition` (see :mod:`gapwatch.monitor.scrape`); registered in a
-prometheus-client registry, the collector yields the same families as ``*MetricFamily``
+:mod:`gapwatch.monitor.metrics.exposition` (its :class:`MetricsPage`); registered in
+a prometheus-client registry, the collector yields the same families as ``*MetricFamily``
 objects. Every metric is documented in ``docs/metrics.md``; names are a public contract.
 """
 
@@ -17,103 +17,52 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from gapwatch import __version__
-from gapwatch.monitor.exposition import Family, HistogramFamily, ScalarFamily
-from gapwatch.monitor.partitions import OwnedPartitions
+from gapwatch.gaps.metrics import (
+    PARTITION_COUNTERS,
+    PARTITION_GAUGES,
+    Family,
+    HistogramFamily,
+    ScalarFamily,
+    to_metric,
+)
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.state.partitions import OwnedPartitions
+from gapwatch.version import __version__
 
 LABELS = ("topic", "partition")
 
-# (metric name without _total, help, counter attribute). The tracker keeps these counters.
-PARTITION_COUNTERS: tuple[tuple[str, str, str], ...] = (
-    ("gapwatch_records", "Stamped records read.", "records"),
-    ("gapwatch_missing_records", "Records confirmed lost.", "missing"),
-    ("gapwatch_gaps", "Gaps confirmed (runs of lost records).", "gaps_confirmed"),
-    (
-        "gapwatch_duplicate_records",
-        "Records read again for an already-seen sequence.",
-        "duplicates",
-    ),
-    ("gapwatch_late_records", "Records that arrived out of order and filled an open gap.", "late"),
-    ("gapwatch_recovered_records", "Records of a confirmed gap that arrived later.", "recovered"),
-    (
-        "gapwatch_truncated_records",
-        "Already-read records removed by a log truncation.",
-        "truncated",
-    ),
-    (
-        "gapwatch_truncated_unaccounted_records",
-        "Truncated offsets older than the tracker's ring (sequences unknown).",
-        "truncated_unaccounted",
-    ),
-    ("gapwatch_unstamped_records", "Records without gapwatch headers.", "unstamped"),
-    ("gapwatch_malformed_records", "Records with damaged gapwatch headers.", "malformed"),
-    ("gapwatch_sequence_resets", "Producers that restarted an epoch at sequence 0.", "resets"),
-    ("gapwatch_zombie_records", "Records of an epoch older than the producer's newest.", "zombies"),
-    (
-        "gapwatch_unknown_fate_records",
-        "Unacknowledged records of a closed producer that never arrived.",
-        "unknown_fate",
-    ),
-    ("gapwatch_evicted_streams", "Streams forgotten (idle or over the cap).", "evictions"),
-    (
-        "gapwatch_unknown_gaps",
-        "Gaps open when retention deleted unread offsets, neither healed nor called lost.",
-        "gaps_unknown",
-    ),
-    (
-        "gapwatch_truncations_beyond_ring",
-        "Log divergences reaching the truncation ring's oldest record (depth unknown).",
-        "truncations_beyond_ring",
-    ),
-)
-PARTITION_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("gapwatch_open_gaps", "Gaps open now (records missing, may still arrive).", "open_gaps"),
-    ("gapwatch_streams", "Producer streams (producer, epoch) tracked now.", "streams"),
-)
-
 _TRACKER_ATTRIBUTES = tuple(attribute for _, _, attribute in PARTITION_COUNTERS + PARTITION_GAUGES)
 _TRACKER_VALUES = operator.attrgetter(*_TRACKER_ATTRIBUTES)
-
-
-@dataclass(slots=True)
-class MonitorHealth:
-    """Process-level facts the collector reports besides the per-partition ones."""
-
-    is_up: Callable[[], bool] = lambda: False
-    is_ready: Callable[[], bool] = lambda: False
-    checkpoints: int = 0
-    checkpoint_failures: int = 0
-    commit_failures: int = 0
-    checkpoints_too_large: int = 0
-    checkpoint_restore_failures: int = 0
-    reports_read: int = 0
-    reports_malformed: int = 0
-    subscriber_failures: dict[str, int] = field(default_factory=dict)
 
 
 class MonitorCollector(Collector):
     """Every gapwatch metric, read from ``partitions`` and ``health`` on each scrape.
 
     :meth:`read` is the one place values are taken, as plain families
-    (:mod:`gapwatch.monitor.exposition`); ``/metrics`` renders those with the lean renderer,
+    (:mod:`gapwatch.monitor.metrics.exposition`); ``/metrics`` renders those with the lean renderer,
     and :meth:`collect` turns the same families into prometheus-client objects, so
     ``generate_latest(registry)`` (an embedding application's own endpoint, the tests)
     shows exactly the same series.
     """
 
-    def __init__(self, partitions: OwnedPartitions, health: MonitorHealth) -> None:
+    def __init__(
+        self,
+        partitions: OwnedPartitions,
+        health: MonitorHealth,
+        *,
+        is_up: Callable[[], bool] = lambda: False,
+        is_ready: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._partitions = partitions
         self._health = health
+        # Asked at every scrape: whether the consumer loop fetches (gapwatch_up) and
+        # whether /readyz would say ready (gapwatch_ready, which GapwatchNotReady alerts on).
+        self._is_up = is_up
+        self._is_ready = is_ready
 
     def describe(self) -> Iterable[Metric]:
         """Nothing: the registry must not call collect() at registration time."""
@@ -226,14 +175,14 @@ class MonitorCollector(Collector):
                 "gauge",
                 "1 while the consumer loop is running and fetching, else 0.",
                 (),
-                [((), 1 if health.is_up() else 0)],
+                [((), 1 if self._is_up() else 0)],
             ),
             ScalarFamily.from_samples(
                 "gapwatch_ready",
                 "gauge",
                 "1 once the assigned partitions are restored (as /readyz), else 0.",
                 (),
-                [((), 1 if health.is_ready() else 0)],
+                [((), 1 if self._is_ready() else 0)],
             ),
             ScalarFamily.from_samples(
                 "gapwatch_build_info",
@@ -281,20 +230,6 @@ class MonitorCollector(Collector):
             )
         )
         return families
-
-
-def to_metric(family: Family) -> Metric:
-    """``family`` as a prometheus-client metric family (the reference rendering)."""
-    if isinstance(family, HistogramFamily):
-        histogram = HistogramMetricFamily(family.name, family.help, labels=family.label_names)
-        for values, buckets, total in family.samples:
-            histogram.add_metric(list(values), list(buckets), total)
-        return histogram
-    kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
-    metric = kind(family.name, family.help, labels=family.label_names)
-    for values, value in family.samples:
-        metric.add_metric(list(values), value)
-    return metric
 
 
 # The collector whose families the caller renders itself in this context (the /metrics

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from gapwatch.core.model import Event
+from gapwatch.core.stamps import MAX_FAST_DIGITS, StampReader
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
 from gapwatch.errors import MalformedStampError
-from gapwatch.monitor.latency import LatencyHistogram
-from gapwatch.monitor.stamps import MAX_FAST_DIGITS, StampReader
-from gapwatch.monitor.tracking import Tracker
+from gapwatch.monitor.state.latency import LatencyHistogram
+from gapwatch.monitor.state.partitions import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The monitor's queryable memory of gaps: latest record per gap id, plus skipped ranges.
 
-It is an :class:`~gapwatch.monitor.fanout.EventSubscriber`: every event that carries a
+It is an :class:`~gapwatch.gaps.fanout.EventSubscriber`: every event that carries a
 gap replaces the stored record of that id, so the store always holds each gap's newest
 state. Open gaps are kept as long as their partition is owned; closed ones (every state
 but ``open``) for ``closed_retention`` seconds and at most ``closed_limit`` of them,

@@ -15,6 +15,7 @@ producers started after the monitor would go unread that long.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,12 +26,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from gapwatch.core.model import Event, ProducerReport, StreamKey
-from gapwatch.monitor.consumer import MonitorConsumer
-from gapwatch.monitor.fanout import EventFanout
-from gapwatch.monitor.metrics import MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.topics import TopicSetupError, ensure_topic
-from gapwatch.producer.config import ReportConfig
+from gapwatch.gaps.fanout import EventFanout
+from gapwatch.kafka.topics import (
+    REPORT_TOPIC_CONFIGS,
+    REPORT_TOPIC_PARTITIONS,
+    TopicSetupError,
+    ensure_topic,
+)
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 from gapwatch.producer.report_codec import ReportDecodeError, decode_report
 
 log = logging.getLogger(__name__)
@@ -42,10 +46,9 @@ async def ensure_report_topic(admin: AIOKafkaAdminClient, topic: str) -> None:
     Best effort, like the producers' own attempt: without the Create ACL it only logs, and
     reports are read once a producer (or an operator) has created the topic.
     """
-    settings = ReportConfig(topic=topic)
     try:
         await ensure_topic(
-            admin, topic, partitions=settings.topic_partitions, configs=settings.topic_configs
+            admin, topic, partitions=REPORT_TOPIC_PARTITIONS, configs=REPORT_TOPIC_CONFIGS
         )
     except (KafkaError, TopicSetupError) as exc:
         log.warning(
@@ -64,7 +67,7 @@ class ReportReader:
         *,
         client_kwargs: Mapping[str, Any],
         topic: str,
-        consumer: MonitorConsumer,
+        lock: asyncio.Lock,
         partitions: OwnedPartitions,
         fanout: EventFanout,
         health: MonitorHealth,
@@ -73,7 +76,8 @@ class ReportReader:
     ) -> None:
         self._kwargs = dict(client_kwargs)
         self._topic = topic
-        self._consumer = consumer
+        # The consumer loop's lock (its rule 4): trackers are changed by one task at a time.
+        self._lock = lock
         self._partitions = partitions
         self._fanout = fanout
         self._health = health
@@ -81,7 +85,6 @@ class ReportReader:
         self._clock = clock
         self._latest: dict[StreamKey, ProducerReport] = {}
         self._reader: AIOKafkaConsumer | None = None
-        consumer.on_assigned(self._apply_cached)
 
     async def start(self) -> None:
         """Connect and subscribe (no group: every instance reads every report)."""
@@ -117,7 +120,7 @@ class ReportReader:
                             "undecodable producer report at offset %d: %s", record.offset, exc
                         )
             if reports:
-                async with self._consumer.lock:
+                async with self._lock:
                     self._apply(reports)
 
     def _apply(self, reports: list[ProducerReport]) -> None:
@@ -135,8 +138,9 @@ class ReportReader:
             del self._latest[next(iter(self._latest))]
         self._fanout.publish(events, now)
 
-    def _apply_cached(self, state: PartitionState) -> None:
-        # Called by the consumer, under its lock, as each assigned partition is restored.
+    def apply_cached(self, state: PartitionState) -> None:
+        """Apply the cached reports about ``state``'s partition, just restored (called by
+        the consumer under its lock, as each assigned partition is restored)."""
         now = self._clock()
         events: list[Event] = []
         for report in tuple(self._latest.values()):

@@ -1,8 +1,8 @@
 """The consumer loop: batched fetches into the trackers, facts, checkpoints, rebalances.
 
 The loop and its facts live here; the checkpoint rounds it starts are
-:mod:`gapwatch.monitor.checkpoint_rounds` and the rebalance callbacks it receives are
-handled by :mod:`gapwatch.monitor.rebalance`.
+:mod:`gapwatch.monitor.state.rounds` and the rebalance callbacks it receives are
+handled by :mod:`gapwatch.monitor.state.rebalance`.
 
 One :class:`MonitorConsumer` runs per process, as a group member of ``group_id`` so that N
 instances share the partitions. Rules it keeps:
@@ -18,13 +18,13 @@ instances share the partitions. Rules it keeps:
    "caught up to HW, observed at T". A lagging or stalled monitor reports nothing, so it
    cannot confirm gaps whose late records are still unread.
 3. **Leader changes** trigger a log check: the records read are compared with the log
-   the new leader holds (:mod:`gapwatch.monitor.logverify`).
+   the new leader holds (:mod:`gapwatch.monitor.ingest.logcheck`).
 4. **One lock** serialises everything that touches trackers or positions: the loop holds it
    except while waiting in ``getmany``; the rebalance listener and the report reader take
    it. The record path itself never awaits.
 5. **Checkpoints** are spread over loop iterations and skip idle partitions; writing and
    committing them never holds the lock (the rules are in
-   :mod:`gapwatch.monitor.checkpoint_rounds`).
+   :mod:`gapwatch.monitor.state.rounds`).
 """
 
 from __future__ import annotations
@@ -38,18 +38,18 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
 from gapwatch.core.model import Event
-from gapwatch.monitor.checkpoint_rounds import CheckpointRounds
-from gapwatch.monitor.checkpoints import CheckpointStore
+from gapwatch.core.stamps import StampReader
+from gapwatch.gaps.fanout import EventFanout
+from gapwatch.gaps.store import GapStore
+from gapwatch.kafka.aiokafka_consumer import fetch_state
+from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
-from gapwatch.monitor.fanout import EventFanout
-from gapwatch.monitor.gapstore import GapStore
-from gapwatch.monitor.logchanges import check_leaders, recover_out_of_range
-from gapwatch.monitor.logverify import LogReader
-from gapwatch.monitor.metrics import MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.rebalance import RebalanceHandler
-from gapwatch.monitor.recordpath import feed_records
-from gapwatch.monitor.stamps import StampReader
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.ingest.logcheck import LogReader, check_leaders, recover_out_of_range
+from gapwatch.monitor.ingest.recordpath import feed_records
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.state.rebalance import RebalanceHandler
+from gapwatch.monitor.state.rounds import CheckpointRounds
 
 TICK_INTERVAL = 1.0  # seconds between tracker.tick() calls (confirmation is time based)
 LEADER_CHECK_INTERVAL = 1.0
@@ -65,26 +65,6 @@ def subscription_pattern(config: MonitorConfig) -> str:
     return f"(?!(?:{own})$)(?:{config.watch.topic_pattern})"
 
 
-def fetch_state(
-    consumer: AIOKafkaConsumer, tp: TopicPartition
-) -> tuple[int | None, int | None, int | None]:
-    """(position, high watermark, when it was fetched in ms) of ``tp``, without waiting.
-
-    aiokafka's public ``position()`` awaits when the position is not known yet and can wait
-    through a rebalance, which would deadlock with the listener on the loop's lock; its
-    ``highwater()`` asserts assignment. So this reads the subscription state directly. The
-    consumer's position also steps over transaction markers, which "last record + 1" would
-    not: without it a transactional partition would never look caught up.
-    """
-    subscription = consumer._subscription.subscription
-    assignment = None if subscription is None else subscription.assignment
-    tp_state = None if assignment is None else assignment.state_value(tp)
-    if tp_state is None:
-        return None, None, None
-    position = tp_state.position if tp_state.has_valid_position else None
-    return position, tp_state.highwater, tp_state.timestamp
-
-
 class MonitorConsumer:
     """Reads the watched topics as a group member and feeds every owned partition's tracker."""
 
@@ -98,14 +78,18 @@ class MonitorConsumer:
         store: GapStore,
         checkpoints: CheckpointStore,
         health: MonitorHealth,
+        lock: asyncio.Lock,
+        on_assigned: Sequence[Callable[[PartitionState], None]] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``lock`` is rule 4's (shared with the report reader); ``on_assigned`` are called
+        under it, in order, for every partition once it is restored."""
         self._config = config
         self._kwargs = client_kwargs
         self._partitions = partitions
         self._fanout = fanout
         self._clock = clock
-        self.lock = asyncio.Lock()
+        self.lock = lock
         self._consumer: AIOKafkaConsumer | None = None
         self._rounds = CheckpointRounds(
             partitions=partitions, checkpoints=checkpoints, health=health, clock=clock
@@ -118,6 +102,7 @@ class MonitorConsumer:
             checkpoints=checkpoints,
             rounds=self._rounds,
             health=health,
+            on_assigned=on_assigned,
         )
         self.last_fetch_at = 0.0
         self._stopping = asyncio.Event()
@@ -127,10 +112,6 @@ class MonitorConsumer:
         )
 
     # --- lifecycle --------------------------------------------------------------------
-
-    def on_assigned(self, callback: Callable[[PartitionState], None]) -> None:
-        """Call ``callback`` (under the lock) for every partition once it is restored."""
-        self._rebalance.on_assigned(callback)
 
     @property
     def is_assigned_once(self) -> bool:
@@ -244,7 +225,7 @@ class MonitorConsumer:
     def _observe(
         self, state: PartitionState, records: Sequence[object], now: float, events: list[Event]
     ) -> None:
-        # The hot path, one call per batch (see gapwatch.monitor.recordpath).
+        # The hot path, one call per batch (see gapwatch.monitor.ingest.recordpath).
         last = feed_records(
             records,
             tracker=state.tracker,
@@ -254,8 +235,7 @@ class MonitorConsumer:
             events=events,
         )
         if last is not None:
-            state.position = last.offset + 1
-            state.last_record_ts = last.timestamp / 1000.0
+            state.note_read(last.offset + 1, last.timestamp / 1000.0)
 
     def _report_facts(
         self, consumer: AIOKafkaConsumer, states: list[PartitionState], events: list[Event]
@@ -268,8 +248,7 @@ class MonitorConsumer:
             )
             if position is None or high_watermark is None or polled_ms is None:
                 continue
-            state.position = position
-            state.high_watermark = high_watermark
+            state.note_fetch_state(position, high_watermark)
             # Also reported while lagging: the tracker remembers (watermark, time) and
             # counts it once the position passes it.
             events.extend(

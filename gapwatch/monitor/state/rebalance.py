@@ -1,13 +1,13 @@
 """Rebalances: checkpoint and park the partitions taken away, restore and seek the assigned.
 
 :class:`RebalanceHandler` does what aiokafka's rebalance callbacks ask of
-:class:`~gapwatch.monitor.consumer.MonitorConsumer`, each under the consumer's lock:
+:class:`~gapwatch.monitor.ingest.consumer.MonitorConsumer`, each under the consumer's lock:
 
 1. **Revocation** first waits for the checkpoint round in flight, which belongs to the
    generation being left, then checkpoints and commits every revoked partition and parks
    its state.
 2. **Assignment** restores every assigned partition and seeks it explicitly (rule 1 of
-   :mod:`gapwatch.monitor.consumer`): a parked partition given straight back, whose
+   :mod:`gapwatch.monitor.ingest.consumer`): a parked partition given straight back, whose
    committed checkpoint is still the one this instance wrote, keeps its in-memory state;
    any other starts from its committed checkpoint, else its committed offset (a new
    baseline), else ``start_from``.
@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint, Pointer
-from gapwatch.monitor.checkpoint_rounds import CheckpointRounds
-from gapwatch.monitor.checkpoints import CheckpointStore
+from gapwatch.gaps.store import GapStore
+from gapwatch.kafka.checkpoints import Checkpoint, CheckpointStore, Pointer
 from gapwatch.monitor.config import MonitorConfig
-from gapwatch.monitor.gapstore import GapStore
-from gapwatch.monitor.metrics import MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.tracking import restore_tracker
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.state.rounds import CheckpointRounds
 
 # The consumer's logger: these lines are part of the consumer's work, and the logger name
 # is printed in every line, where operators' filters and alerts may select on it.
-log = logging.getLogger("gapwatch.monitor.consumer")
+log = logging.getLogger("gapwatch.monitor.ingest.consumer")
 
 ADMIN_TIMEOUT = 30.0
 
@@ -51,6 +49,7 @@ class RebalanceHandler:
         checkpoints: CheckpointStore,
         rounds: CheckpointRounds,
         health: MonitorHealth,
+        on_assigned: Sequence[Callable[[PartitionState], None]] = (),
     ) -> None:
         self._config = config
         self._lock = lock
@@ -60,13 +59,10 @@ class RebalanceHandler:
         self._rounds = rounds
         self._health = health
         self._parked: dict[tuple[str, int], PartitionState] = {}
-        self._on_assigned: list[Callable[[PartitionState], None]] = []
+        # Called under the lock for every partition once it is restored, in this order.
+        self._on_assigned = tuple(on_assigned)
         self.is_assigned_once = False
         self.restoring: set[tuple[str, int]] = set()
-
-    def on_assigned(self, callback: Callable[[PartitionState], None]) -> None:
-        """Call ``callback`` (under the lock) for every partition once it is restored."""
-        self._on_assigned.append(callback)
 
     async def revoke(self, consumer: AIOKafkaConsumer, revoked: list[TopicPartition]) -> None:
         """Checkpoint and commit what is being taken away, then park it."""
@@ -134,7 +130,7 @@ class RebalanceHandler:
                 state = self._partitions.add(*key)
                 self._store.forget_open(*key)
                 await self._start_partition(consumer, tp, state, loaded.get(key), committed)
-            state.is_restored = True
+            state.mark_restored()
             self._store.load(state.tracker.gaps())
             for callback in self._on_assigned:
                 callback(state)
@@ -150,12 +146,7 @@ class RebalanceHandler:
         key = (tp.topic, tp.partition)
         if checkpoint is not None:
             try:
-                state.tracker = restore_tracker(
-                    tp.topic,
-                    tp.partition,
-                    self._config.tracker.to_tracker_config(),
-                    checkpoint.snapshot,
-                )
+                state.restore(checkpoint.snapshot, self._config.tracker.to_tracker_config())
             except GapwatchError as exc:
                 # E.g. a snapshot format this version does not read (a downgrade) or
                 # damaged bytes: keep the checkpoint's offset, so nothing is read twice or
@@ -169,12 +160,11 @@ class RebalanceHandler:
                     checkpoint.offset,
                 )
             else:
+                # PartitionState.restore has the restored ring compared with the log at
+                # the first leader check.
                 log.info("%s: restored checkpoint, resuming at %d", tp, checkpoint.offset)
-                # An unclean election while no monitor ran is no leader change we saw:
-                # compare the restored ring with the log at the first leader check.
-                state.needs_verify = True
             consumer.seek(tp, checkpoint.offset)
-            state.position = checkpoint.offset
+            state.seek(checkpoint.offset)
             return
         if key in committed:
             offset = committed[key][0]
@@ -182,7 +172,7 @@ class RebalanceHandler:
                 "%s: no checkpoint; resuming at committed %d with a new baseline", tp, offset
             )
             consumer.seek(tp, offset)
-            state.position = offset
+            state.seek(offset)
         else:
             async with asyncio.timeout(ADMIN_TIMEOUT):
                 if self._config.watch.start_from == "earliest":
@@ -190,4 +180,4 @@ class RebalanceHandler:
                 else:
                     offset = (await consumer.end_offsets([tp]))[tp]
             consumer.seek(tp, offset)
-            state.position = offset
+            state.seek(offset)
