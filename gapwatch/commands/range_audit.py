@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from gapwatch.core.config import DEFAULT_IDLE_EVICTION_S, TrackerConfig
+from gapwatch.core.intake import observe_record
 from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
-from gapwatch.core.wire import parse_stamp
-from gapwatch.errors import GapwatchError, MalformedStampError
+from gapwatch.errors import GapwatchError
 
 
 class AuditError(GapwatchError):
@@ -122,15 +122,13 @@ async def _audit(
             for record in records:
                 if record.offset >= stops[tp]:
                     break
-                try:
-                    stamp = parse_stamp(record.headers)
-                except MalformedStampError as exc:
-                    tracker.observe_malformed(exc.reason)
-                    continue
-                if stamp is None:
-                    tracker.observe_unstamped()
-                else:
-                    tracker.observe(record.offset, record.timestamp, stamp, now)
+                observe_record(
+                    tracker,
+                    offset=record.offset,
+                    timestamp_ms=record.timestamp,
+                    headers=record.headers,
+                    now=now,
+                )
             if records and records[-1].offset + 1 >= stops[tp]:
                 pending.discard(tp)
     gaps: list[Gap] = []

@@ -39,12 +39,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from gapwatch.core.intake import Headers
 from gapwatch.core.model import Event, Gap, GapConfirmed
 from gapwatch.errors import GapwatchError
 from gapwatch.gaps.fanout import EventFanout, EventSubscriber
 from gapwatch.kafka.checkpoints import Checkpoint, PartitionKey
 from gapwatch.verifier.config import VerifierConfig
-from gapwatch.verifier.ledger import Headers, ProcessedLedger, ProcessedRecord, VerifiedPartition
+from gapwatch.verifier.ledger import ProcessedLedger, ProcessedRecord, VerifiedPartition
 from gapwatch.verifier.metrics import VerifierCollector, VerifierHealth
 from gapwatch.verifier.rebalance import VerifierListener
 from gapwatch.verifier.store import VerifierCheckpoints

@@ -8,24 +8,22 @@ Here the common record (three headers in the documented order, from a (producer,
 already validated) is parsed inline against :class:`StampReader`'s cache and handed to
 ``Tracker.observe_fields``, and latencies are counted once per batch
 (``LatencyHistogram.observe_batch``): one Python call per record. Everything else (other
-headers, new producers, malformed values) goes through ``StampReader.read``, so results
-and errors are always those of ``parse_stamp``.
+headers, new producers, malformed values) goes through the one parse-and-observe function,
+:func:`gapwatch.core.intake.observe_record`, with ``StampReader.read``, so results and
+errors are always those of ``parse_stamp``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+from gapwatch.core.intake import observe_record
 from gapwatch.core.model import Event
 from gapwatch.core.stamps import MAX_FAST_DIGITS, StampReader
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
-from gapwatch.errors import MalformedStampError
 from gapwatch.monitor.state.latency import LatencyHistogram
 from gapwatch.monitor.state.partitions import Tracker
-
-log = logging.getLogger(__name__)
 
 
 def feed_records(
@@ -71,13 +69,11 @@ def feed_records(
 def _observe_slowly(
     record: Any, tracker: Tracker, stamps: StampReader, now: float
 ) -> Sequence[Event]:
-    try:
-        stamp = stamps.read(record.headers)
-    except MalformedStampError as exc:
-        tracker.observe_malformed(exc.reason)
-        log.debug("malformed stamp at %s@%d: %s", record.topic, record.offset, exc.reason)
-        return ()
-    if stamp is None:
-        tracker.observe_unstamped()
-        return ()
-    return tracker.observe(record.offset, record.timestamp, stamp, now)
+    return observe_record(
+        tracker,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        headers=record.headers,
+        now=now,
+        read_stamp=stamps.read,
+    )
