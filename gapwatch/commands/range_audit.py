@@ -1,4 +1,4 @@
-"""``gapwatch audit``: a one-shot check of a topic's offset or time range, no group.
+"""``gapwatch audit``'s reader: a one-shot check of a topic's offset or time range, no group.
 
 A throwaway consumer (no group, nothing committed) reads each chosen partition from its
 start offset up to the end offset captured when the audit began, feeding a fresh tracker

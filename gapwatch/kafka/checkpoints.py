@@ -1,5 +1,7 @@
 """Saving and restoring tracker state through Kafka, so restarts and rebalances are exact.
 
+The monitor and the verifier both keep their trackers' snapshots this way.
+
 Design (``docs/monitor.md`` has the full story):
 
 1. Every ``checkpoint_interval`` seconds, on revocation and on SIGTERM, each owned
@@ -23,6 +25,17 @@ Design (``docs/monitor.md`` has the full story):
    refuses as too large (a checkpoint topic created earlier with a smaller limit), is left
    out of the result and logged; the caller counts it and does not commit that partition,
    so it restarts from its previous checkpoint. The other partitions are unaffected.
+
+**Byte formats.** A checkpoint is one record on gapwatch's compacted checkpoint topic::
+
+    key:    ["gapwatch-checkpoint", 1, "<group>", "<topic>", <partition>]   (JSON, UTF-8)
+    value:  b"GWC1" + offset (i64, big-endian) + written_at (f64) + tracker snapshot bytes
+
+``offset`` is the next offset to read: the snapshot is the tracker's state after every
+record below it. The group's offset commit for the partition carries, as its metadata,
+a pointer to that record (``{"v":1,"p":<checkpoint partition>,"o":<checkpoint offset>}``),
+so the commit is what makes a checkpoint current. Decoding is for untrusted bytes: only
+:class:`CheckpointDecodeError` escapes.
 """
 
 from __future__ import annotations

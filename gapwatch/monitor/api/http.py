@@ -321,7 +321,12 @@ def create_app(
 
 
 class MonitorStatus:
-    """Streams, readiness and health of one running monitor."""
+    """Streams, readiness and health of one running monitor.
+
+    The :class:`MonitorView` the HTTP app asks; the composition root builds it from the
+    parts it wired, so the answers read live state without the HTTP layer knowing those
+    parts.
+    """
 
     def __init__(
         self,

@@ -1,5 +1,27 @@
-"""Re-reading a partition after a leader change to find where its log diverged.
+"""When the log is not where the monitor left it: retention, truncation, leader changes.
 
+The consumer loop asks this module twice: after an out-of-range fetch and at every leader
+check.
+
+Rules (rule 1 and 3 of :mod:`gapwatch.monitor.ingest.consumer`):
+
+1. **Below the log start** (out-of-range fetch): retention deleted offsets before the
+   monitor read them. Reported as ``RecordsSkipped`` (never loss); the tracker takes the
+   fact (rule R16: each stream's next record is a new baseline, gaps open at the skip
+   cannot become loss) and reading resumes at the log start. No silent offset reset.
+2. **Above the log end** (out-of-range fetch): the log was truncated after the monitor
+   read it, because an out-of-sync replica became leader (an unclean election). The log
+   is re-read and compared with the tracker's ring (below):
+   the already-read sequences that are gone become ``truncated`` gaps and reading
+   resumes at the divergence point.
+3. **Leader changes** are counted per partition (``gapwatch_leader_changes_total``,
+   ``/streams``) and logged; after each, the log is verified the same way, so a
+   truncation is found even when producers already appended to the new leader and its
+   log end is above the read position. A failed check is retried at the next one.
+
+aiokafka's metadata exposes leader ids but not leader epochs, so leader ids are compared.
+
+**Finding the divergence.**
 An unclean election makes an out-of-sync replica the leader: records the monitor already
 read may be gone, and producers may already have appended new records at those offsets,
 so the log end alone (even when it is above the read position) does not tell where the

@@ -218,7 +218,27 @@ def render(families: Sequence[Family], cache: LineCache | None = None) -> str:
 
 
 class MetricsPage:
-    """Renders ``/metrics`` for one monitor (``collector``) and its ``registry``."""
+    """Renders ``/metrics`` for one monitor (``collector``) and its ``registry``.
+
+    This is the body of ``GET /metrics``: gapwatch's families rendered lean, then the
+    registry's rest.
+
+    A scrape must not stall consumption, which runs on the same event loop. So:
+
+    1. the values are read on the loop in one pass (:meth:`MonitorCollector.read`: a tuple per
+       series, about 1 ms for 5,000 series), so they are consistent with each other: no record
+       is processed meanwhile. It is a step of its own (the loop runs other work first);
+    2. the text is rendered on the loop one family at a time (pieces of at most 500 lines,
+       :func:`render_chunks`), yielding to the loop between
+       pieces, and lines whose value did not change since the last scrape are reused from a
+       :class:`LineCache`. Not in a thread: rendering is
+       GIL-bound, and a thread holding the GIL makes the loop wait up to the interpreter's
+       switch interval (5 ms) at every hand-over;
+    3. the rest of the registry (process, GC, platform collectors, anything an embedding
+       application registered) is rendered by ``generate_latest`` in a worker thread, with
+       the monitor's own collector muted there so nothing appears twice. That part is small,
+       and it may hold third-party collectors that block.
+    """
 
     def __init__(
         self, *, registry: CollectorRegistry, collector: MonitorCollector | None = None

@@ -1,7 +1,8 @@
 """The partitions this instance owns, each with its tracker and the facts read from Kafka.
 
 :class:`OwnedPartitions` is the one mutable registry the consumer loop writes and the
-metrics collector and ``/streams`` read. Everything a scrape reads is a plain attribute
+metrics collector and ``/streams`` read; each :class:`PartitionState` is changed only
+through its own methods. Everything a scrape reads is a plain attribute
 (an int or float), so reading from the scrape thread is safe; the set of partitions is
 copied atomically (``tuple(dict.values())``) before iterating.
 """
@@ -20,7 +21,13 @@ from gapwatch.monitor.state.latency import LatencyHistogram
 
 
 class Tracker(Protocol):
-    """What the monitor needs of one partition's tracker."""
+    """What the monitor needs of one partition's tracker.
+
+    The monitor only uses what this protocol lists; :func:`new_tracker` and
+    :func:`restore_tracker` are the one place that constructs the core's
+    ``PartitionTracker``. Keeping the surface this small lets the consumer loop,
+    checkpoints and HTTP views be read (and changed) without the tracker's internals.
+    """
 
     @property
     def counters(self) -> TrackerCounters:
