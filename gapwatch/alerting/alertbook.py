@@ -41,6 +41,7 @@ what each alert says is built in :mod:`gapwatch.alerting.alertkinds`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class AlertBook:
         self.version = 0  # bumped whenever an alert starts or resolves
 
     # --- input ------------------------------------------------------------------------
+
+    def link_to(self, external_url: str) -> None:
+        """Alerts built from now on link to the monitor at ``external_url``."""
+        self.policy = dataclasses.replace(self.policy, external_url=external_url)
 
     def apply(self, events: Sequence[Event], now: float) -> None:
         """Take the tracker's events (others than the ones below are ignored)."""

@@ -1,7 +1,7 @@
-"""Fan-out of tracker events to every part of the monitor that wants them.
+"""Fan-out of tracker events to every subscriber that wants them (monitor or verifier).
 
 The consumer loop hands each batch's events to :class:`EventFanout` once; subscribers
-(the gap store today; the gap log, ``/events`` and alert sinks later) receive the same
+(the gap store, the gap log, the fleet view, the alert sinks) receive the same
 tuple in order. A subscriber must not block: anything slow (network sinks) keeps its own
 queue and task. A subscriber that raises is logged and counted and the others still get
 the events, so one broken sink never stalls or breaks consumption.

@@ -1,4 +1,7 @@
-"""The monitor's queryable memory of gaps: latest record per gap id, plus skipped ranges.
+"""A queryable memory of gaps: latest record per gap id, plus skipped ranges.
+
+The monitor keeps its own gaps in one; the fleet view (:mod:`gapwatch.alerting.fleet`)
+keeps every instance's in one per consumer group.
 
 It is an :class:`~gapwatch.gaps.fanout.EventSubscriber`: every event that carries a
 gap replaces the stored record of that id, so the store always holds each gap's newest

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import os
@@ -402,8 +401,7 @@ def set_external_url(
 ) -> None:
     """Point the links of both sinks (those configured) at ``url`` from now on."""
     if alertmanager is not None:
-        book = alertmanager.book
-        book.policy = dataclasses.replace(book.policy, external_url=url)
+        alertmanager.book.link_to(url)
     if webhook is not None:
         webhook.external_url = url
 

@@ -1,8 +1,8 @@
-"""The verifier's checkpoints on Kafka: the monitor's checkpoint store, found by key.
+"""The verifier's checkpoints on Kafka: the shared checkpoint store, found by key.
 
-Records are the monitor's (:mod:`gapwatch.kafka.checkpoints`: key
+Records are the monitor's format (:mod:`gapwatch.kafka.checkpoints`: key
 ``[.., group, topic, partition]``, value = offset + time + tracker snapshot) and are
-written and read by the monitor's :class:`~gapwatch.kafka.checkpoints.CheckpointStore`.
+written and read by the same :class:`~gapwatch.kafka.checkpoints.CheckpointStore`.
 One thing differs, on purpose: the monitor finds its checkpoint through a pointer in its
 *own* offset commit, but the verifier must not depend on the application's commits (an
 auto-committing application commits whatever it was handed, processed or not). So the
