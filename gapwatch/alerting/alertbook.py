@@ -54,17 +54,16 @@ from gapwatch.alerting.alertkinds import (
     overflow_alert,
 )
 from gapwatch.alerting.alertpolicy import AlertPolicy
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     DuplicateRecords,
     Event,
-    Gap,
     GapConfirmed,
     GapRecovered,
     GapSplit,
-    GapState,
     GapTold,
     RecordsTruncated,
 )
+from gapwatch.core.model import Gap, GapState
 
 _LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from gapwatch.alerting.alertbook import AlertBook
 from gapwatch.alerting.delivery import DeliverySettings, HttpPoster, SinkStats
-from gapwatch.core.model import Event, Gap
+from gapwatch.core.events import Event
+from gapwatch.core.model import Gap
 
 log = logging.getLogger(__name__)
 

@@ -20,22 +20,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     Event,
-    Gap,
-    GapCause,
     GapConfirmed,
     GapHealed,
     GapOpened,
     GapRecovered,
     GapShrunk,
     GapSplit,
-    GapState,
     GapTold,
     GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
 )
+from gapwatch.core.model import Gap, GapCause, GapState
 from gapwatch.errors import GapwatchError
 
 WIRE_VERSION: Final = 1

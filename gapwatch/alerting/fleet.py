@@ -23,7 +23,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from gapwatch.alerting.changes import GapChange, changes_from_events
-from gapwatch.core.model import Event, Gap, GapState, RecordsSkipped
+from gapwatch.core.events import Event, RecordsSkipped
+from gapwatch.core.model import Gap, GapState
 from gapwatch.gaps.store import GapPage, GapQuery, GapStore
 
 

@@ -49,7 +49,8 @@ from gapwatch.alerting.changes import (
 from gapwatch.alerting.eventhub import EventHub
 from gapwatch.alerting.fleet import FleetStore
 from gapwatch.alerting.retry import Backoff
-from gapwatch.core.model import Event, Gap
+from gapwatch.core.events import Event
+from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from gapwatch.alerting.changes import GapChange, changes_from_events, iso_time
 from gapwatch.alerting.delivery import DeliverySettings, HttpPoster, SinkStats
-from gapwatch.core.model import DuplicateRecords, Event
+from gapwatch.core.events import DuplicateRecords, Event
 
 log = logging.getLogger(__name__)
 

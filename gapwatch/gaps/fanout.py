@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -19,21 +19,20 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     Event,
-    Gap,
     GapConfirmed,
     GapHealed,
     GapOpened,
     GapRecovered,
     GapShrunk,
     GapSplit,
-    GapState,
     GapTold,
     GapUnknown,
     RecordsSkipped,
     RecordsTruncated,
 )
+from gapwatch.core.model import Gap, GapState
 from gapwatch.errors import GapwatchError
 
 

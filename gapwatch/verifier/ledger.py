@@ -38,8 +38,9 @@ from typing import Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
+from gapwatch.core.events import Event
 from gapwatch.core.intake import Headers, observe_record
-from gapwatch.core.model import Event, Gap
+from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import SnapshotError
 

@@ -39,8 +39,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from gapwatch.core.events import Event, GapConfirmed
 from gapwatch.core.intake import Headers
-from gapwatch.core.model import Event, Gap, GapConfirmed
+from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
 from gapwatch.gaps.fanout import EventFanout, EventSubscriber
 from gapwatch.kafka.checkpoints import Checkpoint, PartitionKey

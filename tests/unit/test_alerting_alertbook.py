@@ -16,18 +16,15 @@ from gapwatch.alerting.alertkinds import (
     Alert,
 )
 from gapwatch.alerting.alertpolicy import AlertPolicy
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     DuplicateRecords,
-    Gap,
     GapConfirmed,
     GapRecovered,
     GapSplit,
-    GapState,
     GapTold,
     RecordsTruncated,
-    StreamKey,
-    gap_id,
 )
+from gapwatch.core.model import Gap, GapState, StreamKey, gap_id
 
 POLICY = AlertPolicy(
     loss_hold=600.0,

@@ -18,16 +18,15 @@ from gapwatch.alerting.changes import (
 )
 from gapwatch.alerting.eventhub import EventHub, format_change, format_reset
 from gapwatch.alerting.fleet import FleetStore
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     DuplicateRecords,
     GapConfirmed,
     GapOpened,
     GapSplit,
-    GapState,
     GapTold,
     RecordsSkipped,
-    StreamKey,
 )
+from gapwatch.core.model import GapState, StreamKey
 from gapwatch.gaps.store import GapQuery
 
 T0 = 1_700_000_000.0

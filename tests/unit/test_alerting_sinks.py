@@ -17,7 +17,8 @@ from gapwatch.alerting.alertpolicy import AlertPolicy
 from gapwatch.alerting.delivery import DeliverySettings
 from gapwatch.alerting.retry import Backoff
 from gapwatch.alerting.webhook import SIGNATURE_HEADER, WebhookSink, sign, verify_signature
-from gapwatch.core.model import Gap, GapConfirmed, GapRecovered, GapState
+from gapwatch.core.events import GapConfirmed, GapRecovered
+from gapwatch.core.model import Gap, GapState
 from gapwatch.testing.receiver import Receiver, run_receiver
 
 SECRET = "0123456789abcdef-secret"
@@ -97,7 +98,7 @@ class TestWebhookSink:
         """Only webhook_events kinds are queued."""
         sink = webhook(receiver.url)
         open_gap = make_gap(1, opened_at=time.time())
-        from gapwatch.core.model import GapOpened
+        from gapwatch.core.events import GapOpened
 
         sink.handle([GapOpened(open_gap)], time.time())
         assert sink.stats.queued == 0

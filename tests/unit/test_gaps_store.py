@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 from monitor_factories import make_gap
 
-from gapwatch.core.model import (
+from gapwatch.core.events import (
     GapConfirmed,
     GapHealed,
     GapOpened,
     GapSplit,
-    GapState,
     GapTold,
     RecordsSkipped,
 )
+from gapwatch.core.model import GapState
 from gapwatch.gaps.store import BadCursorError, GapQuery, GapStore
 
 

@@ -10,7 +10,8 @@ import pytest
 from monitor_factories import make_gap
 from prometheus_client import CollectorRegistry, Counter
 
-from gapwatch.core.model import GapState, RecordsSkipped
+from gapwatch.core.events import RecordsSkipped
+from gapwatch.core.model import GapState
 from gapwatch.gaps.store import GapStore
 from gapwatch.monitor.api.http import create_app
 from gapwatch.monitor.api.models import GapModel

@@ -8,7 +8,7 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import encode_stamp, parse_stamp

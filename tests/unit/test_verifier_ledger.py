@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gapwatch.core.config import TrackerConfig
-from gapwatch.core.model import DuplicateRecords, GapConfirmed, GapOpened
+from gapwatch.core.events import DuplicateRecords, GapConfirmed, GapOpened
 from gapwatch.core.wire import encode_stamp
 from gapwatch.verifier.config import VerifierConfig, VerifierConfigError
 from gapwatch.verifier.ledger import ProcessedLedger, VerifiedPartition

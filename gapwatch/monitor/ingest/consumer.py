@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.stamps import StampReader
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore

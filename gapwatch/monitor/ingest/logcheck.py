@@ -53,7 +53,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
-from gapwatch.core.model import Event
+from gapwatch.core.events import Event
 from gapwatch.core.wire import Stamp, parse_stamp
 from gapwatch.errors import MalformedStampError
 from gapwatch.kafka.aiokafka_consumer import partition_leader

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gapwatch.core.events import Event
 from gapwatch.core.intake import observe_record
-from gapwatch.core.model import Event
 from gapwatch.core.stamps import MAX_FAST_DIGITS, StampReader
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
 from gapwatch.monitor.state.latency import LatencyHistogram

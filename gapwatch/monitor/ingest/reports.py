@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from gapwatch.core.model import Event, ProducerReport, StreamKey
+from gapwatch.core.events import Event
+from gapwatch.core.model import ProducerReport, StreamKey
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.kafka.topics import (
     REPORT_TOPIC_CONFIGS,

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
-from gapwatch.core.model import Event, Gap, ProducerReport, StreamInfo
+from gapwatch.core.events import Event
+from gapwatch.core.model import Gap, ProducerReport, StreamInfo
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 from gapwatch.monitor.state.latency import LatencyHistogram
