@@ -336,6 +336,9 @@ async def run_monitor(config: MonitorConfig) -> int:
     return 1 if failed else 0
 
 
+# --- alert sinks: built from the config; links point at this monitor's HTTP API -------
+
+
 def delivery_settings(config: MonitorConfig) -> DeliverySettings:
     """The queue, timeout and retry settings every sink gets."""
     a = config.alerting
@@ -406,6 +409,9 @@ def set_external_url(
         webhook.external_url = url
 
 
+# --- start-up: topics checked and created once, before anything else connects --------
+
+
 async def prepare_topics(config: MonitorConfig, *, time_limit: float) -> None:
     """Check the watched topics and ensure gapwatch's own, all within ``time_limit`` seconds."""
     admin = AIOKafkaAdminClient(**client_kwargs(config.kafka, suffix="-admin"))
@@ -433,6 +439,8 @@ async def prepare_topics(config: MonitorConfig, *, time_limit: float) -> None:
     finally:
         await admin.close()
 
+
+# --- the gapwatch monitor process: garbage collector settings -------------------------
 
 # Young collections every 10,000 allocations instead of 700 (about 2,000 records).
 GC_GEN0_THRESHOLD: Final = 10_000
