@@ -191,6 +191,10 @@ class ProcessedLedger:
             part.version += 1
         return events
 
+    def checkpointed(self, part: VerifiedPartition, version: int) -> None:
+        """V5: a checkpoint of ``part`` as it was at ``version`` has been written."""
+        part.checkpointed_version = version
+
     def tick(self, now: float) -> list[Event]:
         """Time passes for every partition: confirmations and evictions that are due."""
         events: list[Event] = []

@@ -367,7 +367,7 @@ class ConsumerVerifier:
                 log.exception("verifier checkpoint of %d partitions failed", len(due))
                 raise
             for part, version in versions:
-                part.checkpointed_version = version
+                self.ledger.checkpointed(part, version)
             self.health.checkpoints += len(due)
 
     def _publish(self, events: Sequence[Event], now: float) -> None:
