@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from aiokafka.helpers import create_ssl_context
-
 from gapwatch.errors import ConfigError
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
@@ -105,6 +103,10 @@ def client_kwargs(kafka: KafkaSettings, *, suffix: str = "") -> dict[str, Any]:
     ``suffix`` is appended to the client id so broker logs and quotas can tell the
     monitor's clients apart (``gapwatch-monitor-checkpoints``...).
     """
+    # Imported here: the settings are part of every command line's configuration, which
+    # must load without aiokafka (``gapwatch --version`` stays instant).
+    from aiokafka.helpers import create_ssl_context
+
     security = kafka.security
     kwargs: dict[str, Any] = {
         "bootstrap_servers": list(kafka.bootstrap_servers),

@@ -21,7 +21,6 @@ from gapwatch.core.config import (
 )
 from gapwatch.errors import ConfigError, TrackerConfigError
 from gapwatch.kafka.settings import KafkaSettings
-from gapwatch.kafka.topics import REPORT_TOPIC
 
 StartFrom = Literal["earliest", "latest"]
 
@@ -95,7 +94,9 @@ class CheckpointSettings:
 class ReportSettings:
     """Producer reports (tail loss, failed sends)."""
 
-    topic: str = REPORT_TOPIC
+    # gapwatch.kafka.topics.REPORT_TOPIC; not imported so that loading the configuration
+    # (every ``gapwatch`` command line does) does not load aiokafka.
+    topic: str = "__gapwatch_producer_reports"
     enabled: bool = True
 
 
