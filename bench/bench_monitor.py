@@ -52,8 +52,8 @@ from harness import (
 )
 from prometheus_client import CollectorRegistry
 
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import KafkaSettings
 from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
 
 WIDE_PARTITIONS = 252

@@ -21,17 +21,16 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.wire import encode_stamp
-from gapwatch.monitor.app import RunningMonitor
+from gapwatch.kafka.settings import KafkaSettings
+from gapwatch.monitor.app import RunningMonitor, tune_gc
 from gapwatch.monitor.config import (
     AlertingSettings,
     CheckpointSettings,
     HttpSettings,
-    KafkaSettings,
     MonitorConfig,
     TrackerSettings,
     WatchSettings,
 )
-from gapwatch.monitor.runtime import tune_gc
 
 PARTITIONS = 12
 PRODUCERS = 4

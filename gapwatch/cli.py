@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from gapwatch import __version__
+from gapwatch.version import __version__
 
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (

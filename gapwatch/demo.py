@@ -29,17 +29,17 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
+from gapwatch.commands.agreement import Agreement, compare
+from gapwatch.commands.gaptable import render_gaps, summarize
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import (
     HttpSettings,
-    KafkaSettings,
     MonitorConfig,
     ReportSettings,
     TrackerSettings,
     WatchSettings,
 )
-from gapwatch.monitor.gaptable import render_gaps, summarize
-from gapwatch.monitor.truth import Agreement, compare
 from gapwatch.testing.kafka import KafkaCluster, KafkaTestbedError
 
 TOPIC = "gapwatch-demo"

@@ -42,3 +42,19 @@ class TrackerConfigError(GapwatchError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class ConfigError(GapwatchError):
+    """A configuration value is missing or invalid.
+
+    ``key`` is the configuration key (as written in the YAML file, e.g. ``grace_period``)
+    and ``source`` says where the bad value came from (a flag, an environment variable,
+    the file, or ``default``), so the message can point the operator at the right place.
+    """
+
+    def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{key}{where}: {problem}")
+        self.key = key
+        self.problem = problem
+        self.source = source

@@ -41,16 +41,13 @@ what each alert says is built in :mod:`gapwatch.alerting.alertkinds`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from gapwatch.alerting.alertkinds import (
-    DUPLICATE_BURST,
-    GAP_CONFIRMED,
-    GAP_TRUNCATED,
-    GAPS_OVERFLOW,
     Alert,
     burst_alert,
     gap_alert,
@@ -67,18 +64,6 @@ from gapwatch.core.events import (
     RecordsTruncated,
 )
 from gapwatch.core.model import Gap, GapState
-
-# AlertBook is defined here; the others now live in alertkinds and alertpolicy and are
-# re-exported so that code importing them from this module keeps working.
-__all__ = [
-    "DUPLICATE_BURST",
-    "GAPS_OVERFLOW",
-    "GAP_CONFIRMED",
-    "GAP_TRUNCATED",
-    "Alert",
-    "AlertBook",
-    "AlertPolicy",
-]
 
 _LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 
@@ -124,6 +109,10 @@ class AlertBook:
         self.version = 0  # bumped whenever an alert starts or resolves
 
     # --- input ------------------------------------------------------------------------
+
+    def link_to(self, external_url: str) -> None:
+        """Alerts built from now on link to the monitor at ``external_url``."""
+        self.policy = dataclasses.replace(self.policy, external_url=external_url)
 
     def apply(self, events: Sequence[Event], now: float) -> None:
         """Take the tracker's events (others than the ones below are ignored)."""

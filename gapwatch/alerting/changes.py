@@ -103,19 +103,20 @@ class GapChange:
     @property
     def topic(self) -> str:
         """The watched topic the change is about."""
-        return self.gap.topic if self.gap is not None else self._skipped().topic
+        return self.gap.topic if self.gap is not None else self.skipped_range().topic
 
     @property
     def partition(self) -> int:
         """The watched partition the change is about."""
-        return self.gap.partition if self.gap is not None else self._skipped().partition
+        return self.gap.partition if self.gap is not None else self.skipped_range().partition
 
     @property
     def state(self) -> str:
         """The gap's state after the change, or ``"skipped"``."""
         return self.gap.state.value if self.gap is not None else "skipped"
 
-    def _skipped(self) -> RecordsSkipped:
+    def skipped_range(self) -> RecordsSkipped:
+        """The skipped range of a change that is not about a gap (asserts there is one)."""
         assert self.skipped is not None
         return self.skipped
 
@@ -131,7 +132,7 @@ class GapChange:
         if self.gap is not None:
             body["gap"] = {**self.gap.to_json(), "instance": self.instance}
         else:
-            body["skipped"] = skipped_json(self._skipped())
+            body["skipped"] = skipped_json(self.skipped_range())
         return body
 
 
@@ -206,7 +207,7 @@ def encode_change(change: GapChange) -> bytes:
     if change.gap is not None:
         body["gap"] = {name: getattr(change.gap, name) for name in _GAP_FIELDS}
     else:
-        s = change._skipped()
+        s = change.skipped_range()
         body["skipped"] = [s.topic, s.partition, s.first_offset, s.last_offset, s.count, s.at]
     return json.dumps(body, separators=(",", ":")).encode()
 

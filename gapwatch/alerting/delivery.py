@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from gapwatch import __version__
 from gapwatch.alerting.retry import Backoff
+from gapwatch.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from gapwatch.alerting.changes import GapChange, changes_from_events
 from gapwatch.core.events import Event, RecordsSkipped
 from gapwatch.core.model import Gap, GapState
-from gapwatch.monitor.gapstore import GapPage, GapQuery, GapStore
+from gapwatch.gaps.store import GapPage, GapQuery, GapStore
 
 
 class FleetStore:

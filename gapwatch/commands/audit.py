@@ -34,10 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch audit``."""
-    from gapwatch.monitor.audit import run_audit
-    from gapwatch.monitor.config import KafkaSettings
-    from gapwatch.monitor.gaptable import render_gaps, summarize
-    from gapwatch.monitor.kafka_clients import client_kwargs
+    from gapwatch.commands.gaptable import render_gaps, summarize
+    from gapwatch.commands.range_audit import run_audit
+    from gapwatch.kafka.settings import KafkaSettings, client_kwargs
 
     from_time_ms = None
     if args.from_time:

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from gapwatch.monitor.gaptable import render_gaps, summarize
+from gapwatch.commands.gaptable import render_gaps, summarize
 
 PAGE_LIMIT = 1000
 MAX_PAGES = 100  # 100k gaps: far beyond what a table is useful for; stops a cursor loop

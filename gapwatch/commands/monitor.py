@@ -12,8 +12,7 @@ import logging
 import os
 import sys
 
-from gapwatch.errors import GapwatchError
-from gapwatch.monitor.config import ConfigError
+from gapwatch.errors import ConfigError, GapwatchError
 from gapwatch.monitor.config_sources import add_arguments, load_config
 
 
@@ -40,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Imported here so that `gapwatch --help` does not load aiokafka, FastAPI and uvicorn.
-    from gapwatch.monitor.app import run_monitor
-    from gapwatch.monitor.runtime import tune_gc
+    from gapwatch.monitor.app import run_monitor, tune_gc
 
-    tune_gc()  # after the imports, so they are frozen too (see gapwatch.monitor.runtime)
+    tune_gc()  # after the imports, so they are frozen too (see gapwatch.monitor.app)
     try:
         return asyncio.run(run_monitor(config))
     except GapwatchError as exc:

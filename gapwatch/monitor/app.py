@@ -13,47 +13,60 @@ drain the gap log, stop the sinks, end ``/events`` streams, stop HTTP.
 Event subscribers, in order: the local gap store, the gap log writer, the fleet view
 (this instance's changes at once; everyone's arrive again from the gap log), then the
 Alertmanager and webhook sinks.
+
+Every part is built completely in :class:`RunningMonitor`'s constructor, each given what it
+calls (the consumer's lock and its assignment callbacks, the collector's health
+questions), so nothing is patched onto an object after it was made. Also here, because
+only start-up uses them: checking and creating the topics (:func:`prepare_topics`),
+building the alert sinks from the config, and :func:`tune_gc` for the command's process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
+from typing import Final
 
 import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from gapwatch.alerting.alertbook import AlertBook
+from gapwatch.alerting.alertmanager import AlertmanagerSink
+from gapwatch.alerting.alertpolicy import AlertPolicy
 from gapwatch.alerting.changes import ChangeKind
-from gapwatch.alerting.delivery import SinkStats
+from gapwatch.alerting.delivery import DeliverySettings, SinkStats
 from gapwatch.alerting.eventhub import EventHub
 from gapwatch.alerting.fleet import FleetFeed, FleetStore
-from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader
+from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader, gap_log_topic_configs
 from gapwatch.alerting.metrics import AlertingCollector
+from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.model import GapState
-from gapwatch.monitor.alert_sinks import (
-    build_alertmanager,
-    build_webhook,
-    default_external_url,
-    set_external_url,
+from gapwatch.gaps.fanout import EventFanout
+from gapwatch.gaps.store import GapStore
+from gapwatch.kafka.checkpoints import CheckpointStore
+from gapwatch.kafka.settings import client_kwargs
+from gapwatch.kafka.topics import (
+    CHECKPOINT_TOPIC_CONFIGS,
+    CHECKPOINT_TOPIC_PARTITIONS,
+    cleanup_policies,
+    ensure_topic,
+    refuse_compacted,
 )
-from gapwatch.monitor.checkpoints import CheckpointStore
+from gapwatch.monitor.api.http import MonitorStatus, create_app
 from gapwatch.monitor.config import MonitorConfig
-from gapwatch.monitor.consumer import MonitorConsumer
-from gapwatch.monitor.fanout import EventFanout
-from gapwatch.monitor.gapstore import GapStore
-from gapwatch.monitor.http import create_app
-from gapwatch.monitor.kafka_clients import client_kwargs
-from gapwatch.monitor.metrics import MonitorCollector, MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions, PartitionState
-from gapwatch.monitor.reports import ReportReader
-from gapwatch.monitor.status import MonitorStatus
-from gapwatch.monitor.topic_setup import prepare_topics
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.ingest.consumer import MonitorConsumer
+from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
+from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +147,20 @@ class RunningMonitor:
             group_id=config.watch.group_id,
             before_write=self.gap_log.flush,
         )
+        # Rule 4 of the consumer loop: one lock for everything that touches trackers.
+        lock = asyncio.Lock()
+        self.reports: ReportReader | None = None
+        on_assigned: list[Callable[[PartitionState], None]] = [self._on_assigned]
+        if config.reports.enabled:
+            self.reports = ReportReader(
+                client_kwargs=client_kwargs(config.kafka, suffix="-reports"),
+                topic=config.reports.topic,
+                lock=lock,
+                partitions=self.partitions,
+                fanout=self.fanout,
+                health=self.health,
+            )
+            on_assigned.append(self.reports.apply_cached)
         self.consumer = MonitorConsumer(
             config=config,
             client_kwargs=self._kwargs,
@@ -142,8 +169,10 @@ class RunningMonitor:
             store=self.store,
             checkpoints=self.checkpoints,
             health=self.health,
+            lock=lock,
+            on_assigned=on_assigned,
         )
-        self.health.is_up = self.consumer.is_up
+        self.consumer_task: asyncio.Task[None] | None = None
         view = MonitorStatus(
             instance=self.instance_id,
             group_id=group,
@@ -151,21 +180,14 @@ class RunningMonitor:
             consumer=self.consumer,
             consumer_task=lambda: self.consumer_task,
         )
-        # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
-        self.health.is_ready = lambda: view.readiness()[0]
-        self.consumer.on_assigned(self._on_assigned)
-        self.reports: ReportReader | None = None
-        if config.reports.enabled:
-            self.reports = ReportReader(
-                client_kwargs=client_kwargs(config.kafka, suffix="-reports"),
-                topic=config.reports.topic,
-                consumer=self.consumer,
-                partitions=self.partitions,
-                fanout=self.fanout,
-                health=self.health,
-            )
         self.registry = registry
-        self._collector = MonitorCollector(self.partitions, self.health)
+        self._collector = MonitorCollector(
+            self.partitions,
+            self.health,
+            is_up=self.consumer.is_up,
+            # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
+            is_ready=lambda: view.readiness()[0],
+        )
         registry.register(self._collector)
         self._alerting_collector = AlertingCollector(
             sinks=self.sink_stats,
@@ -187,7 +209,6 @@ class RunningMonitor:
             instance=self.instance_id,
             keepalive=config.events.keepalive,
         )
-        self.consumer_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.http_port: int | None = None
@@ -313,3 +334,140 @@ async def run_monitor(config: MonitorConfig) -> int:
     failed = monitor.consumer_task in done and monitor.consumer_task.exception() is not None
     await monitor.stop()
     return 1 if failed else 0
+
+
+# --- alert sinks: built from the config; links point at this monitor's HTTP API -------
+
+
+def delivery_settings(config: MonitorConfig) -> DeliverySettings:
+    """The queue, timeout and retry settings every sink gets."""
+    a = config.alerting
+    return DeliverySettings(
+        timeout=a.sink_timeout,
+        max_retries=a.sink_max_retries,
+        backoff_initial=a.sink_backoff_initial,
+        backoff_max=a.sink_backoff_max,
+        queue_size=a.sink_queue_size,
+    )
+
+
+def default_external_url(config: MonitorConfig, port: int) -> str:
+    """The monitor's own URL when none is configured: a wildcard bind becomes the host name."""
+    host = config.http.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+def build_alertmanager(
+    config: MonitorConfig, *, instance: str, external_url: str
+) -> AlertmanagerSink | None:
+    """The Alertmanager sink, or ``None`` if no Alertmanager URL is configured."""
+    alerting = config.alerting
+    if not alerting.alertmanager_urls:
+        return None
+    policy = AlertPolicy(
+        loss_hold=alerting.loss_hold,
+        repost_interval=alerting.repost_interval,
+        max_per_partition=alerting.max_per_partition,
+        duplicate_threshold=alerting.duplicate_threshold,
+        duplicate_window=alerting.duplicate_window,
+        duplicate_hold=alerting.duplicate_hold,
+        external_url=external_url,
+        instance=instance,
+    )
+    return AlertmanagerSink(
+        urls=alerting.alertmanager_urls,
+        book=AlertBook(policy),
+        settings=delivery_settings(config),
+    )
+
+
+def build_webhook(config: MonitorConfig, *, instance: str, external_url: str) -> WebhookSink | None:
+    """The webhook sink, or ``None`` if no webhook URL is configured."""
+    alerting = config.alerting
+    if alerting.webhook_url is None:
+        return None
+    return WebhookSink(
+        url=alerting.webhook_url,
+        secret=alerting.webhook_secret,
+        kinds=alerting.webhook_events,
+        group=config.watch.group_id,
+        instance=instance,
+        external_url=external_url,
+        settings=delivery_settings(config),
+    )
+
+
+def set_external_url(
+    url: str, *, alertmanager: AlertmanagerSink | None, webhook: WebhookSink | None
+) -> None:
+    """Point the links of both sinks (those configured) at ``url`` from now on."""
+    if alertmanager is not None:
+        alertmanager.book.link_to(url)
+    if webhook is not None:
+        webhook.external_url = url
+
+
+# --- start-up: topics checked and created once, before anything else connects --------
+
+
+async def prepare_topics(config: MonitorConfig, *, time_limit: float) -> None:
+    """Check the watched topics and ensure gapwatch's own, all within ``time_limit`` seconds."""
+    admin = AIOKafkaAdminClient(**client_kwargs(config.kafka, suffix="-admin"))
+    await admin.start()
+    try:
+        async with asyncio.timeout(time_limit):
+            if config.watch.topics:
+                policies = await cleanup_policies(admin, config.watch.topics)
+                refuse_compacted(policies, allow_compacted=config.watch.allow_compacted)
+            await ensure_topic(
+                admin,
+                config.checkpoints.topic,
+                partitions=CHECKPOINT_TOPIC_PARTITIONS,
+                configs=CHECKPOINT_TOPIC_CONFIGS,
+            )
+            # One partition: one order of changes, and /events ids that are offsets.
+            await ensure_topic(
+                admin,
+                config.gap_log.topic,
+                partitions=1,
+                configs=gap_log_topic_configs(config.gap_log.history_retention),
+            )
+            if config.reports.enabled:
+                await ensure_report_topic(admin, config.reports.topic)
+    finally:
+        await admin.close()
+
+
+# --- the gapwatch monitor process: garbage collector settings -------------------------
+
+# Young collections every 10,000 allocations instead of 700 (about 2,000 records).
+GC_GEN0_THRESHOLD: Final = 10_000
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated and collect young objects less often.
+
+    For the ``gapwatch monitor`` process, not for embedders.
+    The record path allocates a few container objects per record (aiokafka's
+    ``ConsumerRecord``, its header tuples), so with CPython's default threshold (a young
+    collection every 700 allocations, a full one every 100 young ones if the heap grew by a
+    quarter) the cyclic garbage collector ran every ~150 records and regularly walked the whole
+    heap: FastAPI, pydantic, aiokafka and the trackers' truncation rings. Measured in
+    ``bench/bench_monitor.py`` (records per CPU second of the process, 240k records): the
+    monitor went from 116,000 to 180,000 with a young threshold of 50,000 (one interleaved
+    run); a bare aiokafka loop gains as much, so ``docs/benchmarks.md`` reports ratios both
+    ways.
+
+    Records are freed by reference counting as soon as a batch is processed; the collector is
+    only needed for reference cycles (asyncio tasks and exceptions), which these thresholds
+    still collect, just less often. ``gc.freeze()`` moves everything that exists after start-up
+    (modules, the web app, configuration) out of the collector's sight for good.
+    :class:`~gapwatch.monitor.app.RunningMonitor` does not call this: a process-wide setting is
+    the embedding application's decision; the ``gapwatch monitor`` command makes it.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)

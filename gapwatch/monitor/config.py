@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from gapwatch.core.config import (
@@ -20,105 +19,10 @@ from gapwatch.core.config import (
     DEFAULT_MAX_STREAMS,
     TrackerConfig,
 )
-from gapwatch.errors import GapwatchError, TrackerConfigError
+from gapwatch.errors import ConfigError, TrackerConfigError
+from gapwatch.kafka.settings import KafkaSettings
 
 StartFrom = Literal["earliest", "latest"]
-IsolationLevel = Literal["read_uncommitted", "read_committed"]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
-
-class ConfigError(GapwatchError):
-    """A configuration value is missing or invalid.
-
-    ``key`` is the configuration key (as written in the YAML file, e.g. ``grace_period``)
-    and ``source`` says where the bad value came from (a flag, an environment variable,
-    the file, or ``default``), so the message can point the operator at the right place.
-    """
-
-    def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
-        where = f" (from {source})" if source else ""
-        super().__init__(f"{key}{where}: {problem}")
-        self.key = key
-        self.problem = problem
-        self.source = source
-
-
-@dataclass(frozen=True, slots=True)
-class SecuritySettings:
-    """Kafka client security, passed through to aiokafka unchanged in meaning."""
-
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_key_password: str | None = field(default=None, repr=False)
-    ssl_check_hostname: bool = True
-
-    @property
-    def uses_sasl(self) -> bool:
-        """Whether the protocol authenticates with SASL."""
-        return self.security_protocol.startswith("SASL_")
-
-    @property
-    def uses_ssl(self) -> bool:
-        """Whether the protocol encrypts with TLS."""
-        return self.security_protocol in ("SSL", "SASL_SSL")
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` unless the settings can be used together."""
-        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
-            key = "sasl_username" if not self.sasl_username else "sasl_password"
-            raise ConfigError(key, f"is required with security_protocol={self.security_protocol}")
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            key = "ssl_keyfile" if self.ssl_keyfile is None else "ssl_certfile"
-            raise ConfigError(key, "ssl_certfile and ssl_keyfile must be given together")
-        for key, path in (
-            ("ssl_cafile", self.ssl_cafile),
-            ("ssl_certfile", self.ssl_certfile),
-            ("ssl_keyfile", self.ssl_keyfile),
-        ):
-            if path is not None and not path.is_file():
-                raise ConfigError(key, f"file {str(path)!r} does not exist")
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaSettings:
-    """How the monitor talks to the cluster."""
-
-    bootstrap_servers: tuple[str, ...] = ()
-    client_id: str = "gapwatch-monitor"
-    isolation_level: IsolationLevel = "read_uncommitted"
-    max_poll_records: int = 5000
-    fetch_max_wait_ms: int = 250
-    # The broker answers a fetch once this much is ready (or fetch_max_wait_ms passed).
-    # aiokafka has no incremental fetch sessions: every response lists every assigned
-    # partition, so with Kafka's default of 1 byte a monitor of hundreds of partitions
-    # under a trickle of records decoded a full response per produce request.
-    fetch_min_bytes: int = 64 * 1024
-    max_partition_fetch_bytes: int = 1024 * 1024
-    security: SecuritySettings = SecuritySettings()
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` unless the settings are usable."""
-        for key, value in (
-            ("max_poll_records", self.max_poll_records),
-            ("fetch_max_wait_ms", self.fetch_max_wait_ms),
-            ("fetch_min_bytes", self.fetch_min_bytes),
-            ("max_partition_fetch_bytes", self.max_partition_fetch_bytes),
-        ):
-            if value < 1:
-                raise ConfigError(key, "must be >= 1")
-        if not self.bootstrap_servers:
-            raise ConfigError("bootstrap_servers", "is required (HOST:PORT[,HOST:PORT])")
-        for server in self.bootstrap_servers:
-            host, sep, port = server.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError("bootstrap_servers", f"{server!r} is not HOST:PORT")
-        self.security.validate()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +94,8 @@ class CheckpointSettings:
 class ReportSettings:
     """Producer reports (tail loss, failed sends)."""
 
-    # The producer's default control topic (gapwatch.producer.config.DEFAULT_REPORT_TOPIC);
-    # not imported so that the monitor's config loads without the producer package.
+    # gapwatch.kafka.topics.REPORT_TOPIC; not imported so that loading the configuration
+    # (every ``gapwatch`` command line does) does not load aiokafka.
     topic: str = "__gapwatch_producer_reports"
     enabled: bool = True
 
@@ -354,7 +258,7 @@ class AlertingSettings:
 class MonitorConfig:
     """Everything ``gapwatch monitor`` needs, validated as a whole by :meth:`validate`."""
 
-    kafka: KafkaSettings = KafkaSettings()
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
     watch: WatchSettings = WatchSettings()
     tracker: TrackerSettings = TrackerSettings()
     checkpoints: CheckpointSettings = CheckpointSettings()

@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 import yaml
 
-from gapwatch.monitor.config import ConfigError, MonitorConfig
+from gapwatch.errors import ConfigError
+from gapwatch.monitor.config import MonitorConfig
 
 Kind = Literal["str", "int", "float", "bool", "list", "path"]
 ENV_PREFIX = "GAPWATCH_"

@@ -33,18 +33,16 @@ checkpoints; this module never awaits, logs, reads the clock or touches Kafka.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.counters import TrackerCounters
-from gapwatch.core.events import NO_EVENTS, Event
+from gapwatch.core.events import Event
+from gapwatch.core.intake import Headers, observe_record
 from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
-from gapwatch.core.wire import parse_stamp
-from gapwatch.errors import MalformedStampError, SnapshotError
-
-Headers = Iterable[tuple[str, bytes | None]] | None
+from gapwatch.errors import SnapshotError
 
 
 class ProcessedRecord(Protocol):
@@ -176,16 +174,9 @@ class ProcessedLedger:
         part.version += 1
         if part.frontier is None or offset >= part.frontier:
             part.frontier = offset + 1
-        tracker = part.tracker
-        try:
-            stamp = parse_stamp(headers)
-        except MalformedStampError as exc:
-            tracker.observe_malformed(exc.reason)
-            return NO_EVENTS
-        if stamp is None:
-            tracker.observe_unstamped()
-            return NO_EVENTS
-        return tracker.observe(offset, timestamp_ms, stamp, now)
+        return observe_record(
+            part.tracker, offset=offset, timestamp_ms=timestamp_ms, headers=headers, now=now
+        )
 
     def consumed(self, part: VerifiedPartition, *, position: int, now: float) -> Sequence[Event]:
         """V3, V4: the application's consumer position was ``position`` at ``now``."""
@@ -199,6 +190,10 @@ class ProcessedLedger:
         if events:
             part.version += 1
         return events
+
+    def checkpointed(self, part: VerifiedPartition, version: int) -> None:
+        """V5: a checkpoint of ``part`` as it was at ``version`` has been written."""
+        part.checkpointed_version = version
 
     def tick(self, now: float) -> list[Event]:
         """Time passes for every partition: confirmations and evictions that are due."""

@@ -18,8 +18,14 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from gapwatch.monitor.exposition import Family, ScalarFamily, ScalarKind
-from gapwatch.monitor.metrics import PARTITION_COUNTERS, PARTITION_GAUGES, to_metric
+from gapwatch.gaps.metrics import (
+    PARTITION_COUNTERS,
+    PARTITION_GAUGES,
+    Family,
+    ScalarFamily,
+    ScalarKind,
+    to_metric,
+)
 from gapwatch.verifier.ledger import ProcessedLedger
 
 LABELS = ("group", "topic", "partition")

@@ -1,8 +1,8 @@
-"""The verifier's checkpoints on Kafka: the monitor's checkpoint store, found by key.
+"""The verifier's checkpoints on Kafka: the shared checkpoint store, found by key.
 
-Records are the monitor's (:mod:`gapwatch.monitor.checkpoint_codec`: key
+Records are the monitor's format (:mod:`gapwatch.kafka.checkpoints`: key
 ``[.., group, topic, partition]``, value = offset + time + tracker snapshot) and are
-written and read by the monitor's :class:`~gapwatch.monitor.checkpoints.CheckpointStore`.
+written and read by the same :class:`~gapwatch.kafka.checkpoints.CheckpointStore`.
 One thing differs, on purpose: the monitor finds its checkpoint through a pointer in its
 *own* offset commit, but the verifier must not depend on the application's commits (an
 auto-committing application commits whatever it was handed, processed or not). So the
@@ -25,9 +25,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint, Pointer, encode_key
-from gapwatch.monitor.checkpoints import CheckpointStore, PartitionKey
-from gapwatch.monitor.topics import (
+from gapwatch.kafka.checkpoints import (
+    Checkpoint,
+    CheckpointStore,
+    PartitionKey,
+    Pointer,
+    encode_key,
+)
+from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
     ensure_topic,

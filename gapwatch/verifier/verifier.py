@@ -40,13 +40,13 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.events import Event, GapConfirmed
+from gapwatch.core.intake import Headers
 from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
-from gapwatch.monitor.checkpoint_codec import Checkpoint
-from gapwatch.monitor.checkpoints import PartitionKey
-from gapwatch.monitor.fanout import EventFanout, EventSubscriber
+from gapwatch.gaps.fanout import EventFanout, EventSubscriber
+from gapwatch.kafka.checkpoints import Checkpoint, PartitionKey
 from gapwatch.verifier.config import VerifierConfig
-from gapwatch.verifier.ledger import Headers, ProcessedLedger, ProcessedRecord, VerifiedPartition
+from gapwatch.verifier.ledger import ProcessedLedger, ProcessedRecord, VerifiedPartition
 from gapwatch.verifier.metrics import VerifierCollector, VerifierHealth
 from gapwatch.verifier.rebalance import VerifierListener
 from gapwatch.verifier.store import VerifierCheckpoints
@@ -367,7 +367,7 @@ class ConsumerVerifier:
                 log.exception("verifier checkpoint of %d partitions failed", len(due))
                 raise
             for part, version in versions:
-                part.checkpointed_version = version
+                self.ledger.checkpointed(part, version)
             self.health.checkpoints += len(due)
 
     def _publish(self, events: Sequence[Event], now: float) -> None:

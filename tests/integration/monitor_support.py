@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.wire import encode_stamp
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import (
     CheckpointSettings,
     HttpSettings,
-    KafkaSettings,
     MonitorConfig,
     ReportSettings,
     TrackerSettings,

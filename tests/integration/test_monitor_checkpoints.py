@@ -19,9 +19,8 @@ from monitor_support import (
     wait_for_position,
 )
 
-from gapwatch.monitor.checkpoint_codec import Checkpoint, encode_key, encode_value
-from gapwatch.monitor.checkpoints import CheckpointStore
-from gapwatch.monitor.topics import (
+from gapwatch.kafka.checkpoints import Checkpoint, CheckpointStore, encode_key, encode_value
+from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
     ensure_topic,

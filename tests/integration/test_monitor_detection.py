@@ -21,7 +21,7 @@ from monitor_support import (
 )
 
 from gapwatch.cli import main
-from gapwatch.monitor.topics import CompactedTopicError
+from gapwatch.kafka.topics import CompactedTopicError
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
 

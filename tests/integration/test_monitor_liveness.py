@@ -19,9 +19,9 @@ from aiokafka.errors import KafkaError
 from chaos_support import group_coordinator
 from monitor_support import get_json, monitor_config, send_stamped, start_monitor, wait_until
 
+from gapwatch.kafka.topics import cleanup_policies
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import ReportSettings
-from gapwatch.monitor.topics import cleanup_policies
 from gapwatch.producer.config import ReportConfig
 from gapwatch.producer.stamped import StampedProducer
 from gapwatch.testing.kafka import KafkaCluster

@@ -24,8 +24,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import AlertingSettings, KafkaSettings, MonitorConfig, WatchSettings
+from gapwatch.monitor.config import AlertingSettings, MonitorConfig, WatchSettings
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy/prometheus/gapwatch-rules.yml"
@@ -57,7 +58,7 @@ def exported_families() -> dict[str, tuple[str, frozenset[str]]]:
     ).validate()
     registry = CollectorRegistry()
     monitor = RunningMonitor(config, registry=registry)
-    monitor.partitions.add("t", 0).last_record_ts = 1.0
+    monitor.partitions.add("t", 0).note_read(0, 1.0)
     families = {}
     for family in registry.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name

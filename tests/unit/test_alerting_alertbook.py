@@ -7,15 +7,15 @@ from datetime import datetime
 
 from monitor_factories import make_gap
 
-from gapwatch.alerting.alertbook import (
+from gapwatch.alerting.alertbook import AlertBook
+from gapwatch.alerting.alertkinds import (
     DUPLICATE_BURST,
     GAP_CONFIRMED,
     GAP_TRUNCATED,
     GAPS_OVERFLOW,
     Alert,
-    AlertBook,
-    AlertPolicy,
 )
+from gapwatch.alerting.alertpolicy import AlertPolicy
 from gapwatch.core.events import (
     DuplicateRecords,
     GapConfirmed,

@@ -27,7 +27,7 @@ from gapwatch.core.events import (
     RecordsSkipped,
 )
 from gapwatch.core.model import GapState, StreamKey
-from gapwatch.monitor.gapstore import GapQuery
+from gapwatch.gaps.store import GapQuery
 
 T0 = 1_700_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gapwatch.monitor.config import ConfigError
+from gapwatch.errors import ConfigError
 from gapwatch.monitor.config_sources import load_config
 
 BASE = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}

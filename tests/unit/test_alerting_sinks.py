@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from monitor_factories import make_gap
 
-from gapwatch.alerting.alertbook import GAP_CONFIRMED, GAPS_OVERFLOW, AlertBook, AlertPolicy
+from gapwatch.alerting.alertbook import AlertBook
+from gapwatch.alerting.alertkinds import GAP_CONFIRMED, GAPS_OVERFLOW
 from gapwatch.alerting.alertmanager import AlertmanagerSink
+from gapwatch.alerting.alertpolicy import AlertPolicy
 from gapwatch.alerting.delivery import DeliverySettings
 from gapwatch.alerting.retry import Backoff
 from gapwatch.alerting.webhook import SIGNATURE_HEADER, WebhookSink, sign, verify_signature

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gapwatch.monitor.config import ConfigError, MonitorConfig, SecuritySettings
+from gapwatch.errors import ConfigError
+from gapwatch.kafka.settings import SecuritySettings
+from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.config_sources import FIELDS, add_arguments, load_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,18 +14,17 @@ from prometheus_client.utils import floatToGoString
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.wire import Stamp
-from gapwatch.monitor.exposition import (
-    Family,
-    HistogramFamily,
+from gapwatch.gaps.metrics import Family, HistogramFamily, ScalarFamily, to_metric
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.metrics.exposition import (
     LineCache,
-    ScalarFamily,
+    MetricsPage,
     format_value,
     render,
     render_chunks,
 )
-from gapwatch.monitor.metrics import MonitorCollector, MonitorHealth, to_metric
-from gapwatch.monitor.partitions import OwnedPartitions
-from gapwatch.monitor.scrape import MetricsPage
+from gapwatch.monitor.state.partitions import OwnedPartitions
 
 Parsed = dict[str, tuple[str, str, list[tuple[str, tuple[tuple[str, str], ...], Any]]]]
 
@@ -68,12 +67,12 @@ def busy_partitions() -> OwnedPartitions:
         state = partitions.add(f"topic-{index % 2}", index)
         for offset, seq in enumerate([0, 1, 2, 5, 2, 9, 3]):
             state.tracker.observe(offset, 1_700_000_000_000, Stamp(f"p{index}", 1, seq), now=10.0)
-        state.position = 7
-        state.high_watermark = 2_000_000 + index
-        state.skipped = index * 1_234_567
-        state.leader_changes = index
+        state.note_deleted_unread(index * 1_234_567, resume_at=7)
+        state.note_fetch_state(7, 2_000_000 + index)
+        for leader in range(index + 1):  # the first sight of a leader is no change
+            state.note_leader(leader)
         if index % 3:
-            state.last_record_ts = 1_712_345_678.125 + index
+            state.note_read(7, 1_712_345_678.125 + index)
         for seconds in (0.001, 0.3, 42.0, 1e9, -1.0):
             state.latency.observe(seconds)
     return partitions
@@ -100,9 +99,9 @@ class TestFormatValue:
 class TestRender:
     def test_monitor_families_parse_to_the_same_samples(self) -> None:
         """The monitor's whole output equals prometheus-client's, sample for sample."""
-        health = MonitorHealth(is_up=lambda: True, checkpoints=3, commit_failures=1)
+        health = MonitorHealth(checkpoints=3, commit_failures=1)
         health.subscriber_failures["gap-store"] = 2
-        families = MonitorCollector(busy_partitions(), health).read()
+        families = MonitorCollector(busy_partitions(), health, is_up=lambda: True).read()
         lean = render(families)
         expected = parse(reference(families))
         assert parse(lean) == expected

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gapwatch.core.events import RecordsSkipped
 from gapwatch.core.model import GapState
-from gapwatch.monitor.api_models import GapModel
-from gapwatch.monitor.gapstore import GapStore
-from gapwatch.monitor.http import create_app
+from gapwatch.gaps.store import GapStore
+from gapwatch.monitor.api.http import create_app
+from gapwatch.monitor.api.models import GapModel
 
 TOKEN = "0123456789abcdef-token"
 

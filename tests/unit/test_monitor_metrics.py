@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.wire import Stamp
-from gapwatch.monitor.latency import LatencyHistogram
-from gapwatch.monitor.metrics import PARTITION_COUNTERS, MonitorCollector, MonitorHealth
-from gapwatch.monitor.partitions import OwnedPartitions
+from gapwatch.gaps.metrics import PARTITION_COUNTERS
+from gapwatch.monitor.health import MonitorHealth
+from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.state.latency import LatencyHistogram
+from gapwatch.monitor.state.partitions import OwnedPartitions
 
 
-def scrape(partitions: OwnedPartitions, health: MonitorHealth | None = None) -> str:
+def scrape(
+    partitions: OwnedPartitions,
+    health: MonitorHealth | None = None,
+    *,
+    is_up: Callable[[], bool] = lambda: False,
+    is_ready: Callable[[], bool] = lambda: False,
+) -> str:
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(partitions, health or MonitorHealth()))
+    collector = MonitorCollector(
+        partitions, health or MonitorHealth(), is_up=is_up, is_ready=is_ready
+    )
+    registry.register(collector)
     return generate_latest(registry).decode()
 
 
@@ -44,7 +57,7 @@ class TestMonitorCollector:
         state = partitions.add("t", 0)
         for offset, seq in enumerate([0, 1, 2, 5, 2]):
             state.tracker.observe(offset, 1000, Stamp("p", 1, seq), now=10.0)
-        state.skipped = 4
+        state.note_deleted_unread(4, resume_at=len([0, 1, 2, 5, 2]))
         text = scrape(partitions)
         assert sample(text, 'gapwatch_records_total{partition="0",topic="t"}') == 5
         assert sample(text, 'gapwatch_open_gaps{partition="0",topic="t"}') == 1
@@ -61,9 +74,9 @@ class TestMonitorCollector:
 
     def test_process_metrics(self) -> None:
         """gapwatch_up follows the health callback; build info and failures are exported."""
-        health = MonitorHealth(is_up=lambda: True, checkpoint_failures=2)
+        health = MonitorHealth(checkpoint_failures=2)
         health.subscriber_failures["gap-store"] = 1
-        text = scrape(OwnedPartitions(TrackerConfig()), health)
+        text = scrape(OwnedPartitions(TrackerConfig()), health, is_up=lambda: True)
         assert sample(text, "gapwatch_up ") == 1
         assert sample(text, "gapwatch_checkpoint_failures_total ") == 2
         assert sample(text, 'gapwatch_event_subscriber_failures_total{subscriber="gap-store"}') == 1
@@ -72,11 +85,10 @@ class TestMonitorCollector:
     def test_ready_follows_the_readiness_callback(self) -> None:
         """gapwatch_ready is 0 until the callback (what /readyz answers) says ready, then 1."""
         ready = False
-        health = MonitorHealth(is_ready=lambda: ready)
         partitions = OwnedPartitions(TrackerConfig())
-        assert sample(scrape(partitions, health), "gapwatch_ready ") == 0
+        assert sample(scrape(partitions, is_ready=lambda: ready), "gapwatch_ready ") == 0
         ready = True
-        assert sample(scrape(partitions, health), "gapwatch_ready ") == 1
+        assert sample(scrape(partitions, is_ready=lambda: ready), "gapwatch_ready ") == 1
 
 
 class TestLatency:

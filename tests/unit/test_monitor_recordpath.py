@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gapwatch.core.events import Event
+from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import encode_stamp, parse_stamp
 from gapwatch.errors import MalformedStampError
-from gapwatch.monitor.latency import LatencyHistogram
-from gapwatch.monitor.recordpath import feed_records
-from gapwatch.monitor.stamps import StampReader
+from gapwatch.monitor.ingest.recordpath import feed_records
+from gapwatch.monitor.state.latency import LatencyHistogram
 
 NOW = 1_700_000_000.0
 STAMPED = st.builds(

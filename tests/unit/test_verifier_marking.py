@@ -9,9 +9,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from gapwatch.core.config import TrackerConfig
+from gapwatch.core.intake import Headers
 from gapwatch.core.wire import encode_stamp
 from gapwatch.verifier import ConsumerVerifier, VerifierConfig, VerifierError
-from gapwatch.verifier.ledger import Headers
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from gapwatch.alerting.delivery import DeliverySettings
 from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.wire import parse_stamp
-from gapwatch.monitor.fanout import EventSubscriber
+from gapwatch.gaps.fanout import EventSubscriber
 from gapwatch.verifier import VerifierConfig
 
 COMMIT_WAIT_S = 30.0  # bound on waiting for the auto-commit to cover the stalled batch

@@ -1,0 +1,144 @@
+"""``gapwatch audit``'s reader: a one-shot check of a topic's offset or time range, no group.
+
+A throwaway consumer (no group, nothing committed) reads each chosen partition from its
+start offset up to the end offset captured when the audit began, feeding a fresh tracker
+per partition. Because every record of the range has been read before anything is judged,
+the grace period is 0: a reordered record anywhere in the range heals its gap, and what is
+still missing at the end is loss within the range. Streams first seen inside the range take
+their first sequence as baseline (loss before the range start is not claimed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from gapwatch.core.config import DEFAULT_IDLE_EVICTION_S, TrackerConfig
+from gapwatch.core.intake import observe_record
+from gapwatch.core.model import Gap
+from gapwatch.core.tracker import PartitionTracker
+from gapwatch.errors import GapwatchError
+
+
+class AuditError(GapwatchError):
+    """The audit could not run (unknown topic, bad range)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    """What an audit found: every gap, and per-partition counters."""
+
+    gaps: tuple[Gap, ...]
+    counters: Mapping[int, Mapping[str, int]]
+    ranges: Mapping[int, tuple[int, int]]  # partition -> (first offset, end offset)
+
+    @property
+    def has_loss(self) -> bool:
+        """Whether any gap is a loss (confirmed or truncated)."""
+        return any(gap.is_loss for gap in self.gaps)
+
+
+async def run_audit(
+    *,
+    client_kwargs: Mapping[str, Any],
+    topic: str,
+    partitions: Sequence[int] | None = None,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+    from_time_ms: int | None = None,
+    deadline_s: float = 300.0,
+) -> AuditResult:
+    """Audit ``topic`` (all partitions unless given) over the offset or time range."""
+    consumer = AIOKafkaConsumer(
+        **client_kwargs, group_id=None, enable_auto_commit=False, auto_offset_reset="none"
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await _audit(
+                client_kwargs, consumer, topic, partitions, from_offset, to_offset, from_time_ms
+            )
+    finally:
+        await consumer.stop()
+
+
+async def _partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> set[int]:
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {
+        p["partition"]
+        for t in described
+        if t["topic"] == topic and not t["error_code"]
+        for p in t["partitions"]
+    }
+
+
+async def _audit(
+    client_kwargs: Mapping[str, Any],
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    partitions: Sequence[int] | None,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time_ms: int | None,
+) -> AuditResult:
+    available = await _partitions_of(client_kwargs, topic)
+    if not available:
+        raise AuditError(f"topic {topic!r} does not exist or has no partitions")
+    chosen = sorted(available if partitions is None else set(partitions))
+    if not set(chosen) <= available:
+        raise AuditError(f"topic {topic!r} has no partition(s) {sorted(set(chosen) - available)}")
+    tps = [TopicPartition(topic, p) for p in chosen]
+    consumer.assign(tps)
+    begins = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    starts: dict[TopicPartition, int] = {}
+    if from_time_ms is not None:
+        found = await consumer.offsets_for_times({tp: from_time_ms for tp in tps})
+        starts = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in tps}
+    else:
+        starts = {tp: max(begins[tp], from_offset or 0) for tp in tps}
+    stops = {tp: ends[tp] if to_offset is None else min(ends[tp], to_offset) for tp in tps}
+    config = TrackerConfig(grace_period=0.0, idle_eviction=DEFAULT_IDLE_EVICTION_S)
+    trackers = {tp: PartitionTracker(topic, tp.partition, config=config) for tp in tps}
+    for tp in tps:
+        consumer.seek(tp, starts[tp])
+    pending = {tp for tp in tps if starts[tp] < stops[tp]}
+    now = time.time()
+    while pending:
+        batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
+        for tp, records in batches.items():
+            tracker = trackers[tp]
+            for record in records:
+                if record.offset >= stops[tp]:
+                    break
+                observe_record(
+                    tracker,
+                    offset=record.offset,
+                    timestamp_ms=record.timestamp,
+                    headers=record.headers,
+                    now=now,
+                )
+            if records and records[-1].offset + 1 >= stops[tp]:
+                pending.discard(tp)
+    gaps: list[Gap] = []
+    for tp, tracker in trackers.items():
+        tracker.note_read_position(read_offset=stops[tp], high_watermark=stops[tp], observed_at=now)
+        tracker.tick(now)
+        gaps.extend(tracker.gaps())
+    gaps.sort(key=lambda g: (g.partition, g.producer, g.epoch, g.first_seq))
+    return AuditResult(
+        gaps=tuple(gaps),
+        counters={tp.partition: t.counters.as_dict() for tp, t in trackers.items()},
+        ranges={tp.partition: (starts[tp], stops[tp]) for tp in tps},
+    )
