@@ -6,7 +6,6 @@
 """
 
 from gapwatch.producer.bookkeeping import DeliveryBook, StreamBook
-from gapwatch.producer.compat import StampedRecord
 from gapwatch.producer.config import (
     DEFAULT_REPORT_TOPIC,
     ProducerConfigError,
@@ -23,7 +22,7 @@ from gapwatch.producer.report_codec import (
     encode_report,
     encode_report_key,
 )
-from gapwatch.producer.stamped import StampedProducer
+from gapwatch.producer.stamped import StampedProducer, StampedRecord
 from gapwatch.producer.stamper import Stamper
 
 __all__ = [

@@ -78,6 +78,10 @@ class DeliveryBook:
             book = self._streams[key] = StreamBook(topic, partition)
         return book
 
+    def find_stream(self, topic: str, partition: int) -> StreamBook | None:
+        """The stream for (topic, partition), or ``None`` if this life never wrote there."""
+        return self._streams.get((topic, partition))
+
     def streams(self) -> Iterator[StreamBook]:
         """Every stream this life has written to."""
         return iter(self._streams.values())
@@ -156,6 +160,6 @@ class DeliveryBook:
 
     def mark_changed(self, topic: str, partition: int) -> None:
         """Have the next :meth:`take_reports` include this stream again."""
-        book = self._streams.get((topic, partition))
+        book = self.find_stream(topic, partition)
         if book is not None:
             self.touch(book)

@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.producer.bookkeeping import DeliveryBook
-from gapwatch.producer.config import ReportConfig
+from gapwatch.producer.config import ReportConfig, aiokafka_acks
 from gapwatch.producer.metrics import ReportStats
 from gapwatch.producer.report_codec import encode_report, encode_report_key
 
@@ -165,7 +165,7 @@ class ReportPublisher:
             return True
         producer = AIOKafkaProducer(
             **self._connection,
-            acks=self._config.acks,
+            acks=aiokafka_acks(self._config.acks),
             request_timeout_ms=int(self._config.timeout_s * 1000),
             linger_ms=5,
         )

@@ -211,6 +211,10 @@ class AppProducer:
         """How many sends to ``partition`` got a sequence."""
         return self._next[partition]
 
+    def sent_by_partition(self) -> dict[int, int]:
+        """:meth:`sent` of every partition this application sent to."""
+        return dict(self._next)
+
     def seqs(self, partition: int, kind: str) -> set[int]:
         """Sequences of ``partition`` whose outcome starts with ``kind``."""
         return {s for (p, s), o in self.outcomes.items() if p == partition and o.startswith(kind)}
@@ -279,11 +283,8 @@ async def read_truth(cluster: KafkaCluster, topic: str, *, timeout_s: float = 30
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
-        while not consumer.partitions_for_topic(topic):
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        partitions = await cluster.partitions(topic, timeout_s=deadline - time.monotonic())
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -328,7 +329,7 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
     out: set[GapKey] = set()
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app._next.items():
+        for partition, sent in app.sent_by_partition().items():
             stream = (partition, producer, epoch)
             failed = app.seqs(partition, FAILED)
             acked = app.seqs(partition, ACKED)
@@ -365,7 +366,7 @@ def split_by_outcome(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
     out: set[GapKey] = set()
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app._next.items():
+        for partition, sent in app.sent_by_partition().items():
             failed = app.seqs(partition, FAILED)
             for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
                 told = {s for s in range(first, last + 1) if s in failed}
@@ -380,7 +381,7 @@ def assert_starts_in_log(apps: Iterable[AppProducer], truth: Truth) -> None:
     """Each stream's first sequence is in the log (the scenarios' precondition)."""
     for app in apps:
         producer, epoch = app.stream
-        for partition in app._next:
+        for partition in app.sent_by_partition():
             assert 0 in truth.present((partition, producer, epoch)), (
                 f"{producer}/{epoch} p{partition}: first record not in the log"
             )
@@ -392,7 +393,7 @@ def mixed_gaps(apps: Iterable[AppProducer], truth: Truth) -> list[tuple[int, str
     out = []
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app._next.items():
+        for partition, sent in app.sent_by_partition().items():
             failed = app.seqs(partition, FAILED)
             for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
                 told = {s for s in range(first, last + 1) if s in failed}
