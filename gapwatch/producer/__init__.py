@@ -12,7 +12,7 @@ from gapwatch.producer.config import (
     ReportConfig,
 )
 from gapwatch.producer.identity import default_producer_id, new_epoch
-from gapwatch.producer.metrics import ProducerCollector, ReportStats, collector_for
+from gapwatch.producer.metrics import ProducerCollector, collector_for
 from gapwatch.producer.partitioning import murmur2_partition
 from gapwatch.producer.ranges import SeqRanges
 from gapwatch.producer.report_codec import (
@@ -22,6 +22,7 @@ from gapwatch.producer.report_codec import (
     encode_report,
     encode_report_key,
 )
+from gapwatch.producer.reports import ReportStats
 from gapwatch.producer.stamped import StampedProducer, StampedRecord
 from gapwatch.producer.stamper import Stamper
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,7 +24,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from gapwatch.core.model import ProducerReport
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import ReportConfig, aiokafka_acks
-from gapwatch.producer.metrics import ReportStats
 from gapwatch.producer.report_codec import encode_report, encode_report_key
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,19 @@ CONNECTION_KWARGS = frozenset(
     )
 )
 _TOPIC_ALREADY_EXISTS = 36
+
+
+class ReportStats:
+    """Counts of reports published and failed, by the topic the report is about.
+
+    Written by :class:`ReportPublisher`, read by the metrics collector at scrape time.
+    """
+
+    __slots__ = ("failed", "published")
+
+    def __init__(self) -> None:
+        self.published: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
 
 
 class ReportPublisher:

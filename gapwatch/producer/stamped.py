@@ -58,9 +58,9 @@ from gapwatch.producer.config import (
 )
 from gapwatch.producer.identity import resolve_identity
 from gapwatch.producer.lanes import LaneTable, sweep_periodically
-from gapwatch.producer.metrics import ReportStats, collector_for
+from gapwatch.producer.metrics import collector_for
 from gapwatch.producer.partitioning import PartitionCache
-from gapwatch.producer.reports import ReportPublisher
+from gapwatch.producer.reports import ReportPublisher, ReportStats
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import parse_stamp
 from gapwatch.producer import DeliveryBook, ProducerConfigError, ReportConfig, Stamper
-from gapwatch.producer.metrics import ReportStats, collector_for
+from gapwatch.producer.metrics import collector_for
+from gapwatch.producer.reports import ReportStats
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
