@@ -18,25 +18,35 @@ of the members is missing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiokafka
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 CHECKED_AIOKAFKA_VERSION: Final = (0, 14)
 
 
 class DirectEnqueue:
-    """Appends records of one ``AIOKafkaProducer`` to its partitions' batches."""
+    """The parts of one ``AIOKafkaProducer`` that enqueue a record into its batches.
 
-    __slots__ = ("_accumulator", "_serialize", "_timeout_s")
+    What ``send()`` does once the partition is chosen, in order: ``serialize(key, value,
+    headers)`` (the size check: raises as ``send()`` would for a record that is too
+    large), then ``await add_message(tp, key, value, timeout_s, timestamp_ms=...,
+    headers=...)``, which returns the delivery future (waiting while the partition's
+    batch is full). They are handed out as bound methods, not wrapped, because the
+    producer's ``send()`` calls them on its hot path, where a call costs about as much
+    as the work it does.
+    """
+
+    __slots__ = ("add_message", "serialize", "timeout_s")
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._serialize = producer._serialize
-        self._accumulator = producer._message_accumulator
-        self._timeout_s = producer._request_timeout_ms / 1000
+        self.serialize: Callable[..., Any] = producer._serialize
+        self.add_message: Callable[..., Awaitable[asyncio.Future[Any]]] = (
+            producer._message_accumulator.add_message
+        )
+        self.timeout_s: float = producer._request_timeout_ms / 1000
 
     @classmethod
     def of(cls, producer: AIOKafkaProducer) -> DirectEnqueue | None:
@@ -50,22 +60,3 @@ class DirectEnqueue:
         ):
             return None
         return cls(producer)
-
-    def enqueue(
-        self,
-        tp: TopicPartition,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int | None,
-        headers: list[tuple[str, bytes]],
-    ) -> Awaitable[asyncio.Future[Any]]:
-        """What ``send()`` does once the partition is chosen: size check, then append.
-
-        Await the result for the delivery future (the append waits while the partition's
-        batch is full). Raises as ``send()`` would for a record that is too large.
-        """
-        self._serialize(key, value, headers)
-        appended: Awaitable[asyncio.Future[Any]] = self._accumulator.add_message(
-            tp, key, value, self._timeout_s, timestamp_ms=timestamp_ms, headers=headers
-        )
-        return appended

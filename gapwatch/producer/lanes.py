@@ -83,16 +83,18 @@ class Lane:
 
     def await_outcome(self, first: int, count: int, future: asyncio.Future[Any]) -> None:
         """Book the outcome of sequences ``first`` .. ``first + count - 1`` once ``future``
-        completes (in sequence order: call in the order the sequences were assigned)."""
-        self._pending.append((first, count, future))
+        completes (call in the order the sequences were assigned).
+
+        Sends that completed meanwhile are booked at once if the oldest one did.
+        """
+        pending = self._pending
+        pending.append((first, count, future))
+        if pending[0][2].done():
+            self.sweep()
 
     def has_pending(self) -> bool:
         """Whether some send of this lane has an outcome not yet booked."""
         return bool(self._pending)
-
-    def is_oldest_done(self) -> bool:
-        """Whether the oldest pending send completed (so a sweep would book something)."""
-        return bool(self._pending) and self._pending[0][2].done()
 
     def sweep(self) -> None:
         """Book the outcomes of the lane's completed sends, from the front."""

@@ -92,18 +92,18 @@ class StampHeaders:
     """Builds the headers of each record of one producer life (id and epoch): the
     caller's headers, in order and without any old stamp, then this producer's stamp."""
 
-    __slots__ = ("_epoch_header", "_producer_header", "_warned_restamp")
+    __slots__ = ("_warned_restamp", "epoch_header", "producer_header")
 
     def __init__(self, producer_id: str, epoch: int) -> None:
-        self._producer_header = (HEADER_PRODUCER, producer_id.encode("utf-8"))
-        self._epoch_header = (HEADER_EPOCH, b"%d" % epoch)
+        self.producer_header: Final = (HEADER_PRODUCER, producer_id.encode("utf-8"))
+        self.epoch_header: Final = (HEADER_EPOCH, b"%d" % epoch)
         self._warned_restamp = False
 
     def build(self, topic: str, headers: Iterable[Header] | None, seq: int) -> list[Header]:
         """``headers`` without any old stamp, then this producer's stamp for ``seq``."""
         seq_header = (HEADER_SEQ, b"%d" % seq)
         if not headers:
-            return [self._producer_header, self._epoch_header, seq_header]
+            return [self.producer_header, self.epoch_header, seq_header]
         result = list(headers)
         for name, _ in result:
             if name in HEADER_NAMES:
@@ -119,8 +119,8 @@ class StampHeaders:
                         topic,
                     )
                 break
-        result.append(self._producer_header)
-        result.append(self._epoch_header)
+        result.append(self.producer_header)
+        result.append(self.epoch_header)
         result.append(seq_header)
         return result
 
@@ -277,8 +277,9 @@ class StampedProducer:
         assert not (value is None and key is None), "Need at least one: key or value"
         key_bytes = key if self._key_serializer is None else self._key_serializer(key)
         value_bytes = value if self._value_serializer is None else self._value_serializer(value)
-        # The hot path: the partition list lookup of choose_partition is inlined (a call
-        # costs about as much as the work it does).
+        # The hot path: choose_partition's cache lookup, the stamp of a record without
+        # headers and the direct enqueue are inlined (a call costs about as much as the
+        # work it does; see the Producer section of docs/benchmarks.md).
         cached = self._partition_cache.get(topic)
         if cached is None or partition is not None:
             partition = await self.choose_partition(topic, key_bytes, partition=partition)
@@ -290,12 +291,23 @@ class StampedProducer:
         try:
             book = lane.book
             seq = self._book.assign(book)
-            stamped = self._stamps.build(topic, headers, seq)
+            if headers:
+                stamped = self._stamps.build(topic, headers, seq)
+            else:
+                stamps = self._stamps
+                stamped = [stamps.producer_header, stamps.epoch_header, (HEADER_SEQ, b"%d" % seq)]
             try:
                 future: asyncio.Future[Any]
-                if self._direct is not None:
-                    future = await self._direct.enqueue(
-                        lane.tp, key_bytes, value_bytes, timestamp_ms, stamped
+                direct = self._direct
+                if direct is not None:
+                    direct.serialize(key_bytes, value_bytes, stamped)
+                    future = await direct.add_message(
+                        lane.tp,
+                        key_bytes,
+                        value_bytes,
+                        direct.timeout_s,
+                        timestamp_ms=timestamp_ms,
+                        headers=stamped,
                     )
                 else:
                     future = await self._inner.send(
@@ -305,8 +317,6 @@ class StampedProducer:
                 self._book.failed(book, seq, exc)  # rule 4: told, so failed, not skipped
                 raise
             lane.await_outcome(seq, 1, future)
-            if lane.is_oldest_done():
-                lane.sweep()
         finally:
             lane.release_turn()
         return future
