@@ -24,7 +24,8 @@ MAX_U64: Final = 2**64 - 1
 # 2**64 - 1 has 20 decimal digits; anything longer cannot be a valid u64 whatever it holds.
 _MAX_U64_DIGITS: Final = 20
 
-_HEADER_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
+HEADER_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
+"""The names of the three stamp headers: a header with one of them is part of a stamp."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,14 @@ def validate_producer_id(producer: str) -> str:
     if not producer.isprintable():
         raise MalformedStampError("gapwatch-producer has non-printable characters")
     return producer
+
+
+def validate_epoch(epoch: int) -> int:
+    """Return ``epoch`` if it is a valid epoch (an unsigned 64-bit integer), else raise
+    :class:`MalformedStampError`."""
+    if not 0 <= epoch <= MAX_U64:
+        raise MalformedStampError("epoch must be an unsigned 64-bit integer")
+    return epoch
 
 
 def _parse_u64(name: str, raw: object) -> int:
@@ -87,7 +96,7 @@ def parse_stamp(headers: Iterable[tuple[str, bytes | None]] | None) -> Stamp | N
     found = 0
     try:
         for name, value in headers:
-            if name not in _HEADER_NAMES:
+            if name not in HEADER_NAMES:
                 continue
             found += 1
             if name == HEADER_SEQ:
@@ -125,8 +134,7 @@ def parse_stamp(headers: Iterable[tuple[str, bytes | None]] | None) -> Stamp | N
 def encode_stamp(producer: str, epoch: int, seq: int) -> list[tuple[str, bytes]]:
     """The three headers for one record, in the documented order."""
     validate_producer_id(producer)
-    if not 0 <= epoch <= MAX_U64:
-        raise MalformedStampError("epoch must be an unsigned 64-bit integer")
+    validate_epoch(epoch)
     if not 0 <= seq <= MAX_U64:
         raise MalformedStampError("seq must be an unsigned 64-bit integer")
     return [

@@ -8,17 +8,17 @@ monitor and lives in :mod:`gapwatch.core.report_codec`.
 """
 
 from gapwatch.producer.bookkeeping import DeliveryBook, StreamBook
-from gapwatch.producer.compat import StampedRecord
 from gapwatch.producer.config import (
     DEFAULT_REPORT_TOPIC,
     ProducerConfigError,
     ReportConfig,
 )
 from gapwatch.producer.identity import default_producer_id, new_epoch
-from gapwatch.producer.metrics import ProducerCollector, ReportStats, collector_for
+from gapwatch.producer.metrics import ProducerCollector, collector_for
 from gapwatch.producer.partitioning import murmur2_partition
 from gapwatch.producer.ranges import SeqRanges
-from gapwatch.producer.stamped import StampedProducer
+from gapwatch.producer.reports import ReportStats
+from gapwatch.producer.stamped import StampedProducer, StampedRecord
 from gapwatch.producer.stamper import Stamper
 
 __all__ = [

@@ -5,20 +5,16 @@ topic and partition known and its place in the partition's order fixed. So the b
 keeps the appended records and, to answer "is it full?" exactly as aiokafka's
 ``BatchBuilder`` would, also appends each one to a probe ``BatchBuilder`` with the
 longest possible stamp (a 20-digit sequence). The real batch built at submission, with
-the real (never longer) stamps, then always fits. :func:`submit_batch` builds it, under the
-partition's turn, and enqueues it.
+the real (never longer) stamps, then always fits. :meth:`StampedProducer.send_batch`
+builds it, under the partition's turn, and enqueues it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ, MAX_PRODUCER_ID_CHARS
-from gapwatch.producer.bookkeeping import DeliveryBook
-from gapwatch.producer.headers import StampHeaders
-from gapwatch.producer.lanes import Lane, release_turn, wait_turn
 
 Record = tuple[Any, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
@@ -91,45 +87,3 @@ class StampedBatch:
     def records(self) -> Iterator[Record]:
         """The appended records: (timestamp, key bytes, value bytes, caller's headers)."""
         return iter(self._records)
-
-
-async def submit_batch(
-    batch: StampedBatch,
-    topic: str,
-    partition: int,
-    *,
-    lane: Lane,
-    inner: Any,
-    ledger: DeliveryBook,
-    stamps: StampHeaders,
-) -> asyncio.Future[Any]:
-    """Stamp the records of ``batch`` with consecutive sequences and enqueue them.
-
-    ``lane`` is the lane of (``topic``, ``partition``) and ``inner`` the wrapped
-    ``AIOKafkaProducer``; returns the batch's delivery future.
-    """
-    if lane.busy:
-        await wait_turn(lane)
-    else:
-        lane.busy = True
-    count = batch.record_count()
-    try:
-        first = ledger.assign_many(lane.book, count)
-        try:
-            real = inner.create_batch()
-            for offset, (timestamp, key, value, headers) in enumerate(batch.records()):
-                stamped = stamps.build(topic, headers, first + offset)
-                appended = real.append(timestamp=timestamp, key=key, value=value, headers=stamped)
-                # The probe reserved room for the longest possible stamp.
-                assert appended is not None, "stamped record did not fit its batch"
-            real.close()
-            future: asyncio.Future[Any] = await inner.send_batch(real, topic, partition=partition)
-        except BaseException as exc:
-            if count:
-                ledger.failed(lane.book, first, exc, last=first + count - 1)
-            raise
-        if count:
-            lane.pending.append((first, count, future))
-    finally:
-        release_turn(lane)
-    return future

@@ -30,10 +30,10 @@ class StreamBook:
 
     __slots__ = (
         "acked",
-        "dirty",
         "failed",
         "failed_by_error",
         "highest_acked",
+        "is_changed",
         "next_seq",
         "partition",
         "topic",
@@ -51,7 +51,7 @@ class StreamBook:
         self.unobserved = 0
         self.failed = SeqRanges()
         self.failed_by_error: dict[str, int] = {}
-        self.dirty = False
+        self.is_changed = False  # since the last report taken
 
     @property
     def highest_assigned(self) -> int | None:
@@ -62,13 +62,13 @@ class StreamBook:
 class DeliveryBook:
     """All streams of one producer life (one producer id and epoch)."""
 
-    __slots__ = ("_dirty", "_streams", "epoch", "producer")
+    __slots__ = ("_changed", "_streams", "epoch", "producer")
 
     def __init__(self, *, producer: str, epoch: int) -> None:
         self.producer = producer
         self.epoch = epoch
         self._streams: dict[tuple[str, int], StreamBook] = {}
-        self._dirty: list[StreamBook] = []
+        self._changed: list[StreamBook] = []
 
     def stream(self, topic: str, partition: int) -> StreamBook:
         """The stream for (topic, partition), created on first use."""
@@ -78,30 +78,34 @@ class DeliveryBook:
             book = self._streams[key] = StreamBook(topic, partition)
         return book
 
+    def find_stream(self, topic: str, partition: int) -> StreamBook | None:
+        """The stream for (topic, partition), or ``None`` if this life never wrote there."""
+        return self._streams.get((topic, partition))
+
     def streams(self) -> Iterator[StreamBook]:
         """Every stream this life has written to."""
         return iter(self._streams.values())
 
-    def touch(self, book: StreamBook) -> None:
+    def _queue_for_report(self, book: StreamBook) -> None:
         """Have the next periodic report include ``book``."""
-        if not book.dirty:
-            book.dirty = True
-            self._dirty.append(book)
+        if not book.is_changed:
+            book.is_changed = True
+            self._changed.append(book)
 
     def assign(self, book: StreamBook) -> int:
         """Hand out the stream's next sequence."""
         seq = book.next_seq
         book.next_seq = seq + 1
-        if not book.dirty:
-            book.dirty = True
-            self._dirty.append(book)
+        if not book.is_changed:  # _queue_for_report, inlined: once per record sent
+            book.is_changed = True
+            self._changed.append(book)
         return seq
 
     def assign_many(self, book: StreamBook, count: int) -> int:
         """Hand out ``count`` consecutive sequences; returns the first."""
         first = book.next_seq
         book.next_seq = first + count
-        self.touch(book)
+        self._queue_for_report(book)
         return first
 
     def acknowledged(self, book: StreamBook, seq: int, count: int = 1) -> None:
@@ -109,7 +113,7 @@ class DeliveryBook:
         book.acked += count
         if book.highest_acked is None or seq > book.highest_acked:
             book.highest_acked = seq
-        self.touch(book)
+        self._queue_for_report(book)
 
     def sent_unacknowledged(self, book: StreamBook, seq: int, count: int = 1) -> None:
         """``seq`` left with ``acks=0``: written to the socket, never acknowledged."""
@@ -127,7 +131,7 @@ class DeliveryBook:
         if added:
             name = error if isinstance(error, str) else type(error).__name__
             book.failed_by_error[name] = book.failed_by_error.get(name, 0) + int(added)
-        self.touch(book)
+        self._queue_for_report(book)
 
     def report(self, book: StreamBook, *, final: bool) -> ProducerReport:
         """A snapshot of one stream as a report."""
@@ -148,14 +152,14 @@ class DeliveryBook:
         Taking the reports marks the streams clean; a caller that fails to publish them
         hands the streams back with :meth:`mark_changed`.
         """
-        books = list(self._streams.values()) if final else self._dirty
-        self._dirty = []
+        books = list(self._streams.values()) if final else self._changed
+        self._changed = []
         for book in books:
-            book.dirty = False
+            book.is_changed = False
         return [self.report(book, final=final) for book in books]
 
     def mark_changed(self, topic: str, partition: int) -> None:
         """Have the next :meth:`take_reports` include this stream again."""
-        book = self._streams.get((topic, partition))
+        book = self.find_stream(topic, partition)
         if book is not None:
-            self.touch(book)
+            self._queue_for_report(book)

@@ -1,6 +1,13 @@
-"""Configuration of producer reports: a typed, validated value with documented defaults.
+"""Producer settings: the config error, the one ``acks`` rule, and the report config.
 
-Constructing or validating a :class:`ReportConfig` never opens a connection.
+* :class:`ProducerConfigError`: every invalid producer setting raises it, naming the field.
+* :func:`acks_label` / :func:`aiokafka_acks` / :func:`default_acks_label`: the one rule for
+  the ``acks`` setting, used by the report publisher, the load generator, :class:`Stamper`
+  and :class:`StampedProducer`. Accepted: ``0``, ``1``, ``-1`` and ``"all"`` (aiokafka's
+  values; ``-1`` and ``"all"`` mean the same) and their text forms ``"0"``, ``"1"`` and
+  ``"-1"``, as other clients' configs (librdkafka) spell them.
+* :class:`ReportConfig`: where and how often producer reports are published; constructing
+  or validating one never opens a connection.
 """
 
 from __future__ import annotations
@@ -9,18 +16,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.topics import REPORT_TOPIC, REPORT_TOPIC_CONFIGS
 
-DEFAULT_REPORT_TOPIC: Final = "__gapwatch_producer_reports"
-
-# Compaction keeps the latest report of every stream; deletion after a week stops the
-# topic from growing forever as producers restart (each epoch is a new set of keys).
-# A stream that is still written to is re-reported every interval, so it never expires.
-DEFAULT_REPORT_TOPIC_CONFIGS: Final[Mapping[str, str]] = MappingProxyType(
-    {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
-)
+# The report topic's name and settings are one fact shared with the monitor, which creates
+# the topic when it starts first.
+DEFAULT_REPORT_TOPIC: Final = REPORT_TOPIC
 
 
 class ProducerConfigError(GapwatchError, ValueError):
@@ -30,6 +33,34 @@ class ProducerConfigError(GapwatchError, ValueError):
         super().__init__(f"{field_name}: {reason}")
         self.field = field_name
         self.reason = reason
+
+
+AcksLabel = Literal["0", "1", "all"]
+"""The acks setting as reports show it."""
+
+_ACKS_LABELS: Final[Mapping[object, AcksLabel]] = MappingProxyType(
+    {0: "0", "0": "0", 1: "1", "1": "1", -1: "all", "-1": "all", "all": "all"}
+)
+
+
+def acks_label(acks: object) -> AcksLabel:
+    """``acks`` as reports show it (``"0"``, ``"1"`` or ``"all"``), or raise
+    :class:`ProducerConfigError` if it is not an accepted value."""
+    try:
+        return _ACKS_LABELS[acks]
+    except (KeyError, TypeError):  # TypeError: an unhashable value
+        raise ProducerConfigError("acks", "must be 0, 1, -1 or 'all'") from None
+
+
+def aiokafka_acks(acks: object) -> int | str:
+    """``acks`` as ``AIOKafkaProducer`` takes it: ``0``, ``1`` or ``"all"``."""
+    label = acks_label(acks)
+    return "all" if label == "all" else int(label)
+
+
+def default_acks_label(*, idempotent: bool) -> AcksLabel:
+    """aiokafka's acks when none is given: all with idempotence, else 1."""
+    return "all" if idempotent else "1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +85,7 @@ class ReportConfig:
     create_topic: bool = True
     topic_partitions: int = 3
     topic_replication_factor: int | None = None
-    topic_configs: Mapping[str, str] = field(default_factory=lambda: DEFAULT_REPORT_TOPIC_CONFIGS)
+    topic_configs: Mapping[str, str] = field(default_factory=lambda: REPORT_TOPIC_CONFIGS)
     timeout_s: float = 10.0
     acks: int | str = "all"
 
@@ -70,6 +101,5 @@ class ReportConfig:
             raise ProducerConfigError("topic_partitions", "must be at least 1")
         if self.topic_replication_factor is not None and self.topic_replication_factor < 1:
             raise ProducerConfigError("topic_replication_factor", "must be at least 1")
-        if self.acks not in (0, 1, -1, "all"):
-            raise ProducerConfigError("acks", "must be 0, 1, -1 or 'all'")
+        acks_label(self.acks)
         return self

@@ -1,4 +1,8 @@
-"""Default identity of a stamping producer: who it is (producer id) and which life (epoch).
+"""Identity of a stamping producer: who it is (producer id) and which life (epoch).
+
+:func:`resolve_identity` is the one place the producer side checks a given id and epoch:
+it applies the defaults below and the wire format's validators, and reports a bad value
+as a :class:`~gapwatch.producer.ProducerConfigError` naming the field.
 
 The wire format asks for a producer id that is stable for one logical producer instance
 and an epoch that is strictly greater on every restart. The defaults below satisfy that
@@ -20,7 +24,9 @@ import socket
 import threading
 import time
 
-from gapwatch.core.wire import MAX_PRODUCER_ID_CHARS, validate_producer_id
+from gapwatch.core.wire import MAX_PRODUCER_ID_CHARS, validate_epoch, validate_producer_id
+from gapwatch.errors import MalformedStampError
+from gapwatch.producer.config import ProducerConfigError
 
 # Process-wide on purpose: epochs must increase across every producer this process
 # creates, whichever code creates them.
@@ -42,3 +48,22 @@ def new_epoch(now_ms: int | None = None) -> int:
     with _epoch_lock:
         _last_epoch = max(candidate, _last_epoch + 1)
         return _last_epoch
+
+
+def resolve_identity(producer_id: str | None, epoch: int | None) -> tuple[str, int]:
+    """(producer id, epoch): the given ones, or the defaults for ``None``.
+
+    Raises :class:`ProducerConfigError` (field ``producer_id`` or ``epoch``) if a value
+    could not be written as a stamp.
+    """
+    try:
+        producer_id = validate_producer_id(
+            default_producer_id() if producer_id is None else producer_id
+        )
+    except MalformedStampError as exc:
+        raise ProducerConfigError("producer_id", exc.reason) from None
+    try:
+        epoch = validate_epoch(new_epoch() if epoch is None else epoch)
+    except MalformedStampError as exc:
+        raise ProducerConfigError("epoch", exc.reason) from None
+    return producer_id, epoch

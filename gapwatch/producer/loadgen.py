@@ -22,10 +22,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.model import StreamKey
-from gapwatch.producer.compat import StampedRecord
-from gapwatch.producer.config import DEFAULT_REPORT_TOPIC, ProducerConfigError, ReportConfig
+from gapwatch.producer.config import (
+    DEFAULT_REPORT_TOPIC,
+    ProducerConfigError,
+    ReportConfig,
+    acks_label,
+    aiokafka_acks,
+)
 from gapwatch.producer.faults import Fault, FaultDecider, FaultPlan, HoldBack, InjectionLedger
-from gapwatch.producer.stamped import StampedProducer
+from gapwatch.producer.stamped import StampedProducer, StampedRecord
 
 log = logging.getLogger(__name__)
 _Lane = tuple[str, str, int]  # producer id, topic, partition
@@ -87,9 +92,7 @@ class LoadgenConfig:
             raise ProducerConfigError("producers", "must be at least 1")
         if not 0 <= self.crash_producers <= self.producers:
             raise ProducerConfigError("crash_producers", "must be between 0 and producers")
-        if self.acks not in (0, 1, -1, "all"):
-            raise ProducerConfigError("acks", "must be 0, 1 or all")
-        if self.idempotent and self.acks not in (-1, "all"):
+        if acks_label(self.acks) != "all" and self.idempotent:
             raise ProducerConfigError("acks", "an idempotent producer needs acks=all")
         self.faults.validate()
         ReportConfig(topic=self.report_topic, interval_s=self.report_interval_s).validate()
@@ -150,7 +153,7 @@ async def run_loadgen(
         StampedProducer(
             bootstrap_servers=config.bootstrap_servers,
             producer_id=f"{config.producer_prefix}-{i}",
-            acks=config.acks,
+            acks=aiokafka_acks(config.acks),
             enable_idempotence=config.idempotent,
             linger_ms=config.linger_ms,
             reports=ReportConfig(topic=config.report_topic, interval_s=config.report_interval_s),

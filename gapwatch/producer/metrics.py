@@ -1,10 +1,11 @@
 """Prometheus metrics of stamping producers, read from their bookkeeping at scrape time.
 
 Counting already happens in :class:`~gapwatch.producer.bookkeeping.DeliveryBook` and
-:class:`ReportStats`, so nothing is mirrored into labelled metric children on the send
-path; a custom collector sums them by topic when Prometheus scrapes. Several producers in
-one process (the load generator runs many) share one collector per registry, and a
-stopped producer's totals are folded into the collector so counters never go down.
+:class:`~gapwatch.producer.reports.ReportStats`, so nothing is mirrored into labelled
+metric children on the send path; a custom collector sums them by topic when Prometheus
+scrapes. Several producers in one process (the load generator runs many) share one
+collector per registry, and a stopped producer's totals are folded into the collector so
+counters never go down.
 
 Series (all counters, label ``topic``; ``error`` is the exception class name)::
 
@@ -29,16 +30,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gapwatch.producer.bookkeeping import DeliveryBook
-
-
-class ReportStats:
-    """Counts of reports published and failed, by the topic the report is about."""
-
-    __slots__ = ("failed", "published")
-
-    def __init__(self) -> None:
-        self.published: Counter[str] = Counter()
-        self.failed: Counter[str] = Counter()
+from gapwatch.producer.reports import ReportStats
 
 
 class _Totals:

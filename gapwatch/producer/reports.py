@@ -4,7 +4,7 @@ The publisher owns a second, small ``AIOKafkaProducer``: a report can then never
 behind (or fill) the application's batches, and a problem with the control topic (not
 authorised, not creatable, its partition offline) cannot fail or stall an application
 send. Everything runs in one background task; every failure is logged and counted in
-:class:`~gapwatch.producer.metrics.ReportStats` and the affected streams are reported
+:class:`ReportStats` and the affected streams are reported
 again next time. Nothing here ever raises into the application.
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,8 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.report_codec import encode_report, encode_report_key
 from gapwatch.producer.bookkeeping import DeliveryBook
-from gapwatch.producer.config import ReportConfig
-from gapwatch.producer.metrics import ReportStats
+from gapwatch.producer.config import ReportConfig, aiokafka_acks
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,19 @@ CONNECTION_KWARGS = frozenset(
     )
 )
 _TOPIC_ALREADY_EXISTS = 36
+
+
+class ReportStats:
+    """Counts of reports published and failed, by the topic the report is about.
+
+    Written by :class:`ReportPublisher`, read by the metrics collector at scrape time.
+    """
+
+    __slots__ = ("failed", "published")
+
+    def __init__(self) -> None:
+        self.published: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
 
 
 class ReportPublisher:
@@ -165,7 +178,7 @@ class ReportPublisher:
             return True
         producer = AIOKafkaProducer(
             **self._connection,
-            acks=self._config.acks,
+            acks=aiokafka_acks(self._config.acks),
             request_timeout_ms=int(self._config.timeout_s * 1000),
             linger_ms=5,
         )

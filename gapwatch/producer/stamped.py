@@ -10,28 +10,34 @@ How one ``send()`` works, in order (the rules the tests name):
    built from the same metadata; aiokafka's ``DefaultPartitioner`` by default: murmur2
    of the key, or a random available partition for ``key=None``). The chosen partition
    is passed on as ``partition=``, so aiokafka does not hash again.
-3. **One turn per partition** (:mod:`gapwatch.producer.lanes`): the next sequence is
+3. **One turn per partition** (:class:`gapwatch.producer.lanes.Lane`): the next sequence is
    assigned and the record enqueued into aiokafka's batch while holding the partition's
    FIFO turn, so sequences reach the batch in assignment order even when ``send()``
    awaits. Uncontended, taking the turn does not await.
 4. **A used-up sequence is never skipped silently.** If enqueueing raises or is
    cancelled after the sequence was assigned, that sequence is recorded as failed with
    the error the caller received (the application was told).
-5. **Headers** (:mod:`gapwatch.producer.headers`). The three stamp headers are appended
+5. **Headers** (:class:`StampHeaders`). The three stamp headers are appended
    after the caller's headers, whose order is kept. Stamp headers already present in the
    caller's list (a record being forwarded) are replaced, since two stamps would make the
    record malformed.
 6. **Outcome.** The delivery future is kept with its sequence and booked when it
-   completes (:func:`gapwatch.producer.lanes.sweep`): acknowledged, sent without
+   completes (:meth:`gapwatch.producer.lanes.Lane.sweep`): acknowledged, sent without
    acknowledgement (``acks=0``: the future resolves to ``None``) or failed with its
    exception.
+
+Besides ``send()``, the batch API (``create_batch``/``send_batch``, see
+:mod:`gapwatch.producer.batch`) stamps a batch's records with consecutive sequences under
+the same turn, and the tools API (``stamp``/``send_stamped``) stamps now and sends later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -40,22 +46,83 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
-from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ, validate_producer_id
-from gapwatch.producer.batch import StampedBatch, submit_batch
+from gapwatch.core.wire import HEADER_EPOCH, HEADER_NAMES, HEADER_PRODUCER, HEADER_SEQ
+from gapwatch.producer.aiokafka_enqueue import DirectEnqueue
+from gapwatch.producer.batch import StampedBatch
 from gapwatch.producer.bookkeeping import DeliveryBook
-from gapwatch.producer.compat import StampedRecord, acks_label, has_known_send_path
-from gapwatch.producer.config import ProducerConfigError, ReportConfig
-from gapwatch.producer.headers import StampHeaders
-from gapwatch.producer.identity import default_producer_id, new_epoch
-from gapwatch.producer.lanes import LaneTable, release_turn, sweep, sweep_periodically, wait_turn
-from gapwatch.producer.metrics import ReportStats, collector_for
+from gapwatch.producer.config import (
+    ProducerConfigError,
+    ReportConfig,
+    acks_label,
+    default_acks_label,
+)
+from gapwatch.producer.identity import resolve_identity
+from gapwatch.producer.lanes import LaneTable, sweep_periodically
+from gapwatch.producer.metrics import collector_for
 from gapwatch.producer.partitioning import PartitionCache
-from gapwatch.producer.reports import ReportPublisher
-from gapwatch.producer.stamp_ahead import StampAhead
+from gapwatch.producer.reports import ReportPublisher, ReportStats
 
-Headers = Sequence[tuple[str, bytes]]
+log = logging.getLogger(__name__)
+
 Partitioner = Callable[[bytes | None, list[int], list[int]], int]
+Header = tuple[str, bytes]
 SWEEP_INTERVAL_S: Final = 0.5
+# ReportConfig is frozen, so one default instance is safe to share.
+_DEFAULT_REPORTS: Final = ReportConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class StampedRecord:
+    """A record with its partition chosen and its sequence assigned, not yet sent.
+
+    Made by :meth:`StampedProducer.stamp` for tools that need to act on a stamped record
+    themselves (the load generator's fault injection); applications use ``send()``.
+    """
+
+    topic: str
+    partition: int
+    seq: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
+    headers: tuple[Header, ...]
+
+
+class StampHeaders:
+    """Builds the headers of each record of one producer life (id and epoch): the
+    caller's headers, in order and without any old stamp, then this producer's stamp."""
+
+    __slots__ = ("_warned_restamp", "epoch_header", "producer_header")
+
+    def __init__(self, producer_id: str, epoch: int) -> None:
+        self.producer_header: Final = (HEADER_PRODUCER, producer_id.encode("utf-8"))
+        self.epoch_header: Final = (HEADER_EPOCH, b"%d" % epoch)
+        self._warned_restamp = False
+
+    def build(self, topic: str, headers: Iterable[Header] | None, seq: int) -> list[Header]:
+        """``headers`` without any old stamp, then this producer's stamp for ``seq``."""
+        seq_header = (HEADER_SEQ, b"%d" % seq)
+        if not headers:
+            return [self.producer_header, self.epoch_header, seq_header]
+        result = list(headers)
+        for name, _ in result:
+            if name in HEADER_NAMES:
+                # A record forwarded from another stamped topic: two stamps would make it
+                # malformed (rule 5).
+                result = [h for h in result if h[0] not in HEADER_NAMES]
+                if not self._warned_restamp:
+                    # Once per producer: a forwarding pipeline would otherwise log per record.
+                    self._warned_restamp = True
+                    log.warning(
+                        "gapwatch: records to %s already carry gapwatch headers; "
+                        "replacing them with this producer's stamp",
+                        topic,
+                    )
+                break
+        result.append(self.producer_header)
+        result.append(self.epoch_header)
+        result.append(seq_header)
+        return result
 
 
 class StampedProducer:
@@ -68,7 +135,11 @@ class StampedProducer:
       the start time in ms);
     * ``reports``: a :class:`ReportConfig` for the control topic, or ``None`` to publish
       no reports;
-    * ``registry``: the Prometheus registry for the producer metrics (``None``: none).
+    * ``registry``: the Prometheus registry for the producer metrics (``None``: none);
+    * ``direct_enqueue``: append records to aiokafka's batches directly when the installed
+      aiokafka is one this was checked against (default; see
+      :mod:`gapwatch.producer.aiokafka_enqueue`), or ``False`` to always go through
+      ``AIOKafkaProducer.send()``.
 
     Transactions (``transactional_id``) are not supported: records of an aborted
     transaction never become visible, which the monitor would read as loss.
@@ -79,23 +150,19 @@ class StampedProducer:
         *,
         producer_id: str | None = None,
         epoch: int | None = None,
-        reports: ReportConfig | None = ReportConfig(),  # noqa: B008  # frozen value
+        reports: ReportConfig | None = _DEFAULT_REPORTS,
         registry: CollectorRegistry | None = REGISTRY,
         key_serializer: Callable[[Any], bytes | None] | None = None,
         value_serializer: Callable[[Any], bytes | None] | None = None,
         partitioner: Partitioner | None = None,
+        direct_enqueue: bool = True,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("transactional_id") is not None:
             raise ProducerConfigError(
                 "transactional_id", "transactions are not supported by StampedProducer"
             )
-        self.producer_id = validate_producer_id(
-            default_producer_id() if producer_id is None else producer_id
-        )
-        self.epoch = new_epoch() if epoch is None else epoch
-        if not 0 <= self.epoch < 2**64:
-            raise ProducerConfigError("epoch", "must be an unsigned 64-bit integer")
+        self.producer_id, self.epoch = resolve_identity(producer_id, epoch)
         if reports is not None:
             reports.validate()
         self._key_serializer = key_serializer
@@ -104,32 +171,18 @@ class StampedProducer:
             DefaultPartitioner() if partitioner is None else partitioner
         )
         self._inner = AIOKafkaProducer(**kwargs)
-        self._acks_label = acks_label(kwargs)
+        acks = kwargs.get("acks")
+        self._acks_label = (
+            default_acks_label(idempotent=bool(kwargs.get("enable_idempotence")))
+            if acks is None
+            else acks_label(acks)
+        )
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
         self._lane_table = LaneTable(self._book)
-        self._lanes = self._lane_table.lanes  # the same dict, one lookup less in send()
         self._partition_cache = PartitionCache(self._inner.client.cluster)
-        # The hot path enqueues into aiokafka's accumulator directly instead of calling
-        # AIOKafkaProducer.send(), which would look the metadata up again and re-check
-        # the partition (two set builds and a coroutine per record: measured 10-15% of
-        # throughput, see docs/benchmarks.md). Only with the aiokafka versions pinned in
-        # pyproject.toml whose send() is known to do nothing more; otherwise send().
-        self._accumulator = (
-            self._inner._message_accumulator if has_known_send_path(self._inner) else None
-        )
-        self._batch_timeout_s = self._inner._request_timeout_ms / 1000
-        self._producer_header = (HEADER_PRODUCER, self.producer_id.encode("utf-8"))
-        self._epoch_header = (HEADER_EPOCH, b"%d" % self.epoch)
-        self._stamps = StampHeaders(self._producer_header, self._epoch_header)
-        self._stamp_ahead = StampAhead(
-            inner=self._inner,
-            ledger=self._book,
-            lanes=self._lane_table,
-            stamps=self._stamps,
-            choose_partition=self._choose_partition,
-            key_serializer=key_serializer,
-            value_serializer=value_serializer,
-        )
+        # None: every record goes through AIOKafkaProducer.send().
+        self._direct = DirectEnqueue.of(self._inner) if direct_enqueue else None
+        self._stamps = StampHeaders(self.producer_id, self.epoch)
         self._report_stats = ReportStats()
         self._collector = collector_for(registry)
         self._collector.attach(self._book, self._report_stats)
@@ -218,47 +271,41 @@ class StampedProducer:
         key: Any = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: Iterable[tuple[str, bytes]] | None = None,
+        headers: Iterable[Header] | None = None,
     ) -> asyncio.Future[Any]:
         """Stamp and enqueue one record; returns the delivery future (as aiokafka's)."""
         assert not (value is None and key is None), "Need at least one: key or value"
-        # This is the hot path: the steps of _choose_partition, LaneTable.lane and the
-        # bookkeeping are inlined here (each call costs about as much as the work it does).
         key_bytes = key if self._key_serializer is None else self._key_serializer(key)
         value_bytes = value if self._value_serializer is None else self._value_serializer(value)
+        # The hot path: choose_partition's cache lookup, the stamp of a record without
+        # headers and the direct enqueue are inlined (a call costs about as much as the
+        # work it does; see the Producer section of docs/benchmarks.md).
         cached = self._partition_cache.get(topic)
         if cached is None or partition is not None:
-            partition = await self._choose_partition(topic, partition, key_bytes)
+            partition = await self.choose_partition(topic, key_bytes, partition=partition)
         else:
             partition = self._partitioner(key_bytes, cached[1], cached[2])
-        lane = self._lanes.get((topic, partition))
-        if lane is None:
-            lane = self._lane_table.new_lane(topic, partition)
-        if lane.busy:
-            await wait_turn(lane)  # rule 3
-        else:
-            lane.busy = True
+        lane = self._lane_table.lane(topic, partition)
+        if not lane.take_turn():
+            await lane.wait_turn()  # rule 3
         try:
             book = lane.book
-            seq = book.next_seq
-            book.next_seq = seq + 1
-            if not book.dirty:
-                self._book.touch(book)
+            seq = self._book.assign(book)
             if headers:
                 stamped = self._stamps.build(topic, headers, seq)
             else:
-                stamped = [self._producer_header, self._epoch_header, (HEADER_SEQ, b"%d" % seq)]
+                stamps = self._stamps
+                stamped = [stamps.producer_header, stamps.epoch_header, (HEADER_SEQ, b"%d" % seq)]
             try:
                 future: asyncio.Future[Any]
-                if self._accumulator is not None:
-                    # What AIOKafkaProducer.send does once metadata is known and the
-                    # partition chosen: size check, then append to the partition's batch.
-                    self._inner._serialize(key_bytes, value_bytes, stamped)
-                    future = await self._accumulator.add_message(
+                direct = self._direct
+                if direct is not None:
+                    direct.serialize(key_bytes, value_bytes, stamped)
+                    future = await direct.add_message(
                         lane.tp,
                         key_bytes,
                         value_bytes,
-                        self._batch_timeout_s,
+                        direct.timeout_s,
                         timestamp_ms=timestamp_ms,
                         headers=stamped,
                     )
@@ -269,15 +316,9 @@ class StampedProducer:
             except BaseException as exc:
                 self._book.failed(book, seq, exc)  # rule 4: told, so failed, not skipped
                 raise
-            pending = lane.pending
-            pending.append((seq, 1, future))
-            if pending[0][2].done():
-                sweep(lane, self._book)
+            lane.await_outcome(seq, 1, future)
         finally:
-            if lane.waiters:
-                release_turn(lane)
-            else:
-                lane.busy = False
+            lane.release_turn()
         return future
 
     async def send_and_wait(
@@ -287,7 +328,7 @@ class StampedProducer:
         key: Any = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: Iterable[tuple[str, bytes]] | None = None,
+        headers: Iterable[Header] | None = None,
     ) -> Any:
         """Send one record and wait for its outcome (as aiokafka's)."""
         future = await self.send(topic, value, key, partition, timestamp_ms, headers)
@@ -304,19 +345,43 @@ class StampedProducer:
     async def send_batch(
         self, batch: StampedBatch, topic: str, *, partition: int
     ) -> asyncio.Future[Any]:
-        """Stamp the records of ``batch`` with consecutive sequences and enqueue it."""
-        partition = await self._choose_partition(topic, partition, None)
-        return await submit_batch(
-            batch,
-            topic,
-            partition,
-            lane=self._lane_table.lane(topic, partition),
-            inner=self._inner,
-            ledger=self._book,
-            stamps=self._stamps,
-        )
+        """Stamp the records of ``batch`` with consecutive sequences and enqueue it.
 
-    # --- tools (load generator): gapwatch.producer.stamp_ahead does the work ----------
+        Sequences are assigned only now, since only now are the batch's topic and
+        partition known and its place in the partition's order fixed. The real batch is
+        built under the partition's turn; the probe of :class:`StampedBatch` reserved
+        room for the longest possible stamp, so every record fits.
+        """
+        partition = await self.choose_partition(topic, None, partition=partition)
+        lane = self._lane_table.lane(topic, partition)
+        if not lane.take_turn():
+            await lane.wait_turn()
+        count = batch.record_count()
+        try:
+            first = self._book.assign_many(lane.book, count)
+            try:
+                real = self._inner.create_batch()
+                for offset, (timestamp, key, value, headers) in enumerate(batch.records()):
+                    stamped = self._stamps.build(topic, headers, first + offset)
+                    appended = real.append(
+                        timestamp=timestamp, key=key, value=value, headers=stamped
+                    )
+                    assert appended is not None, "stamped record did not fit its batch"
+                real.close()
+                future: asyncio.Future[Any] = await self._inner.send_batch(
+                    real, topic, partition=partition
+                )
+            except BaseException as exc:
+                if count:
+                    self._book.failed(lane.book, first, exc, last=first + count - 1)
+                raise
+            if count:
+                lane.await_outcome(first, count, future)
+        finally:
+            lane.release_turn()
+        return future
+
+    # --- tools (load generator): stamp now, send later ------------------------------------
 
     async def stamp(
         self,
@@ -325,20 +390,77 @@ class StampedProducer:
         key: Any = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: Iterable[tuple[str, bytes]] | None = None,
+        headers: Iterable[Header] | None = None,
     ) -> StampedRecord:
         """Choose the partition and assign the next sequence without sending.
 
         For tools that inject faults honestly: a record stamped and never sent is a
         sequence the broker never saw; one sent twice with :meth:`send_stamped` is a
-        duplicate; one sent later than a following record is reordered. Records sent
-        this way bypass the per-partition turn, so their order is the caller's.
+        duplicate; one sent later than a following record is reordered. Only the
+        sequence is assigned under the partition's turn; records sent this way bypass
+        it, so their order is the caller's.
         """
-        return await self._stamp_ahead.stamp(topic, value, key, partition, timestamp_ms, headers)
+        assert not (value is None and key is None), "Need at least one: key or value"
+        key_bytes = key if self._key_serializer is None else self._key_serializer(key)
+        value_bytes = value if self._value_serializer is None else self._value_serializer(value)
+        partition = await self.choose_partition(topic, key_bytes, partition=partition)
+        lane = self._lane_table.lane(topic, partition)
+        if not lane.take_turn():
+            await lane.wait_turn()
+        try:
+            seq = self._book.assign(lane.book)
+        finally:
+            lane.release_turn()
+        return StampedRecord(
+            topic=topic,
+            partition=partition,
+            seq=seq,
+            key=key_bytes,
+            value=value_bytes,
+            timestamp_ms=timestamp_ms,
+            headers=tuple(self._stamps.build(topic, headers, seq)),
+        )
 
     async def send_stamped(self, record: StampedRecord) -> asyncio.Future[Any]:
-        """Enqueue a record made by :meth:`stamp`, as is (same stamp on every call)."""
-        return await self._stamp_ahead.send(record)
+        """Enqueue a record made by :meth:`stamp`, as is (same stamp on every call), with
+        ``AIOKafkaProducer.send()``; its outcome is booked like any other."""
+        lane = self._lane_table.lane(record.topic, record.partition)
+        try:
+            future: asyncio.Future[Any] = await self._inner.send(
+                record.topic,
+                record.value,
+                record.key,
+                record.partition,
+                record.timestamp_ms,
+                list(record.headers),
+            )
+        except BaseException as exc:
+            self._book.failed(lane.book, record.seq, exc)
+            raise
+        lane.await_outcome(record.seq, 1, future)
+        return future
+
+    async def choose_partition(
+        self, topic: str, key_bytes: bytes | None, *, partition: int | None = None
+    ) -> int:
+        """The partition a record of ``topic`` with the serialised key ``key_bytes`` goes to.
+
+        ``partition`` is kept if given (and refused with ``AssertionError``, as aiokafka
+        refuses it, if the topic has no such partition); else the partitioner chooses,
+        called exactly as ``AIOKafkaProducer`` calls it (rule 2). Waits for the topic's
+        metadata as ``send()`` does. Uses up no sequence.
+        """
+        cached = self._partition_cache.get(topic)
+        if cached is None:
+            await self._inner.partitions_for(topic)  # waits for metadata, as send() does
+            cached = self._partition_cache.get(topic)
+            assert cached is not None
+        if partition is not None:
+            # Same check as aiokafka's, but before a sequence is used up.
+            assert partition >= 0
+            assert partition in cached[0], "Unrecognized partition"
+            return partition
+        return self._partitioner(key_bytes, cached[1], cached[2])
 
     # --- reports and introspection ---------------------------------------------------
 
@@ -346,6 +468,17 @@ class StampedProducer:
     def acks(self) -> str:
         """The acks setting as reports show it: ``"0"``, ``"1"`` or ``"all"``."""
         return self._acks_label
+
+    @property
+    def client(self) -> Any:
+        """The wrapped producer's ``AIOKafkaClient`` (as ``AIOKafkaProducer.client``)."""
+        return self._inner.client
+
+    @property
+    def enqueues_directly(self) -> bool:
+        """Whether ``send()`` appends to aiokafka's batches directly (see
+        :mod:`gapwatch.producer.aiokafka_enqueue`) instead of calling its ``send()``."""
+        return self._direct is not None
 
     def reports(self, *, final: bool = False) -> list[ProducerReport]:
         """A report of every stream as of now (what the next final report would say)."""
@@ -361,18 +494,3 @@ class StampedProducer:
     def report_stats(self) -> ReportStats:
         """Counts of reports published and failed."""
         return self._report_stats
-
-    # --- internals -------------------------------------------------------------------
-
-    async def _choose_partition(self, topic: str, partition: int | None, key: Any) -> int:
-        cached = self._partition_cache.get(topic)
-        if cached is None:
-            await self._inner.partitions_for(topic)  # waits for metadata, as send() does
-            cached = self._partition_cache.get(topic)
-            assert cached is not None
-        if partition is not None:
-            # Same check as aiokafka's, but before a sequence is used up.
-            assert partition >= 0
-            assert partition in cached[0], "Unrecognized partition"
-            return partition
-        return self._partitioner(key, cached[1], cached[2])

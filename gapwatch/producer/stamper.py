@@ -14,26 +14,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.report_codec import encode_report, encode_report_key
-from gapwatch.core.wire import (
-    HEADER_EPOCH,
-    HEADER_PRODUCER,
-    HEADER_SEQ,
-    parse_stamp,
-    validate_producer_id,
-)
+from gapwatch.core.wire import HEADER_EPOCH, HEADER_NAMES, HEADER_PRODUCER, HEADER_SEQ, parse_stamp
 from gapwatch.errors import MalformedStampError
 from gapwatch.producer.bookkeeping import DeliveryBook
-from gapwatch.producer.config import DEFAULT_REPORT_TOPIC, ProducerConfigError
-from gapwatch.producer.identity import default_producer_id, new_epoch
+from gapwatch.producer.config import DEFAULT_REPORT_TOPIC, AcksLabel, acks_label
+from gapwatch.producer.identity import resolve_identity
 from gapwatch.producer.metrics import collector_for
-
-_STAMP_NAMES: Final = frozenset((HEADER_PRODUCER, HEADER_EPOCH, HEADER_SEQ))
 
 
 class Stamper:
@@ -52,15 +43,8 @@ class Stamper:
         report_topic: str = DEFAULT_REPORT_TOPIC,
         registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
-        self.producer_id = validate_producer_id(
-            default_producer_id() if producer_id is None else producer_id
-        )
-        self.epoch = new_epoch() if epoch is None else epoch
-        if not 0 <= self.epoch < 2**64:
-            raise ProducerConfigError("epoch", "must be an unsigned 64-bit integer")
-        if acks not in (0, 1, -1, "0", "1", "-1", "all"):
-            raise ProducerConfigError("acks", "must be 0, 1, -1 or 'all'")
-        self.acks = "all" if str(acks) in ("all", "-1") else str(acks)
+        self.producer_id, self.epoch = resolve_identity(producer_id, epoch)
+        self.acks: AcksLabel = acks_label(acks)
         self.report_topic = report_topic
         self._lock = threading.Lock()
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
@@ -81,7 +65,7 @@ class Stamper:
             raise ValueError("choose the partition before stamping (partition >= 0)")
         with self._lock:
             seq = self._book.assign(self._book.stream(topic, partition))
-        result = [h for h in headers if h[0] not in _STAMP_NAMES] if headers else []
+        result = [h for h in headers if h[0] not in HEADER_NAMES] if headers else []
         result.append(self._producer_header)
         result.append(self._epoch_header)
         result.append((HEADER_SEQ, b"%d" % seq))
@@ -133,6 +117,12 @@ class Stamper:
             return False
         self.record_outcome(topic, partition, seq, error)
         return True
+
+    def failed_by_error(self, topic: str, partition: int) -> dict[str, int]:
+        """How many sends of (topic, partition) failed, by error name (a copy)."""
+        with self._lock:
+            book = self._book.find_stream(topic, partition)
+            return {} if book is None else dict(book.failed_by_error)
 
     def reports(self, *, final: bool = False) -> list[ProducerReport]:
         """Reports of the streams that changed since the last call (every stream if final)."""

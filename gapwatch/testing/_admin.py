@@ -148,6 +148,27 @@ async def wait_for_topic_leaders(
     )
 
 
+async def topic_partitions(
+    bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0
+) -> set[int]:
+    """The partition ids of ``topic``, once metadata lists them (a new topic's may lag)."""
+    deadline = time.monotonic() + timeout_s
+    last = "no metadata yet"
+    while True:
+        try:
+            metadata = await _topic_metadata(bootstrap_servers, topic)
+        except KafkaError as exc:
+            last = repr(exc)
+        else:
+            if metadata is not None and metadata["error_code"] == 0 and metadata["partitions"]:
+                return {int(part["partition"]) for part in metadata["partitions"]}
+            if metadata is not None and metadata["error_code"] != 0:
+                last = _error_name(metadata["error_code"])
+        if time.monotonic() >= deadline:
+            raise TopicError(f"no partitions of topic {topic!r} after {timeout_s} s: {last}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
 async def describe_partition(bootstrap_servers: str, topic: str, partition: int) -> PartitionState:
     """Leader, replicas and ISR of one partition, from a single metadata request."""
     metadata = await _topic_metadata(bootstrap_servers, topic)

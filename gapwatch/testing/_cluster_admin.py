@@ -45,6 +45,12 @@ class ClusterAdmin:
             placement=placement,
         )
 
+    async def partitions(self, topic: str, *, timeout_s: float = 30.0) -> set[int]:
+        """The partition ids of ``topic``, waiting until metadata lists them."""
+        return await _admin.topic_partitions(
+            self._reachable_bootstrap(), topic, timeout_s=timeout_s
+        )
+
     async def describe_partition(self, topic: str, partition: int = 0) -> PartitionState:
         """Current leader (``None`` if none), replicas and ISR of one partition."""
         return await _admin.describe_partition(self._reachable_bootstrap(), topic, partition)

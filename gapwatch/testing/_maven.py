@@ -173,7 +173,7 @@ def _download(
             ) from exc
         output = _ANSI_RE.sub("", result.stdout + result.stderr).strip()
         if result.returncode != 0:
-            raise KafkaFetchError(_explain_failure(version, output))
+            raise KafkaFetchError(explain_failure(version, output))
         jars = sorted(p.name for p in libs.glob("*.jar"))
         if not any(name.startswith(f"kafka_2.13-{version}") for name in jars):
             raise KafkaFetchError(f"Maven succeeded but kafka_2.13-{version}.jar is missing")
@@ -185,7 +185,8 @@ def _download(
         os.rename(work / "out", target)
 
 
-def _explain_failure(version: str, output: str) -> str:
+def explain_failure(version: str, output: str) -> str:
+    """What to tell the user when Maven failed to fetch Kafka ``version``, from its output."""
     tail = "\n".join(output.splitlines()[-25:])
     if any(hint in output for hint in _NETWORK_HINTS):
         return (

@@ -17,18 +17,21 @@ state dir, and a log file; node ids are 1..N. Jars come from :mod:`._maven`'s ca
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import shutil
 import signal
+import sys
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from gapwatch.testing import _readiness
-from gapwatch.testing._admin import PartitionState
+from gapwatch.testing._admin import PartitionState, topic_partitions
+from gapwatch.testing._cli import build_parser
 from gapwatch.testing._cluster_admin import ClusterAdmin
 from gapwatch.testing._config import (
     DEFAULT_HEAP,
@@ -72,6 +75,7 @@ __all__ = [
     "ToolMissingError",
     "TopicError",
     "fetch_kafka",
+    "topic_partitions",
 ]
 
 _START_ATTEMPTS = 3  # a free port can be taken by someone else before Kafka binds it
@@ -367,7 +371,86 @@ def _refuse_if_running(state_dir: Path) -> None:
         )
 
 
-if __name__ == "__main__":
-    from gapwatch.testing._cli import main
+# --- the command line (``python -m gapwatch.testing.kafka``) -------------------------------
+#
+# ``up`` starts detached JVMs and records their PIDs in ``<state dir>/cluster.json``; every
+# other command re-attaches to the cluster through that file, so they can run from any
+# shell. The bootstrap servers are always the last line ``up`` prints to stdout, for scripts.
 
+
+def _up(args: argparse.Namespace) -> int:
+    node_overrides: dict[int, dict[str, ConfigValue]] = {}
+    for node_id, key, value in args.node_settings:
+        node_overrides.setdefault(node_id, {})[key] = value
+    extra = {"heap": args.heap} if args.heap else {}
+    cluster = KafkaCluster(
+        nodes=args.nodes,
+        state_dir=args.state_dir,
+        version=args.kafka_version,
+        broker_overrides=dict(args.settings),
+        node_overrides=node_overrides,
+        detach=True,
+        **extra,
+    )
+    cluster.start()
+    for node_id in cluster.node_ids:
+        print(
+            f"node {node_id}: {cluster.node_bootstrap(node_id)}  log: {cluster.log_path(node_id)}"
+        )
+    print(cluster.bootstrap_servers, flush=True)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    cluster = KafkaCluster.attach(args.state_dir)
+    for node_id in cluster.node_ids:
+        if cluster.is_node_paused(node_id):
+            state = "paused"
+        else:
+            state = "running" if cluster.is_node_running(node_id) else "down"
+        print(f"node {node_id}: {cluster.node_bootstrap(node_id)} {state}")
+    print(cluster.bootstrap_servers)
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    cluster = KafkaCluster.attach(args.state_dir)
+    if args.command == "restart":
+        cluster.restart_node(args.node, wait=not args.no_wait)
+        return 0
+    action = {
+        "stop": cluster.stop_node,
+        "kill": cluster.kill_node,
+        "pause": cluster.pause_node,
+        "resume": cluster.resume_node,
+    }[args.command]
+    if not action(args.node):
+        print(f"node {args.node} is not running", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (1 with a one-paragraph message on test-bed errors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "fetch":
+            result = fetch_kafka(resolve_version(args.kafka_version))
+            verb = "downloaded" if result.downloaded else "cached"
+            print(f"Kafka jars {verb} in {result.jars_dir} ({result.seconds:.1f} s)")
+            return 0
+        if args.command == "up":
+            return _up(args)
+        if args.command == "down":
+            KafkaCluster.attach(args.state_dir).stop()
+            return 0
+        if args.command == "status":
+            return _status(args)
+        return _fault(args)
+    except (KafkaTestbedError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
     raise SystemExit(main())

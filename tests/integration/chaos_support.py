@@ -37,7 +37,6 @@ from prometheus_client import CollectorRegistry
 
 from gapwatch.commands.gaptable import render_gaps
 from gapwatch.core.wire import parse_stamp
-from gapwatch.kafka.aiokafka_consumer import refresh_metadata
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import ReportSettings, TrackerSettings
 from gapwatch.producer import ReportConfig, StampedProducer
@@ -112,7 +111,7 @@ class AppProducer:
     # (partition, seq) -> ACKED | SENT | FAILED:<error class>
     outcomes: dict[tuple[int, int], str] = field(default_factory=dict)
     # partition -> the next sequence to send (so also the count sent)
-    next_seq: Counter[int] = field(default_factory=Counter)
+    _next: Counter[int] = field(default_factory=Counter)
     _pending: list[tuple[int, int, asyncio.Future[Any]]] = field(default_factory=list)
     _closed: bool = False
 
@@ -145,8 +144,8 @@ class AppProducer:
 
     async def send(self, partition: int = 0) -> asyncio.Future[Any] | None:
         """Send the next record; an error raised by ``send`` itself is noted, not raised."""
-        seq = self.next_seq[partition]
-        self.next_seq[partition] += 1
+        seq = self._next[partition]
+        self._next[partition] += 1
         try:
             future = await self.producer.send(self.topic, b"%d" % seq, partition=partition)
         except KafkaError as exc:
@@ -157,7 +156,7 @@ class AppProducer:
 
     async def send_and_wait(self, partition: int = 0) -> str:
         """Send one record and wait for its outcome; returns it."""
-        seq = self.next_seq[partition]
+        seq = self._next[partition]
         future = await self.send(partition)
         if future is not None:
             await asyncio.wait([future])
@@ -190,7 +189,7 @@ class AppProducer:
             # aiokafka's sender task can die (see is_broken); the final report is still
             # published, through the separate report producer.
             print(f"producer {self.stream[0]} stopped with {exc!r}", file=sys.stderr)
-        for partition, count in self.next_seq.items():
+        for partition, count in self._next.items():
             assert reports[partition].highest_assigned == count - 1, "counter != sequence"
 
     async def abort(self) -> None:
@@ -211,7 +210,11 @@ class AppProducer:
 
     def sent(self, partition: int = 0) -> int:
         """How many sends to ``partition`` got a sequence."""
-        return self.next_seq[partition]
+        return self._next[partition]
+
+    def sent_by_partition(self) -> dict[int, int]:
+        """:meth:`sent` of every partition this application sent to."""
+        return dict(self._next)
 
     def seqs(self, partition: int, kind: str) -> set[int]:
         """Sequences of ``partition`` whose outcome starts with ``kind``."""
@@ -220,7 +223,7 @@ class AppProducer:
     def summary(self) -> str:
         """One line per partition: sequences by outcome."""
         lines = []
-        for partition in sorted(self.next_seq):
+        for partition in sorted(self._next):
             errors = Counter(
                 o.split(":", 1)[1]
                 for (p, _), o in self.outcomes.items()
@@ -228,7 +231,7 @@ class AppProducer:
             )
             lines.append(
                 f"{self.stream[0]} epoch {self.stream[1]} p{partition}: "
-                f"{self.next_seq[partition]} sent; "
+                f"{self._next[partition]} sent; "
                 f"acked {show_spans(self.seqs(partition, ACKED))}; "
                 f"no-ack {show_spans(self.seqs(partition, SENT))}; "
                 f"failed {show_spans(self.seqs(partition, FAILED))} {dict(errors) or ''}"
@@ -282,11 +285,8 @@ async def read_truth(cluster: KafkaCluster, topic: str, *, timeout_s: float = 30
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
-        while not consumer.partitions_for_topic(topic):
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            await refresh_metadata(consumer)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        partitions = await cluster.partitions(topic, timeout_s=deadline - time.monotonic())
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -331,7 +331,7 @@ def expected_gaps(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
     out: set[GapKey] = set()
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app.next_seq.items():
+        for partition, sent in app.sent_by_partition().items():
             stream = (partition, producer, epoch)
             failed = app.seqs(partition, FAILED)
             acked = app.seqs(partition, ACKED)
@@ -368,7 +368,7 @@ def split_by_outcome(apps: Iterable[AppProducer], truth: Truth) -> set[GapKey]:
     out: set[GapKey] = set()
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app.next_seq.items():
+        for partition, sent in app.sent_by_partition().items():
             failed = app.seqs(partition, FAILED)
             for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
                 told = {s for s in range(first, last + 1) if s in failed}
@@ -383,7 +383,7 @@ def assert_starts_in_log(apps: Iterable[AppProducer], truth: Truth) -> None:
     """Each stream's first sequence is in the log (the scenarios' precondition)."""
     for app in apps:
         producer, epoch = app.stream
-        for partition in app.next_seq:
+        for partition in app.sent_by_partition():
             assert 0 in truth.present((partition, producer, epoch)), (
                 f"{producer}/{epoch} p{partition}: first record not in the log"
             )
@@ -395,7 +395,7 @@ def mixed_gaps(apps: Iterable[AppProducer], truth: Truth) -> list[tuple[int, str
     out = []
     for app in apps:
         producer, epoch = app.stream
-        for partition, sent in app.next_seq.items():
+        for partition, sent in app.sent_by_partition().items():
             failed = app.seqs(partition, FAILED)
             for first, last in _interior_runs(truth, (partition, producer, epoch), sent):
                 told = {s for s in range(first, last + 1) if s in failed}

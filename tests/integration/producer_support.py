@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.report_codec import decode_report
 from gapwatch.core.wire import parse_stamp
+from gapwatch.testing.kafka import topic_partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ async def read_all(
     )
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic, timeout_s)
+        partitions = await topic_partitions(bootstrap_servers, topic, timeout_s=timeout_s)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -57,17 +57,6 @@ async def read_all(
         return out
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> set[int]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return set(partitions)
-        assert time.monotonic() < deadline, f"no metadata for {topic}"
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
 
 
 async def read_stamped(

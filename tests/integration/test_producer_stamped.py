@@ -216,10 +216,10 @@ class TestOrdering:
             linger_ms=0,
             reports=None,
             registry=None,
+            direct_enqueue=direct_enqueue,
         ) as producer:
-            assert producer._accumulator is not None  # aiokafka 0.14: the direct path
-            if not direct_enqueue:
-                producer._accumulator = None
+            # aiokafka 0.14: the direct path unless turned off
+            assert producer.enqueues_directly is direct_enqueue
             futures: list[asyncio.Future[object]] = []
 
             async def sender(task: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gapwatch.testing import _cli, _config, _maven
+from gapwatch.testing import _cli, _config, _maven, kafka
 from gapwatch.testing._config import (
     DEFAULT_KAFKA_VERSION,
     NodeSpec,
@@ -225,7 +225,7 @@ class TestMaven:
     )
     def test_failures_are_explained(self, output: str, expected: str) -> None:
         """Unreachable repository, unknown version and other failures read differently."""
-        assert expected in _maven._explain_failure("9.9.9", output)
+        assert expected in _maven.explain_failure("9.9.9", output)
 
 
 class TestClusterArguments:
@@ -282,7 +282,7 @@ class TestCommandLineParsing:
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Acting on a directory that never held a cluster exits 1 with a message."""
-        assert _cli.main(["down", "--state-dir", str(tmp_path)]) == 1
+        assert kafka.main(["down", "--state-dir", str(tmp_path)]) == 1
         assert "no cluster state" in capsys.readouterr().err
 
 

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import parse_stamp
 from gapwatch.producer import DeliveryBook, ProducerConfigError, ReportConfig, Stamper
-from gapwatch.producer.metrics import ReportStats, collector_for
+from gapwatch.producer.metrics import collector_for
+from gapwatch.producer.reports import ReportStats
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -131,7 +132,7 @@ class TestStamper:
         assert not stamper.record_delivery("t", 0, None, None)
         (report,) = stamper.reports()
         assert (report.highest_acked, report.failed) == (0, ((1, 1),))
-        assert stamper._book.stream("t", 0).failed_by_error == {"_MSG_TIMED_OUT": 1}
+        assert stamper.failed_by_error("t", 0) == {"_MSG_TIMED_OUT": 1}
 
     def test_acks0_success_is_not_an_acknowledgement(self) -> None:
         """With acks=0 the client's 'success' is booked as sent, not acknowledged."""

@@ -6,6 +6,7 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.metadata import MetadataResponse_v0
 from prometheus_client import CollectorRegistry
@@ -24,16 +25,8 @@ def _keys() -> list[bytes]:
     return keys
 
 
-@pytest.fixture
-async def producer() -> AsyncIterator[StampedProducer]:
-    """A StampedProducer that never connects, with metadata fed in by hand."""
-    producer = StampedProducer(
-        bootstrap_servers="127.0.0.1:1",
-        producer_id="p",
-        reports=None,
-        registry=CollectorRegistry(),
-    )
-    metadata = MetadataResponse_v0(
+def _metadata() -> MetadataResponse_v0:
+    return MetadataResponse_v0(
         brokers=[(1, "127.0.0.1", 1)],
         topics=[
             (
@@ -43,9 +36,61 @@ async def producer() -> AsyncIterator[StampedProducer]:
             )
         ],
     )
-    producer._inner.client.cluster.update_metadata(metadata)
+
+
+@pytest.fixture
+async def producer() -> AsyncIterator[StampedProducer]:
+    """A StampedProducer that never connects, with metadata fed in by hand."""
+    producer = StampedProducer(
+        bootstrap_servers="127.0.0.1:1",
+        producer_id="p",
+        reports=None,
+        registry=CollectorRegistry(),
+    )
+    producer.client.cluster.update_metadata(_metadata())
     yield producer
     await producer.stop()
+
+
+class RecordingPartitioner:
+    """aiokafka's default partitioner, noting each partition it chooses."""
+
+    def __init__(self) -> None:
+        self._default = DefaultPartitioner()
+        self.chosen: list[int] = []
+
+    def __call__(self, key: bytes | None, all_: list[int], available: list[int]) -> int:
+        partition = int(self._default(key, all_, available))
+        self.chosen.append(partition)
+        return partition
+
+
+class Reference:
+    """A plain AIOKafkaProducer with the same metadata: the partition its ``send()`` picks.
+
+    It never connects: ``send()`` only appends to a batch that is never sent (the batches
+    are large enough to never fill, so it never waits).
+    """
+
+    def __init__(self) -> None:
+        self.partitioner = RecordingPartitioner()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers="127.0.0.1:1",
+            partitioner=self.partitioner,
+            max_batch_size=16 * 1024 * 1024,
+        )
+        self.producer.client.cluster.update_metadata(_metadata())
+
+    async def partition(self, key: bytes | None) -> int:
+        await self.producer.send(TOPIC, b"v", key)
+        return self.partitioner.chosen[-1]
+
+
+@pytest.fixture
+async def reference() -> AsyncIterator[Reference]:
+    ref = Reference()
+    yield ref
+    await ref.producer.stop()
 
 
 class TestPartitionChoice:
@@ -56,34 +101,34 @@ class TestPartitionChoice:
             for key in _keys():
                 assert murmur2_partition(key, n) == partitioner(key, list(range(n)), [])
 
-    async def test_keyed_choice_equals_aiokafka_producer(self, producer: StampedProducer) -> None:
+    async def test_keyed_choice_equals_aiokafka_producer(
+        self, producer: StampedProducer, reference: Reference
+    ) -> None:
         """For thousands of keys, the wrapper picks the partition AIOKafkaProducer would."""
-        inner = producer._inner
         for key in _keys():
-            ours = await producer._choose_partition(TOPIC, None, key)
-            theirs = inner._partition(TOPIC, None, key, b"v", key, b"v")
+            ours = await producer.choose_partition(TOPIC, key)
+            theirs = await reference.partition(key)
             assert ours == theirs
 
     async def test_unkeyed_choice_is_aiokafkas_random_available(
-        self, producer: StampedProducer
+        self, producer: StampedProducer, reference: Reference
     ) -> None:
         """key=None: the same random pick as aiokafka, among partitions with a leader."""
-        inner = producer._inner
         seen = set()
         for seed in range(300):
             random.seed(seed)
-            ours = await producer._choose_partition(TOPIC, None, None)
+            ours = await producer.choose_partition(TOPIC, None)
             random.seed(seed)
-            theirs = inner._partition(TOPIC, None, None, b"v", None, b"v")
+            theirs = await reference.partition(None)
             assert ours == theirs
             seen.add(ours)
         assert seen == set(range(PARTITIONS)) - UNAVAILABLE
 
     async def test_explicit_partition_is_kept_and_checked(self, producer: StampedProducer) -> None:
         """An explicit partition wins; an unknown one is refused before any sequence is used."""
-        assert await producer._choose_partition(TOPIC, 5, b"k") == 5
+        assert await producer.choose_partition(TOPIC, b"k", partition=5) == 5
         with pytest.raises(AssertionError, match="Unrecognized partition"):
-            await producer._choose_partition(TOPIC, PARTITIONS, b"k")
+            await producer.choose_partition(TOPIC, b"k", partition=PARTITIONS)
         assert producer.reports() == []
 
     async def test_user_partitioner_is_used(self) -> None:
@@ -101,13 +146,13 @@ class TestPartitionChoice:
             partitioner=last_partition,
         )
         try:
-            producer._inner.client.cluster.update_metadata(
+            producer.client.cluster.update_metadata(
                 MetadataResponse_v0(
                     brokers=[(1, "127.0.0.1", 1)],
                     topics=[(0, TOPIC, [(0, p, 1, [1], [1]) for p in range(4)])],
                 )
             )
-            assert await producer._choose_partition(TOPIC, None, b"k") == 3
+            assert await producer.choose_partition(TOPIC, b"k") == 3
             assert calls == [(b"k", [0, 1, 2, 3], [0, 1, 2, 3])]
         finally:
             await producer.stop()

@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError
 
 from gapwatch.core.events import Event
 from gapwatch.core.model import ProducerReport, StreamKey
+from gapwatch.core.report_codec import ReportDecodeError, decode_report
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.kafka.topics import (
     REPORT_TOPIC_CONFIGS,
@@ -36,7 +37,6 @@ from gapwatch.kafka.topics import (
 )
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
-from gapwatch.core.report_codec import ReportDecodeError, decode_report
 
 log = logging.getLogger(__name__)
 
