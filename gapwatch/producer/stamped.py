@@ -47,7 +47,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_NAMES, HEADER_PRODUCER, HEADER_SEQ
-from gapwatch.producer.aiokafka_enqueue import DirectEnqueue
+from gapwatch.producer.aiokafka_internals import DirectEnqueue, has_dead_sender
 from gapwatch.producer.batch import StampedBatch
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import (
@@ -138,7 +138,7 @@ class StampedProducer:
     * ``registry``: the Prometheus registry for the producer metrics (``None``: none);
     * ``direct_enqueue``: append records to aiokafka's batches directly when the installed
       aiokafka is one this was checked against (default; see
-      :mod:`gapwatch.producer.aiokafka_enqueue`), or ``False`` to always go through
+      :mod:`gapwatch.producer.aiokafka_internals`), or ``False`` to always go through
       ``AIOKafkaProducer.send()``.
 
     Transactions (``transactional_id``) are not supported: records of an aborted
@@ -475,9 +475,16 @@ class StampedProducer:
         return self._inner.client
 
     @property
+    def has_dead_sender(self) -> bool:
+        """Whether aiokafka's background sender task ended while this producer is open:
+        every later send then fails (see
+        :func:`~gapwatch.producer.aiokafka_internals.has_dead_sender`)."""
+        return has_dead_sender(self._inner)
+
+    @property
     def enqueues_directly(self) -> bool:
         """Whether ``send()`` appends to aiokafka's batches directly (see
-        :mod:`gapwatch.producer.aiokafka_enqueue`) instead of calling its ``send()``."""
+        :mod:`gapwatch.producer.aiokafka_internals`) instead of calling its ``send()``."""
         return self._direct is not None
 
     def reports(self, *, final: bool = False) -> list[ProducerReport]:

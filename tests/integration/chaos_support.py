@@ -200,13 +200,9 @@ class AppProducer:
 
     @property
     def is_broken(self) -> bool:
-        """Whether aiokafka's sender task died. Seen once with ``acks=0`` across a broker
-        kill: every later send then fails with ``KafkaError('Unexpected error during batch
-        delivery')``. Likely a ``ConnectionResetError`` from ``drain()`` on the reset
-        connection, which the sender does not catch (not a ``KafkaError``)."""
-        sender = getattr(getattr(self.producer, "_inner", None), "_sender", None)
-        task = getattr(sender, "sender_task", None)
-        return bool(task is not None and task.done())
+        """Whether aiokafka's sender task died (seen once with ``acks=0`` across a broker
+        kill); every later send then fails."""
+        return self.producer.has_dead_sender
 
     def sent(self, partition: int = 0) -> int:
         """How many sends to ``partition`` got a sequence."""

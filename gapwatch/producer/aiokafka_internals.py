@@ -1,12 +1,14 @@
-"""Enqueueing a record into aiokafka's batch directly: the one place that uses aiokafka's
-private members on the producer side.
+"""The one place on the producer side that uses aiokafka's private members: enqueueing a
+record into its batch directly (:class:`DirectEnqueue`), and telling whether its sender
+task died (:func:`has_dead_sender`).
 
-Why: :class:`~gapwatch.producer.StampedProducer` has already serialised the record and
-chosen its partition from cached metadata when it enqueues it. ``AIOKafkaProducer.send()``
-would look the topic's metadata up again and re-check the partition (two set builds and a
-coroutine per record: 10-15 % of throughput, see ``docs/benchmarks.md``), so the producer
-does what ``send()`` does after that point itself: the size check (``_serialize``), then
-``_message_accumulator.add_message`` with ``_request_timeout_ms`` as the timeout.
+Why enqueue directly: :class:`~gapwatch.producer.StampedProducer` has already serialised
+the record and chosen its partition from cached metadata when it enqueues it.
+``AIOKafkaProducer.send()`` would look the topic's metadata up again and re-check the
+partition (two set builds and a coroutine per record: 10-15 % of throughput, see
+``docs/benchmarks.md``), so the producer does what ``send()`` does after that point
+itself: the size check (``_serialize``), then ``_message_accumulator.add_message`` with
+``_request_timeout_ms`` as the timeout.
 
 Checked against: aiokafka 0.14.0 (``AIOKafkaProducer.send`` read line by line; the project
 pins ``aiokafka>=0.14,<0.15``). :meth:`DirectEnqueue.of` returns ``None``, and the
@@ -60,3 +62,16 @@ class DirectEnqueue:
         ):
             return None
         return cls(producer)
+
+
+def has_dead_sender(producer: AIOKafkaProducer) -> bool:
+    """Whether ``producer``'s background sender task has ended while the producer is open.
+
+    Seen with ``acks=0`` across a broker kill: a ``ConnectionResetError`` from the reset
+    connection is not a ``KafkaError``, the sender does not catch it, and every later send
+    fails with ``KafkaError('Unexpected error during batch delivery')``. aiokafka has no
+    public way to ask, so this reads ``_sender.sender_task`` (aiokafka 0.14); ``False`` if
+    those members are missing.
+    """
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return bool(task is not None and task.done())
