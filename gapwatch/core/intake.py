@@ -50,16 +50,21 @@ def observe_record(
     headers: Headers,
     now: float,
     read_stamp: StampReading = parse_stamp,
+    on_malformed: Callable[[int, str], None] | None = None,
 ) -> Sequence[Event]:
     """Feed the record at ``offset`` to ``tracker``; the events it caused.
 
     ``read_stamp`` is :func:`~gapwatch.core.wire.parse_stamp` unless the caller keeps a
     :class:`~gapwatch.core.stamps.StampReader`, whose results are the same.
+    ``on_malformed(offset, reason)`` is called after a damaged stamp is counted, so that an
+    adapter can log which record it was (the core itself never logs).
     """
     try:
         stamp = read_stamp(headers)
     except MalformedStampError as exc:
         tracker.observe_malformed(exc.reason)
+        if on_malformed is not None:
+            on_malformed(offset, exc.reason)
         return NO_EVENTS
     if stamp is None:
         tracker.observe_unstamped()

@@ -50,3 +50,21 @@ class TestObserveRecord:
             )
         assert cached.counters.as_dict() == plain.counters.as_dict()
         assert list(cached.gaps()) == list(plain.gaps())
+
+    def test_a_damaged_stamp_is_reported_with_its_offset_and_reason(self) -> None:
+        """``on_malformed`` hears which record was damaged and why, after it was counted."""
+        t = tracker()
+        heard: list[tuple[int, str, int]] = []
+        damaged = [("gapwatch-producer", b"p"), ("gapwatch-epoch", b"1")]
+        observe_record(
+            t,
+            offset=7,
+            timestamp_ms=1,
+            headers=damaged,
+            now=NOW,
+            on_malformed=lambda offset, reason: heard.append(
+                (offset, reason, t.counters.malformed)
+            ),
+        )
+        observe_record(t, offset=8, timestamp_ms=1, headers=None, now=NOW, on_malformed=None)
+        assert heard == [(7, "missing gapwatch-seq", 1)]

@@ -15,6 +15,7 @@ errors are always those of ``parse_stamp``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from gapwatch.core.stamps import MAX_FAST_DIGITS, StampReader
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_PRODUCER, HEADER_SEQ
 from gapwatch.monitor.state.latency import LatencyHistogram
 from gapwatch.monitor.state.partitions import Tracker
+
+log = logging.getLogger(__name__)
 
 
 def feed_records(
@@ -76,4 +79,7 @@ def _observe_slowly(
         headers=record.headers,
         now=now,
         read_stamp=stamps.read,
+        on_malformed=lambda offset, reason: log.debug(
+            "malformed stamp at %s@%d: %s", record.topic, offset, reason
+        ),
     )
