@@ -6,7 +6,7 @@ process with that checkout's own virtualenv and source (so each measures its own
 pinned to one core. Alternating spreads machine noise over both alike; the figures are
 the best of each checkout's rounds, and the per-round ratios show how steady that is.
 
-    .venv/bin/python bench/compare_tracker.py /work/wt-base .   # before, after
+    .venv/bin/python bench/compare_tracker.py ../gapwatch-base .   # before, after
 
 Each checkout must have ``.venv/bin/python`` and ``bench/bench_tracker.py``.
 """
