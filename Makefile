@@ -32,9 +32,10 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Downloads Apache Kafka's broker jars from Maven Central once; later runs hit the cache.
+# Downloads the broker jars of every tested Kafka version (the default, the newest 3.x and
+# 4.x) from Maven Central once; later runs hit the cache.
 kafka-jars: $(STAMP)
-	$(BIN)/python -m gapwatch.testing.kafka fetch
+	$(BIN)/python -m gapwatch.testing.kafka fetch --matrix
 
 # promtool, prometheus, amtool and prometheus-alertmanager from Debian's packages, only if
 # missing (root or sudo); the tests of deploy/ and grafana/ run them.

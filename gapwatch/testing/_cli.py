@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fetch = commands.add_parser("fetch", help="download Kafka's jars into the cache (once)")
-    fetch.add_argument("--kafka-version", help="default: $GAPWATCH_KAFKA_VERSION or pinned")
+    which = fetch.add_mutually_exclusive_group()
+    which.add_argument("--kafka-version", help="default: $GAPWATCH_KAFKA_VERSION or pinned")
+    which.add_argument(
+        "--matrix",
+        action="store_true",
+        help="the default version and every other version gapwatch is tested on",
+    )
 
     up = commands.add_parser("up", help="start a detached cluster; prints bootstrap servers last")
     up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")

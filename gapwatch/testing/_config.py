@@ -18,6 +18,16 @@ from pathlib import Path
 #: The one place the default Kafka version is pinned; ``GAPWATCH_KAFKA_VERSION`` overrides it.
 DEFAULT_KAFKA_VERSION = "4.3.1"
 
+#: The newest release of the 3.x line: many production clusters still run 3.x.
+NEWEST_3X_KAFKA_VERSION = "3.9.1"
+
+#: The newest 4.x release, so a change in Kafka shows up before the default moves to it.
+NEWEST_4X_KAFKA_VERSION = "4.4.0"
+
+#: The versions gapwatch is proven on (``tests/integration/test_version_matrix.py``), oldest
+#: first; ``make kafka-jars`` (``fetch --matrix``) caches every one of them.
+TESTED_KAFKA_VERSIONS = (NEWEST_3X_KAFKA_VERSION, DEFAULT_KAFKA_VERSION, NEWEST_4X_KAFKA_VERSION)
+
 #: log4j2 version of the SLF4J-1.x binding we add. Kafka 4.3.1 itself depends on
 #: log4j-api/log4j-core 2.25.4 and slf4j-api 1.7.36 (checked with ``mvn dependency:tree``), so
 #: the binding, core and api are all pinned to the same release to keep them consistent.
@@ -88,6 +98,10 @@ RESERVED_KEYS = frozenset(
     }
 )
 
+# Share groups (KIP-932) arrived in Kafka 4.0. Kafka 3.x silently ignores keys it does not
+# know, but the generated file should hold only settings the running version reads.
+_SINCE_4_0_PREFIXES = ("share.coordinator.",)
+
 _VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
 
 ConfigValue = str | int | bool
@@ -144,6 +158,21 @@ def resolve_version(version: str | None = None) -> str:
     if not _VERSION_RE.match(chosen):
         raise ValueError(f"Kafka version {chosen!r} does not look like 4.3.1")
     return chosen
+
+
+def release_of(version: str) -> tuple[int, int, int]:
+    """``(major, minor, patch)`` of a version such as ``3.9.1`` or ``4.4.0-rc1``."""
+    if not _VERSION_RE.match(version):
+        raise ValueError(f"Kafka version {version!r} does not look like 4.3.1")
+    major, minor, patch = version.split("-", 1)[0].split(".")
+    return int(major), int(minor), int(patch)
+
+
+def known_to(version: str, defaults: Mapping[str, str]) -> dict[str, str]:
+    """The entries of the test bed's ``defaults`` that Kafka ``version`` has settings for."""
+    if release_of(version) >= (4, 0, 0):
+        return dict(defaults)
+    return {k: v for k, v in defaults.items() if not k.startswith(_SINCE_4_0_PREFIXES)}
 
 
 def cache_root() -> Path:
@@ -246,20 +275,24 @@ def server_properties(
     node: NodeSpec,
     voters: Sequence[NodeSpec],
     *,
+    version: str = DEFAULT_KAFKA_VERSION,
     broker_overrides: Mapping[str, ConfigValue] | None = None,
     node_overrides: Mapping[str, ConfigValue] | None = None,
 ) -> dict[str, str]:
-    """The full broker configuration of ``node``, in precedence order.
+    """The full broker configuration of ``node`` running Kafka ``version``, in precedence
+    order.
 
     Later layers win: layout < timing defaults < resource defaults < replication defaults
-    < ``broker_overrides`` (all nodes) < ``node_overrides`` (this node only).
+    < ``broker_overrides`` (all nodes) < ``node_overrides`` (this node only). Defaults the
+    version has no setting for are left out; overrides are always written as given.
     """
     quorum = ",".join(f"{v.node_id}@{HOST}:{v.controller_port}" for v in voters)
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         # Static voters: every node is formatted with the same -t and needs no
-        # --standalone/--initial-controllers flags.
+        # --standalone/--initial-controllers flags, which Kafka 3.9 introduced with dynamic
+        # quorums; so the same layout and format command serve 3.x and 4.x alike.
         "controller.quorum.voters": quorum,
         "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
@@ -268,9 +301,9 @@ def server_properties(
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(node.data_dir),
     }
-    props.update(TIMING_DEFAULTS)
+    props.update(known_to(version, TIMING_DEFAULTS))
     props.update(RESOURCE_DEFAULTS)
-    props.update(replication_defaults(len(voters)))
+    props.update(known_to(version, replication_defaults(len(voters))))
     props.update(check_overrides(broker_overrides or {}, where="broker_overrides"))
     props.update(check_overrides(node_overrides or {}, where=f"node_overrides[{node.node_id}]"))
     return props

@@ -32,12 +32,14 @@ STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
 
 @dataclass(frozen=True, slots=True)
 class Launcher:
-    """Which ``java``, jars, state dir and heap the nodes of one cluster run with."""
+    """Which ``java``, jars, state dir, heap and Kafka version the nodes of one cluster run
+    with."""
 
     java: str
     jars_dir: Path
     state_dir: Path
     heap: str
+    version: str
 
     def command(self, spec: NodeSpec, main_class: str, args: Sequence[str]) -> list[str]:
         """The full ``java`` command for ``main_class`` on behalf of node ``spec``."""
@@ -71,6 +73,7 @@ class Launcher:
             props = server_properties(
                 spec,
                 specs,
+                version=self.version,
                 broker_overrides=broker_overrides,
                 node_overrides=node_overrides.get(spec.node_id),
             )

@@ -37,6 +37,7 @@ from gapwatch.testing._config import (
     DEFAULT_HEAP,
     DEFAULT_KAFKA_VERSION,
     JVM_OPTS_ENV,
+    TESTED_KAFKA_VERSIONS,
     ConfigValue,
     new_cluster_id,
     plan_nodes,
@@ -65,6 +66,7 @@ from gapwatch.testing._state import (
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "JVM_OPTS_ENV",
+    "TESTED_KAFKA_VERSIONS",
     "ClusterStateError",
     "FetchResult",
     "KafkaCluster",
@@ -166,7 +168,7 @@ class KafkaCluster(ClusterAdmin):
         self.wait_for_brokers(timeout_s=self.start_timeout)
 
     def _launcher(self) -> Launcher:
-        return Launcher(self._java, self._jars_dir, self.state_dir, self.heap)
+        return Launcher(self._java, self._jars_dir, self.state_dir, self.heap, self.version)
 
     def _launch(self, node: NodeProcess) -> None:
         node.launch(self._launcher().broker_command(node.spec), detach=self.is_detached)
@@ -401,6 +403,18 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    versions = [resolve_version(args.kafka_version)]
+    if args.matrix:
+        # The resolved default first: $GAPWATCH_KAFKA_VERSION may name one outside the matrix.
+        versions += [v for v in TESTED_KAFKA_VERSIONS if v not in versions]
+    for version in versions:
+        result = fetch_kafka(version)
+        verb = "downloaded" if result.downloaded else "cached"
+        print(f"Kafka {version} jars {verb} in {result.jars_dir} ({result.seconds:.1f} s)")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     cluster = KafkaCluster.attach(args.state_dir)
     for node_id in cluster.node_ids:
@@ -435,10 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "fetch":
-            result = fetch_kafka(resolve_version(args.kafka_version))
-            verb = "downloaded" if result.downloaded else "cached"
-            print(f"Kafka jars {verb} in {result.jars_dir} ({result.seconds:.1f} s)")
-            return 0
+            return _fetch(args)
         if args.command == "up":
             return _up(args)
         if args.command == "down":
