@@ -31,6 +31,7 @@ TESTED_KAFKA_VERSIONS = (NEWEST_3X_KAFKA_VERSION, DEFAULT_KAFKA_VERSION, NEWEST_
 #: log4j2 version of the SLF4J-1.x binding we add. Kafka 4.3.1 itself depends on
 #: log4j-api/log4j-core 2.25.4 and slf4j-api 1.7.36 (checked with ``mvn dependency:tree``), so
 #: the binding, core and api are all pinned to the same release to keep them consistent.
+#: 3.9.1 and 4.4.0 use the same slf4j-api 1.7.36, so one binding serves the whole matrix.
 LOG4J_VERSION = "2.25.4"
 
 VERSION_ENV = "GAPWATCH_KAFKA_VERSION"
