@@ -18,15 +18,17 @@ from pathlib import Path
 #: The one place the default Kafka version is pinned; ``GAPWATCH_KAFKA_VERSION`` overrides it.
 DEFAULT_KAFKA_VERSION = "4.3.1"
 
-#: The newest release of the 3.x line: many production clusters still run 3.x.
-NEWEST_3X_KAFKA_VERSION = "3.9.1"
+#: A release of 3.9, the last minor line of 3.x, which many production clusters still run.
+#: Issue #12 names 3.9.1; 3.9.2 is also on Maven Central and passes the same matrix test.
+KAFKA_3X_VERSION = "3.9.1"
 
-#: The newest 4.x release, so a change in Kafka shows up before the default moves to it.
-NEWEST_4X_KAFKA_VERSION = "4.4.0"
+#: The newest release on Maven Central (checked 2026-12-05), so a change in Kafka shows up
+#: before the default moves to it.
+NEWEST_KAFKA_VERSION = "4.4.0"
 
 #: The versions gapwatch is proven on (``tests/integration/test_version_matrix.py``), oldest
 #: first; ``make kafka-jars`` (``fetch --matrix``) caches every one of them.
-TESTED_KAFKA_VERSIONS = (NEWEST_3X_KAFKA_VERSION, DEFAULT_KAFKA_VERSION, NEWEST_4X_KAFKA_VERSION)
+TESTED_KAFKA_VERSIONS = (KAFKA_3X_VERSION, DEFAULT_KAFKA_VERSION, NEWEST_KAFKA_VERSION)
 
 #: log4j2 version of the SLF4J-1.x binding we add. Kafka 4.3.1 itself depends on
 #: log4j-api/log4j-core 2.25.4 and slf4j-api 1.7.36 (checked with ``mvn dependency:tree``), so
