@@ -24,6 +24,7 @@ from gapwatch.core.intake import observe_record
 from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.startup_errors import explained_start
 
 
 class AuditError(GapwatchError):
@@ -58,8 +59,9 @@ async def run_audit(
     consumer = AIOKafkaConsumer(
         **client_kwargs, group_id=None, enable_auto_commit=False, auto_offset_reset="none"
     )
-    await consumer.start()
     try:
+        async with explained_start(client_kwargs):
+            await consumer.start()
         async with asyncio.timeout(deadline_s):
             return await _audit(
                 client_kwargs, consumer, topic, partitions, from_offset, to_offset, from_time_ms
@@ -70,8 +72,9 @@ async def run_audit(
 
 async def _partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> set[int]:
     admin = AIOKafkaAdminClient(**client_kwargs)
-    await admin.start()
     try:
+        async with explained_start(client_kwargs):
+            await admin.start()
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()

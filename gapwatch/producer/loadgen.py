@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.model import StreamKey
+from gapwatch.kafka.startup_errors import explained_start
+from gapwatch.kafka.topics import TopicSetupError, explain_code
 from gapwatch.producer.config import (
     DEFAULT_REPORT_TOPIC,
     ProducerConfigError,
@@ -34,7 +37,7 @@ from gapwatch.producer.stamped import StampedProducer, StampedRecord
 
 log = logging.getLogger(__name__)
 _Lane = tuple[str, str, int]  # producer id, topic, partition
-_TOPIC_ALREADY_EXISTS = 36
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +108,8 @@ async def ensure_topics(config: LoadgenConfig) -> None:
         return
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
     try:
-        await admin.start()
+        async with explained_start({"bootstrap_servers": config.bootstrap_servers}):
+            await admin.start()
         response = await admin.create_topics(
             [NewTopic(t, config.partitions, config.replication_factor) for t in config.topics]
         )
@@ -113,7 +117,9 @@ async def ensure_topics(config: LoadgenConfig) -> None:
         await admin.close()
     for entry in response.topic_errors:
         if entry[1] not in (0, _TOPIC_ALREADY_EXISTS):
-            raise RuntimeError(f"cannot create topic {entry[0]}: error {entry[1]}")
+            raise TopicSetupError(
+                f"cannot create topic {entry[0]!r}: {explain_code(entry[1], None)}"
+            )
 
 
 class _Pacer:
