@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import socket
 import ssl
@@ -50,6 +51,8 @@ from gapwatch.errors import KafkaStartupError
 # aiokafka's client logs bootstrap failures on this logger (``aiokafka/client.py``).
 AIOKAFKA_CLIENT_LOGGER: Final = "aiokafka"
 PROBE_TIMEOUT: Final = 3.0
+# How long the probe waits after its handshake for a server's "certificate required" alert.
+CLIENT_CERT_ALERT_WAIT: Final = 0.5
 
 # OpenSSL verification codes (x509_vfy.h) that mean "not the name in the certificate".
 _NAME_MISMATCH_CODES: Final = frozenset((62, 63, 64))  # host name, email, IP address
@@ -68,6 +71,17 @@ _CLIENT_CERT_REFUSED_REASONS: Final = frozenset(
         "TLSV1_ALERT_ACCESS_DENIED",
     )
 )
+
+
+class Listener(enum.Enum):
+    """What a direct probe found listening at a server (:func:`probe_listener`)."""
+
+    UNREACHABLE = "unreachable"
+    PLAIN = "plain"  # TCP works, a TLS handshake does not: PLAINTEXT or SASL_PLAINTEXT
+    TLS = "tls"
+    # The handshake completed, then the server refused a client without a certificate
+    # (TLS 1.3 reports client certificate checks after the client's side is done).
+    TLS_WANTS_CLIENT_CERT = "tls-wants-client-cert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +139,12 @@ def describe_kafka_error(error: BaseException | type[BaseException] | int) -> st
 
 
 def describe_failure(
-    error: BaseException, *, facts: ConnectionFacts, listener_speaks_tls: bool | None = None
+    error: BaseException, *, facts: ConnectionFacts, listener: Listener | None = None
 ) -> str:
     """Why one server refused the client, in a few words (rules in the module docstring).
 
-    ``listener_speaks_tls`` is the probe's answer, when there was one: it names the
-    listener's protocol when the server only closed the connection.
+    ``listener`` is the probe's answer (:func:`probe_listener`), when there was one: it names
+    the listener's protocol when the server only closed the connection.
     """
     protocol = facts.security_protocol
     # Rule 1: SASL.
@@ -178,10 +192,15 @@ def describe_failure(
     # Rule 4: the server closed the connection.
     if _is_closed_connection(error):
         if facts.uses_tls:
-            if listener_speaks_tls is False:
+            if listener is Listener.PLAIN:
                 return _not_tls(protocol)
+            if listener is Listener.TLS_WANTS_CLIENT_CERT:
+                return (
+                    "the listener wants a TLS client certificate it trusts: set "
+                    "ssl_certfile/ssl_keyfile to one signed by a CA the broker trusts"
+                )
             return "connection closed during the TLS handshake"
-        if listener_speaks_tls:
+        if listener in (Listener.TLS, Listener.TLS_WANTS_CLIENT_CERT):
             return (
                 f"the listener expects TLS: set security_protocol to SSL or SASL_SSL "
                 f"(it is {protocol})"
@@ -212,17 +231,17 @@ def describe_unreachable(
     failures: Mapping[str, BaseException],
     *,
     facts: ConnectionFacts,
-    tls_probes: Mapping[str, bool | None] | None = None,
+    listeners: Mapping[str, Listener] | None = None,
 ) -> str:
     """One line naming every bootstrap server and why it could not be used."""
-    probes = tls_probes or {}
+    probes = listeners or {}
     parts = []
     for server in servers:
         error = failures.get(server)
         cause = (
             "no answer recorded"
             if error is None
-            else describe_failure(error, facts=facts, listener_speaks_tls=probes.get(server))
+            else describe_failure(error, facts=facts, listener=probes.get(server))
         )
         parts.append(f"{server}: {cause}")
     return "cannot connect to Kafka: " + "; ".join(parts)
@@ -292,25 +311,40 @@ class BootstrapFailureLog(logging.Filter):
         self._held.clear()
 
 
-async def probe_listener_tls(
-    host: str, port: int, *, time_limit: float = PROBE_TIMEOUT
-) -> bool | None:
-    """Whether the listener at ``host:port`` completes a TLS handshake (certificate not
-    checked); ``None`` when it cannot be reached at all."""
+async def probe_listener(host: str, port: int, *, time_limit: float = PROBE_TIMEOUT) -> Listener:
+    """What listens at ``host:port``: a TLS handshake is tried (certificate not checked),
+    then a short read shows whether the server hangs up on a client without a certificate."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         async with asyncio.timeout(time_limit):
-            _reader, writer = await asyncio.open_connection(host, port, ssl=context)
-    except (ssl.SSLError, ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
-        return False
+            reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    except ssl.SSLError as exc:
+        # TLS 1.2 checks the client's certificate inside the handshake.
+        if exc.reason in _CLIENT_CERT_REFUSED_REASONS:
+            return Listener.TLS_WANTS_CLIENT_CERT
+        return Listener.PLAIN
+    except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
+        return Listener.PLAIN
     except (OSError, TimeoutError):
-        return None
+        return Listener.UNREACHABLE
+    # A Kafka listener says nothing until asked: silence means it accepted us. Under TLS
+    # 1.3 a server that wants a client certificate hangs up right after the handshake.
+    found = Listener.TLS
+    try:
+        async with asyncio.timeout(min(time_limit, CLIENT_CERT_ALERT_WAIT)):
+            if not await reader.read(1):
+                found = Listener.TLS_WANTS_CLIENT_CERT
+    except ssl.SSLError as exc:
+        if exc.reason in _CLIENT_CERT_REFUSED_REASONS:
+            found = Listener.TLS_WANTS_CLIENT_CERT
+    except (OSError, TimeoutError):
+        pass
     writer.close()
     with contextlib.suppress(OSError, ssl.SSLError):
         await writer.wait_closed()
-    return True
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -349,14 +383,14 @@ async def _explain(
     for server in failures:
         if server not in servers:
             servers.append(server)
-    probes: dict[str, bool | None] = {}
+    probes: dict[str, Listener] = {}
     for server, failure in failures.items():
         if _is_closed_connection(failure):
             host, _, port = server.rpartition(":")
-            probes[server] = await probe_listener_tls(
+            probes[server] = await probe_listener(
                 host.strip("[]"), int(port), time_limit=probe_timeout
             )
-    return describe_unreachable(servers, failures, facts=facts, tls_probes=probes)
+    return describe_unreachable(servers, failures, facts=facts, listeners=probes)
 
 
 def bootstrap_servers(client_kwargs: Mapping[str, Any]) -> list[str]:
