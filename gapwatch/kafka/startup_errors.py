@@ -199,6 +199,13 @@ def describe_failure(
                     "the listener wants a TLS client certificate it trusts: set "
                     "ssl_certfile/ssl_keyfile to one signed by a CA the broker trusts"
                 )
+            if listener is Listener.TLS and not protocol.startswith("SASL_"):
+                return (
+                    "the server closed the connection after the TLS handshake (does the "
+                    f"listener require SASL? security_protocol is {protocol})"
+                )
+            if listener is Listener.TLS:
+                return "the server closed the connection after the TLS handshake"
             return "connection closed during the TLS handshake"
         if listener in (Listener.TLS, Listener.TLS_WANTS_CLIENT_CERT):
             return (

@@ -208,6 +208,13 @@ class TestDescribeFailure:
             "security_protocol is PLAINTEXT)"
         )
         assert describe_failure(error, facts=SSL) == "connection closed during the TLS handshake"
+        assert describe_failure(error, facts=SSL, listener=Listener.TLS) == (
+            "the server closed the connection after the TLS handshake (does the listener "
+            "require SASL? security_protocol is SSL)"
+        )
+        assert describe_failure(error, facts=SASL_SSL, listener=Listener.TLS) == (
+            "the server closed the connection after the TLS handshake"
+        )
         assert describe_failure(
             error, facts=SSL, listener=Listener.TLS_WANTS_CLIENT_CERT
         ).startswith("the listener wants a TLS client certificate it trusts")
