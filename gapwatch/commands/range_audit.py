@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from gapwatch.core.config import DEFAULT_IDLE_EVICTION_S, TrackerConfig
 from gapwatch.core.intake import observe_record
@@ -25,6 +26,7 @@ from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
 from gapwatch.kafka.startup_errors import explained_start
+from gapwatch.kafka.topics import explain_code
 
 
 class AuditError(GapwatchError):
@@ -78,6 +80,11 @@ async def _partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> set[in
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()
+    for entry in described:
+        code = entry["error_code"]
+        if entry["topic"] == topic and code and code != UnknownTopicOrPartitionError.errno:
+            # Not a missing topic (that is said below): not authorized, for example.
+            raise AuditError(f"cannot describe topic {topic!r}: {explain_code(code, None)}")
     return {
         p["partition"]
         for t in described

@@ -7,12 +7,13 @@ from a throwaway CA) that read and hang up, as a Kafka listener of the other kin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupAuthorizationFailedError
 from aiokafka.helpers import create_ssl_context
 from tls_endpoints import (
     Certificates,
@@ -23,7 +24,7 @@ from tls_endpoints import (
 )
 
 from gapwatch.errors import KafkaStartupError
-from gapwatch.kafka.startup_errors import explained_start
+from gapwatch.kafka.startup_errors import AIOKAFKA_CLIENT_LOGGER, explained_start
 
 # Bounds every connection attempt: aiokafka's default would wait 40 s for a silent server.
 REQUEST_TIMEOUT_MS = 5000
@@ -123,9 +124,7 @@ class TestCertificates:
             "server's address (IP address mismatch"
         )
 
-    async def test_sasl_over_tls_never_shows_the_password(
-        self, ip_certs: Certificates, tmp_path: Path
-    ) -> None:
+    async def test_sasl_over_tls_never_shows_the_password(self, ip_certs: Certificates) -> None:
         """A SASL_SSL client's failure line holds neither the password nor its length."""
         async with closing_listener(server_context(ip_certs)) as port:
             text = await start_error(
@@ -168,4 +167,24 @@ class TestClientCertificate:
             f"cannot connect to Kafka: 127.0.0.1:{port}: the listener wants a TLS client "
             "certificate it trusts: set ssl_certfile/ssl_keyfile to one signed by a CA the "
             "broker trusts"
+        )
+
+
+async def fail_after_skipping_a_server() -> None:
+    """A start that skipped a refused server, reached another, then met a Kafka error."""
+    async with explained_start({"bootstrap_servers": "127.0.0.1:1,127.0.0.1:2"}):
+        logging.getLogger(AIOKAFKA_CLIENT_LOGGER).error(
+            'Unable connect to "%s:%s": %s', "127.0.0.1", 1, ConnectionRefusedError()
+        )
+        raise GroupAuthorizationFailedError()
+
+
+class TestKafkaErrorsAfterConnecting:
+    async def test_a_kafka_error_after_bootstrap_is_named_not_blamed_on_servers(self) -> None:
+        """A Kafka error that is not a failed bootstrap is named as such, even if a server
+        was skipped on the way (its logged cause does not explain the error)."""
+        with pytest.raises(KafkaStartupError) as raised:
+            await fail_after_skipping_a_server()
+        assert str(raised.value).startswith(
+            "Kafka refused to start the client: GROUP_AUTHORIZATION_FAILED ("
         )
