@@ -31,7 +31,7 @@ import enum
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -290,8 +290,11 @@ class BootstrapFailureLog(logging.Filter):
     :meth:`release` logs them after all when the start succeeded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, servers: Iterable[str] | None = None) -> None:
         super().__init__()
+        # Only these servers' records (all when None): another client bootstrapping from
+        # elsewhere meanwhile keeps its log lines.
+        self._servers = None if servers is None else frozenset(servers)
         self.failures: dict[str, BaseException] = {}
         self._held: list[logging.LogRecord] = []
 
@@ -305,8 +308,11 @@ class BootstrapFailureLog(logging.Filter):
             and isinstance(args[1], int)
             and isinstance(args[2], BaseException)
         ):
+            server = _server(args[0], args[1])
+            if self._servers is not None and server not in self._servers:
+                return True
             # The first cause per server is the connect failure; keep it over later ones.
-            self.failures.setdefault(_server(args[0], args[1]), args[2])
+            self.failures.setdefault(server, args[2])
             self._held.append(record)
             return False
         return True
@@ -361,7 +367,7 @@ async def explained_start(
     """Run a Kafka client's start inside: a failure to reach the cluster or a Kafka error
     becomes one :class:`KafkaStartupError` line; other exceptions pass unchanged."""
     logger = logging.getLogger(AIOKAFKA_CLIENT_LOGGER)
-    capture = BootstrapFailureLog()
+    capture = BootstrapFailureLog(bootstrap_servers(client_kwargs))
     logger.addFilter(capture)
     try:
         yield

@@ -297,3 +297,19 @@ class TestBootstrapFailureLog:
         assert [r.getMessage() for r in caplog.records] == [
             'Unable connect to "127.0.0.1:1": [Errno 111] x'
         ]
+
+    def test_records_of_other_servers_pass_through(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Another client bootstrapping from elsewhere meanwhile keeps its log lines."""
+        logger = logging.getLogger(AIOKAFKA_CLIENT_LOGGER)
+        capture = BootstrapFailureLog(["127.0.0.1:1"])
+        logger.addFilter(capture)
+        try:
+            with caplog.at_level(logging.DEBUG, logger=AIOKAFKA_CLIENT_LOGGER):
+                self._log_failure(logger, 1)
+                self._log_failure(logger, 2)
+        finally:
+            logger.removeFilter(capture)
+        assert list(capture.failures) == ["127.0.0.1:1"]
+        assert [r.getMessage() for r in caplog.records] == [
+            'Unable connect to "127.0.0.1:2": [Errno 111] x'
+        ]
