@@ -16,11 +16,19 @@ wins:
 2. TLS certificate not accepted by us: unknown CA, name mismatch, expired.
 3. TLS handshake failed: a listener that does not speak TLS, our client certificate
    refused, anything else by OpenSSL's reason.
-4. The server closed the connection: with the probe's answer, the listener's protocol.
+4. The server closed the connection: the probe's answer names the listener's kind (not
+   TLS, TLS, TLS wanting a client certificate) and so the mismatch.
 5. TCP: connection refused, host name not resolved, timed out, other OS errors.
 6. Any other Kafka error, by Kafka's name (:func:`name_kafka_error`), never its number.
 
 After start-up nothing here is installed: outages are the consumer loop's business.
+
+Checked against aiokafka 0.14.0 (``pyproject.toml`` pins ``>=0.14,<0.15``): the bootstrap
+logs ``'Unable connect to "%s:%s": %s'`` and ``'Unable to request metadata from "%s:%s":
+%s'`` with ``(host, port, exception)`` as the record's arguments, on the logger named
+``aiokafka``. Only that shape is relied on, not the wording; a new aiokafka minor version
+must be checked again here (``tests/unit/test_kafka_errors_endpoints.py`` fails if the
+causes stop arriving).
 """
 
 from __future__ import annotations
