@@ -401,7 +401,7 @@ async def _explain(
     # Only a failed bootstrap is explained per server: causes logged for a server that
     # was skipped on the way to one that answered do not explain a later error.
     if not isinstance(error, KafkaConnectionError) or not failures:
-        return f"Kafka refused to start the client: {describe_failure(error, facts=facts)}"
+        return f"cannot start the Kafka client: {describe_failure(error, facts=facts)}"
     servers = bootstrap_servers(client_kwargs)
     for server in failures:
         if server not in servers:

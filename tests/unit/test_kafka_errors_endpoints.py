@@ -186,5 +186,5 @@ class TestKafkaErrorsAfterConnecting:
         with pytest.raises(KafkaStartupError) as raised:
             await fail_after_skipping_a_server()
         assert str(raised.value).startswith(
-            "Kafka refused to start the client: GROUP_AUTHORIZATION_FAILED ("
+            "cannot start the Kafka client: GROUP_AUTHORIZATION_FAILED ("
         )
