@@ -123,6 +123,33 @@ class TestSchemaClaims:
         assert all("401" in guarded["paths"][path]["get"]["responses"] for path in secured)
 
 
+class TestTokenSecrecy:
+    async def test_token_appears_in_no_answer_and_no_log(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The configured token is in no response body or header (schema, /streams,
+        errors) and in no log line."""
+        monitor = built_monitor(token=TOKEN)
+        feed_loss(monitor)
+        transport = httpx.ASGITransport(app=monitor.app)
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        caplog.set_level("DEBUG")
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            answers = [
+                await http.get("/openapi.json"),
+                await http.get("/streams", headers=right),
+                await http.get("/gaps", headers=right),
+                await http.get("/gaps", headers={"Authorization": "Bearer wrong-token-000000"}),
+                await http.get("/gaps?limit=0", headers=right),
+            ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 401, 422]
+        for answer in answers:
+            assert TOKEN not in answer.text
+            assert TOKEN not in str(answer.headers)
+        assert TOKEN not in caplog.text
+        assert TOKEN not in repr(monitor.config)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
