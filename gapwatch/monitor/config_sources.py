@@ -101,6 +101,8 @@ FIELDS: tuple[FieldSpec, ...] = (
         secret=True,
         can_come_from_file=True,
     ),
+    _spec("http_tls_certfile", "path", "http.tls_certfile", "serve HTTPS: certificate (PEM)"),
+    _spec("http_tls_keyfile", "path", "http.tls_keyfile", "serve HTTPS: private key (PEM)"),
     _spec("checkpoint_topic", "str", "checkpoints.topic", "compacted topic of checkpoints"),
     _spec("checkpoint_interval", "float", "checkpoints.interval", "seconds between checkpoints"),
     _spec("report_topic", "str", "reports.topic", "topic of producer reports"),

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
-from api_contract_support import FedLoss, built_monitor, feed_loss
+from api_contract_support import FedLoss, built_monitor, feed_loss, serving
 from schemathesis import Case, GenerationMode
 
 from gapwatch.monitor.app import RunningMonitor
@@ -148,37 +146,6 @@ class TestTokenSecrecy:
             assert TOKEN not in str(answer.headers)
         assert TOKEN not in caplog.text
         assert TOKEN not in repr(monitor.config)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def serving(monitor: RunningMonitor) -> AsyncIterator[str]:
-    """The monitor's app on a real loopback uvicorn server; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        monitor.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        # Open streams end first, so the server's shutdown does not wait for them.
-        monitor.hub.close()
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task
 
 
 async def first_bytes(
