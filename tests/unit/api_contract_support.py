@@ -85,6 +85,7 @@ def feed_loss(monitor: RunningMonitor) -> FedLoss:
 
 
 def free_port() -> int:
+    """A loopback TCP port free right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
