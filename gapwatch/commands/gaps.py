@@ -14,6 +14,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from gapwatch.commands.gaptable import render_gaps, summarize
@@ -39,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", action="store_true", help="print a JSON array instead")
     parser.add_argument(
         "--token", help="bearer token (default: $GAPWATCH_HTTP_TOKEN)", default=None
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=None,
+        help="file holding the bearer token, kept out of the process list "
+        "(default: $GAPWATCH_HTTP_TOKEN_FILE)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.set_defaults(handler=run)
@@ -76,9 +85,28 @@ def fetch_gaps(
     return gaps
 
 
+def read_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The bearer token: a flag before the environment, at each the value before the file
+    (the monitor's own key names: ``GAPWATCH_HTTP_TOKEN``, ``GAPWATCH_HTTP_TOKEN_FILE``)."""
+    for value, file in (
+        (args.token, args.token_file),
+        (environ.get("GAPWATCH_HTTP_TOKEN"), environ.get("GAPWATCH_HTTP_TOKEN_FILE")),
+    ):
+        if value:
+            return str(value)
+        if file:
+            # strip(): a trailing newline is what ``echo`` leaves.
+            return Path(file).read_text(encoding="utf-8").strip()
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch gaps``."""
-    token = args.token or os.environ.get("GAPWATCH_HTTP_TOKEN")
+    try:
+        token = read_token(args, os.environ)
+    except OSError as exc:
+        print(f"gapwatch gaps: cannot read the token file: {exc.strerror}", file=sys.stderr)
+        return 2
     states = args.state or ["open", "confirmed"]
     try:
         gaps = fetch_gaps(

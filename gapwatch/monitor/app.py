@@ -36,6 +36,7 @@ from typing import Final
 
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.alerting.alertbook import AlertBook
@@ -62,7 +63,7 @@ from gapwatch.kafka.topics import (
     refuse_compacted,
 )
 from gapwatch.monitor.api.http import MonitorStatus, create_app
-from gapwatch.monitor.config import MonitorConfig
+from gapwatch.monitor.config import HttpSettings, MonitorConfig
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
@@ -239,14 +240,7 @@ class RunningMonitor:
         # checking topics) says why for all; later failures are explained the same way.
         async with explained_start(self._kwargs):
             await self._start_kafka_clients()
-        server_config = uvicorn.Config(
-            self.app,
-            host=self.config.http.host,
-            port=self.config.http.port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        )
+        server_config = http_server_config(self.app, self.config.http)
         self._server = _Server(server_config)
         self._tasks.append(asyncio.create_task(self._server.serve(), name="gapwatch-http"))
         async with asyncio.timeout(START_TIMEOUT):
@@ -262,7 +256,8 @@ class RunningMonitor:
                 alertmanager=self.alertmanager,
                 webhook=self.webhook,
             )
-        log.info("gapwatch monitor serving on http://%s:%s", self.config.http.host, self.http_port)
+        http = self.config.http
+        log.info("gapwatch monitor serving on %s://%s:%s", http.scheme, http.host, self.http_port)
 
     async def _start_kafka_clients(self) -> None:
         await prepare_topics(self.config, time_limit=START_TIMEOUT)
@@ -335,7 +330,8 @@ async def run_monitor(config: MonitorConfig) -> int:
     except Exception:
         await monitor.stop()
         raise
-    print(f"gapwatch monitor: http://{config.http.host}:{monitor.http_port}/gaps", flush=True)
+    http = config.http
+    print(f"gapwatch monitor: {http.scheme}://{http.host}:{monitor.http_port}/gaps", flush=True)
     waiter = asyncio.create_task(stop.wait())
     assert monitor.consumer_task is not None
     done, _ = await asyncio.wait(
@@ -367,7 +363,21 @@ def default_external_url(config: MonitorConfig, port: int) -> str:
     host = config.http.host
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
-    return f"http://{host}:{port}"
+    return f"{config.http.scheme}://{host}:{port}"
+
+
+def http_server_config(app: FastAPI, http: HttpSettings) -> uvicorn.Config:
+    """How uvicorn serves the API: one worker in this loop, HTTPS if TLS is configured."""
+    return uvicorn.Config(
+        app,
+        host=http.host,
+        port=http.port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        ssl_certfile=None if http.tls_certfile is None else str(http.tls_certfile),
+        ssl_keyfile=None if http.tls_keyfile is None else str(http.tls_keyfile),
+    )
 
 
 def build_alertmanager(

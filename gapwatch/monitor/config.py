@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from gapwatch.core.config import (
@@ -107,6 +108,14 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8571
     token: str | None = field(default=None, repr=False)
+    # Both set: the API is served over HTTPS (PEM files; the key unencrypted).
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when TLS is configured, else ``http``."""
+        return "https" if self.tls_certfile is not None else "http"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
@@ -114,6 +123,10 @@ class HttpSettings:
             raise ConfigError("http_port", "must be in 0..65535 (0 picks a free port)")
         if self.token is not None and len(self.token) < 16:
             raise ConfigError("http_token", "must be at least 16 characters")
+        if self.tls_certfile is not None and self.tls_keyfile is None:
+            raise ConfigError("http_tls_keyfile", "is needed with http_tls_certfile")
+        if self.tls_keyfile is not None and self.tls_certfile is None:
+            raise ConfigError("http_tls_certfile", "is needed with http_tls_keyfile")
 
 
 @dataclass(frozen=True, slots=True)

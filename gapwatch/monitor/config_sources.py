@@ -13,6 +13,11 @@ concatenated). Every key has one name used everywhere: the YAML key, the flag
 (``--`` + key with dashes) and the variable. Unknown YAML keys are errors (a typo must not
 silently fall back to a default); unknown ``GAPWATCH_*`` variables are ignored because
 other gapwatch commands read their own.
+
+A secret that may come from a file (``http_token``) has a second key with ``_file``
+appended (``--http-token-file``, ``GAPWATCH_HTTP_TOKEN_FILE``) naming a file that holds
+it, so the secret itself never appears in the process list or the environment. The two
+keys are one setting for precedence; one source may not set both.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from gapwatch.monitor.config import MonitorConfig
 Kind = Literal["str", "int", "float", "bool", "list", "path"]
 ENV_PREFIX = "GAPWATCH_"
 CONFIG_ENV = "GAPWATCH_CONFIG"
+FILE_SUFFIX = "_file"
 
 _TRUE = frozenset(("1", "true", "yes", "on"))
 _FALSE = frozenset(("0", "false", "no", "off"))
@@ -47,6 +53,7 @@ class FieldSpec:
     help: str
     choices: tuple[str, ...] = ()
     secret: bool = False
+    can_come_from_file: bool = False
 
     @property
     def flag(self) -> str:
@@ -57,6 +64,11 @@ class FieldSpec:
     def env(self) -> str:
         """The environment variable, e.g. ``GAPWATCH_GRACE_PERIOD``."""
         return ENV_PREFIX + self.key.upper()
+
+    @property
+    def file_key(self) -> str:
+        """The key naming a file that holds this value, e.g. ``http_token_file``."""
+        return self.key + FILE_SUFFIX
 
 
 def _spec(key: str, kind: Kind, path: str, help: str, **extra: Any) -> FieldSpec:
@@ -81,7 +93,16 @@ FIELDS: tuple[FieldSpec, ...] = (
     _spec("max_streams", "int", "tracker.max_streams", "cap on tracked streams per partition"),
     _spec("http_host", "str", "http.host", "address of the HTTP API"),
     _spec("http_port", "int", "http.port", "port of the HTTP API (0: any free port)"),
-    _spec("http_token", "str", "http.token", "bearer token for /gaps and /streams", secret=True),
+    _spec(
+        "http_token",
+        "str",
+        "http.token",
+        "bearer token for /gaps, /skipped, /streams and /events",
+        secret=True,
+        can_come_from_file=True,
+    ),
+    _spec("http_tls_certfile", "path", "http.tls_certfile", "serve HTTPS: certificate (PEM)"),
+    _spec("http_tls_keyfile", "path", "http.tls_keyfile", "serve HTTPS: private key (PEM)"),
     _spec("checkpoint_topic", "str", "checkpoints.topic", "compacted topic of checkpoints"),
     _spec("checkpoint_interval", "float", "checkpoints.interval", "seconds between checkpoints"),
     _spec("report_topic", "str", "reports.topic", "topic of producer reports"),
@@ -169,6 +190,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
 )
 FIELDS_BY_KEY: Mapping[str, FieldSpec] = {spec.key: spec for spec in FIELDS}
+# ``http_token_file`` -> the spec of ``http_token``.
+FILE_FIELDS_BY_KEY: Mapping[str, FieldSpec] = {
+    spec.file_key: spec for spec in FIELDS if spec.can_come_from_file
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,6 +215,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
             parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
+        if spec.can_come_from_file:
+            parser.add_argument(
+                f"{spec.flag}-file",
+                dest=spec.file_key,
+                default=argparse.SUPPRESS,
+                metavar="FILE",
+                help=f"file holding the {spec.key} (keeps it out of the process list) "
+                f"[{ENV_PREFIX}{spec.file_key.upper()}]",
+            )
 
 
 def _convert(spec: FieldSpec, raw: object, source: str) -> object:
@@ -225,6 +259,28 @@ def _convert(spec: FieldSpec, raw: object, source: str) -> object:
     return Path(text) if spec.kind == "path" else text
 
 
+def _read_secret_file(spec: FieldSpec, raw: object, source: str) -> str:
+    """The secret held in the file ``raw`` names, without surrounding whitespace (a
+    trailing newline is what ``echo`` leaves)."""
+    path = Path(str(raw))
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problem = f"cannot read {str(path)!r}: {exc.strerror}"
+        raise ConfigError(spec.file_key, problem, source=source) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            spec.file_key, f"{str(path)!r} is not UTF-8 text", source=source
+        ) from None
+    if not text:
+        raise ConfigError(spec.file_key, f"{str(path)!r} is empty", source=source)
+    return text
+
+
+def _known_key(key: str) -> bool:
+    return key in FIELDS_BY_KEY or key in FILE_FIELDS_BY_KEY
+
+
 def read_yaml(path: Path) -> dict[str, object]:
     """The key/value mapping of a YAML config file; dashes in keys are read as underscores."""
     try:
@@ -240,7 +296,7 @@ def read_yaml(path: Path) -> dict[str, object]:
     result: dict[str, object] = {}
     for raw_key, value in loaded.items():
         key = str(raw_key).replace("-", "_")
-        if key not in FIELDS_BY_KEY:
+        if not _known_key(key):
             raise ConfigError(key, "is not a known key", source=str(path))
         result[key] = value
     return result
@@ -269,22 +325,33 @@ def load_config(
     layers: list[tuple[str, Mapping[str, object]]] = []
     if config_path:
         layers.append((str(config_path), read_yaml(Path(str(config_path)))))
-    layers.append(("environment", {s.key: environ[s.env] for s in FIELDS if s.env in environ}))
-    layers.append(("flags", {k: v for k, v in given.items() if k in FIELDS_BY_KEY}))
+    env_names = {s.env: s.key for s in FIELDS}
+    env_names.update({ENV_PREFIX + key.upper(): key for key in FILE_FIELDS_BY_KEY})
+    layers.append(("environment", {k: environ[n] for n, k in env_names.items() if n in environ}))
+    layers.append(("flags", {k: v for k, v in given.items() if _known_key(k)}))
 
     config = MonitorConfig()
     sources: dict[str, str] = {}
     for layer_name, values in layers:  # lowest precedence first; later layers overwrite
         for key, raw in values.items():
-            spec = FIELDS_BY_KEY[key]
+            from_file = FILE_FIELDS_BY_KEY.get(key)
+            spec = from_file or FIELDS_BY_KEY[key]
+            if from_file is not None and spec.key in values:
+                raise ConfigError(
+                    spec.key, f"give {spec.key} or {spec.file_key}, not both", source=layer_name
+                )
             if layer_name == "environment":
-                source = spec.env
+                source = ENV_PREFIX + key.upper()
             elif layer_name == "flags":
-                source = spec.flag
+                source = "--" + key.replace("_", "-")
             else:
                 source = layer_name
-            config = _with_value(config, spec.path, _convert(spec, raw, source))
-            sources[key] = source
+            if from_file is not None:
+                value: object = _read_secret_file(spec, raw, source)
+            else:
+                value = _convert(spec, raw, source)
+            config = _with_value(config, spec.path, value)
+            sources[spec.key] = source
     try:
         return config.validate()
     except ConfigError as exc:

@@ -159,6 +159,63 @@ class TestValidation:
             load_config({}, {**env, "GAPWATCH_HTTP_TOKEN": "short"})
 
 
+class TestTokenFile:
+    BASE = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+    TOKEN = "from-a-file-0123456789"
+
+    def token_file(self, tmp_path: Path, text: str) -> Path:
+        path = tmp_path / "token"
+        path.write_text(text)
+        return path
+
+    def test_flag_reads_the_token_from_a_file(self, tmp_path: Path) -> None:
+        """--http-token-file sets http_token to the file's content, the newline dropped;
+        the token itself stays out of the config's repr."""
+        path = self.token_file(tmp_path, self.TOKEN + "\n")
+        config = load_config(parse_flags("--http-token-file", str(path)), self.BASE)
+        assert config.http.token == self.TOKEN
+        assert self.TOKEN not in repr(config)
+
+    def test_environment_and_yaml_name_a_file_too(self, tmp_path: Path) -> None:
+        """GAPWATCH_HTTP_TOKEN_FILE and the YAML key http_token_file work like the flag."""
+        path = self.token_file(tmp_path, self.TOKEN)
+        by_env = load_config({}, {**self.BASE, "GAPWATCH_HTTP_TOKEN_FILE": str(path)})
+        yaml_file = tmp_path / "gw.yaml"
+        yaml_file.write_text(f"http-token-file: {path}\n")
+        by_yaml = load_config(parse_flags("--config", str(yaml_file)), self.BASE)
+        assert by_env.http.token == by_yaml.http.token == self.TOKEN
+
+    def test_file_and_value_are_one_setting_for_precedence(self, tmp_path: Path) -> None:
+        """A token file given as a flag beats a token in the environment, and the reverse."""
+        path = self.token_file(tmp_path, self.TOKEN)
+        env = {**self.BASE, "GAPWATCH_HTTP_TOKEN": "from-the-environment-0123"}
+        file_wins = load_config(parse_flags("--http-token-file", str(path)), env)
+        env = {**self.BASE, "GAPWATCH_HTTP_TOKEN_FILE": str(path)}
+        value_wins = load_config(parse_flags("--http-token", "from-a-flag-0123456789"), env)
+        assert file_wins.http.token == self.TOKEN
+        assert value_wins.http.token == "from-a-flag-0123456789"
+
+    def test_one_source_may_not_give_both(self, tmp_path: Path) -> None:
+        """The token and a token file from the same source are refused as ambiguous."""
+        path = self.token_file(tmp_path, self.TOKEN)
+        flags = parse_flags("--http-token", "x" * 20, "--http-token-file", str(path))
+        with pytest.raises(ConfigError, match="http_token or http_token_file, not both"):
+            load_config(flags, self.BASE)
+
+    def test_unreadable_empty_or_short_file_is_named(self, tmp_path: Path) -> None:
+        """A missing or empty file is an error naming the file key and its source; a short
+        token from a file is refused naming the flag that gave it."""
+        missing = tmp_path / "nope"
+        with pytest.raises(ConfigError, match=r"http_token_file \(from --http-token-file\)"):
+            load_config(parse_flags("--http-token-file", str(missing)), self.BASE)
+        empty = self.token_file(tmp_path, "\n")
+        with pytest.raises(ConfigError, match="is empty"):
+            load_config({}, {**self.BASE, "GAPWATCH_HTTP_TOKEN_FILE": str(empty)})
+        short = self.token_file(tmp_path, "short")
+        with pytest.raises(ConfigError, match=r"http_token \(from --http-token-file\)"):
+            load_config(parse_flags("--http-token-file", str(short)), self.BASE)
+
+
 class TestReferenceFile:
     def test_example_file_loads_and_documents_every_key(self) -> None:
         """deploy/gapwatch.example.yaml mentions every key and is itself valid."""

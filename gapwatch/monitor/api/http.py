@@ -31,6 +31,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
+from pydantic import Field
 
 from gapwatch.alerting.changes import GapChange, skipped_json
 from gapwatch.alerting.eventhub import (
@@ -45,6 +46,7 @@ from gapwatch.core.model import GapState
 from gapwatch.gaps.encoding import GapEncoder, owned_json
 from gapwatch.gaps.store import BadCursorError, GapQuery, GapStore
 from gapwatch.monitor.api.models import (
+    ErrorModel,
     GapPageModel,
     OwnedGapModel,
     SkippedPageModel,
@@ -60,6 +62,34 @@ from gapwatch.version import __version__
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 100
 Scope = Literal["fleet", "local"]
+
+
+def _names_pattern(names: list[str]) -> str:
+    """Names, comma-separated, spaces around them and empty items allowed."""
+    name = "(" + "|".join(names) + ")"
+    return rf"^ *{name}? *(, *{name}? *)*$"
+
+
+# Each value is validated against its pattern, which the schema shows: exactly what is
+# accepted is documented (a contract test checks both ways).
+GAP_STATES_PATTERN = _names_pattern([state.value for state in GapState])
+EVENT_STATES_PATTERN = _names_pattern([state.value for state in GapState] + ["skipped"])
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorModel, "description": "a parameter out of its documented range"}
+}
+UNKNOWN_GAP: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorModel, "description": "no such gap (unknown or expired)"}
+}
+FAILING: dict[int | str, dict[str, Any]] = {
+    503: {"model": StatusModel, "description": "failing or not ready: see detail"}
+}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorModel,
+        "description": "missing or wrong bearer token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    }
+}
 
 
 class MonitorView(Protocol):
@@ -78,31 +108,23 @@ class MonitorView(Protocol):
         ...
 
 
-def _parse_since(raw: str | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, "since must be seconds since the epoch or RFC 3339") from None
-    if moment.tzinfo is None:
+def _parse_since(raw: float | datetime | None) -> float | None:
+    if raw is None or isinstance(raw, float):
+        return raw
+    # RFC 3339 requires an offset; a date-time without one is ambiguous, so it is refused.
+    if raw.tzinfo is None:
         raise HTTPException(422, "since needs a time zone (e.g. Z)")
-    return moment.timestamp()
+    return raw.timestamp()
+
+
+def _state_names(raw: list[str]) -> frozenset[str]:
+    return frozenset(part.strip() for item in raw for part in item.split(",") if part.strip())
 
 
 def _parse_states(raw: list[str] | None) -> frozenset[GapState] | None:
     if not raw:
         return None
-    names = {part.strip() for item in raw for part in item.split(",") if part.strip()}
-    try:
-        return frozenset(GapState(name) for name in names)
-    except ValueError:
-        allowed = ", ".join(state.value for state in GapState)
-        raise HTTPException(422, f"state must be one of {allowed}") from None
+    return frozenset(GapState(name) for name in _state_names(raw))
 
 
 def _matches(change: GapChange, topic: str | None, states: frozenset[str] | None) -> bool:
@@ -112,13 +134,7 @@ def _matches(change: GapChange, topic: str | None, states: frozenset[str] | None
 
 
 def _parse_event_states(raw: list[str] | None) -> frozenset[str] | None:
-    if not raw:
-        return None
-    names = frozenset(part.strip() for item in raw for part in item.split(",") if part.strip())
-    allowed = {state.value for state in GapState} | {"skipped"}
-    if not names <= allowed:
-        raise HTTPException(422, f"state must be one of {', '.join(sorted(allowed))}")
-    return names
+    return _state_names(raw) if raw else None
 
 
 def _parse_last_id(raw: str | None) -> int | None:
@@ -209,20 +225,33 @@ def create_app(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
 
-    guarded = [Depends(require_token)]
+    # Without a token nothing is guarded, and the schema claims no security scheme.
+    guarded = [Depends(require_token)] if token is not None else []
+    denied = UNAUTHORIZED if token is not None else {}
     page = MetricsPage(registry=registry, collector=collector)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(await page.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/gaps", response_model=GapPageModel, dependencies=guarded)
+    @app.get(
+        "/gaps",
+        response_model=GapPageModel,
+        dependencies=guarded,
+        responses={**REFUSED, **denied},
+    )
     async def list_gaps(
         topic: str | None = None,
         partition: Annotated[int | None, Query(ge=0)] = None,
         producer: str | None = None,
-        state: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
-        since: Annotated[str | None, Query(description="epoch seconds or RFC 3339")] = None,
+        state: Annotated[
+            list[Annotated[str, Field(pattern=GAP_STATES_PATTERN)]] | None,
+            Query(description="repeat or comma-separate"),
+        ] = None,
+        since: Annotated[
+            Annotated[float, Field(allow_inf_nan=False)] | datetime | None,
+            Query(description="epoch seconds or RFC 3339"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: str | None = None,
         scope: Annotated[Scope, Query(description="fleet (every instance) or local")] = "fleet",
@@ -246,7 +275,12 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         return Response(encoder.page(items, page.next_cursor), media_type="application/json")
 
-    @app.get("/gaps/{gap_id}", response_model=OwnedGapModel, dependencies=guarded)
+    @app.get(
+        "/gaps/{gap_id}",
+        response_model=OwnedGapModel,
+        dependencies=guarded,
+        responses={**UNKNOWN_GAP, **REFUSED, **denied},
+    )
     async def get_gap(gap_id: str, scope: Scope = "fleet") -> Response:
         """One gap by id (404 if unknown or expired)."""
         found = find(gap_id, scope)
@@ -254,7 +288,12 @@ def create_app(
             raise HTTPException(404, f"no gap {gap_id!r} known to this instance")
         return JSONResponse(found)
 
-    @app.get("/skipped", response_model=SkippedPageModel, dependencies=guarded)
+    @app.get(
+        "/skipped",
+        response_model=SkippedPageModel,
+        dependencies=guarded,
+        responses={**REFUSED, **denied},
+    )
     async def list_skipped(
         topic: str | None = None,
         partition: Annotated[int | None, Query(ge=0)] = None,
@@ -277,11 +316,21 @@ def create_app(
     if hub is not None:
         events_hub = hub
 
-        @app.get("/events", dependencies=guarded, response_class=StreamingResponse)
+        @app.get(
+            "/events",
+            dependencies=guarded,
+            response_class=StreamingResponse,
+            responses={
+                200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                **REFUSED,
+                **denied,
+            },
+        )
         async def events(
             topic: str | None = None,
             state: Annotated[
-                list[str] | None, Query(description="repeat or comma-separate")
+                list[Annotated[str, Field(pattern=EVENT_STATES_PATTERN)]] | None,
+                Query(description="repeat or comma-separate"),
             ] = None,
             last_event_id: Annotated[str | None, Header()] = None,
             last_id: Annotated[str | None, Query(description="as the Last-Event-ID header")] = None,
@@ -298,19 +347,19 @@ def create_app(
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
-    @app.get("/streams", response_model=StreamsModel, dependencies=guarded)
+    @app.get("/streams", response_model=StreamsModel, dependencies=guarded, responses=denied)
     async def streams() -> Response:
         """The partitions this instance owns and the producer streams on each."""
         return JSONResponse(monitor.streams_json())
 
-    @app.get("/healthz", response_model=StatusModel)
+    @app.get("/healthz", response_model=StatusModel, responses=FAILING)
     async def healthz() -> Response:
         """200 while the process works; 503 if the consumer has died."""
         is_healthy, detail = monitor.health()
         body = {"status": "ok" if is_healthy else "failing", "detail": detail}
         return JSONResponse(body, status_code=200 if is_healthy else 503)
 
-    @app.get("/readyz", response_model=StatusModel)
+    @app.get("/readyz", response_model=StatusModel, responses=FAILING)
     async def readyz() -> Response:
         """200 once every assigned partition's checkpoint is restored; else 503."""
         is_ready, detail = monitor.readiness()

@@ -110,3 +110,22 @@ class StatusModel(BaseModel):
 
     status: str
     detail: str = ""
+
+
+class FieldErrorModel(BaseModel):
+    """One parameter the request framework refused (FastAPI's validation error item)."""
+
+    loc: list[str | int] = Field(description="where: e.g. ['query', 'limit']")
+    msg: str
+    type: str
+
+
+class ErrorModel(BaseModel):
+    """A refused request (401, 404, 422).
+
+    ``detail`` is one sentence when gapwatch itself refused it (a wrong token, an unknown
+    gap, a cursor it did not issue), or the list of refused parameters when a parameter
+    does not have the documented type or range.
+    """
+
+    detail: str | list[FieldErrorModel]
