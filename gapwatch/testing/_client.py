@@ -169,12 +169,6 @@ class UnsecuredTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
         return {}
 
 
-def read_client_json(state_dir: Path) -> dict[str, str]:
-    """The admin's ``client.json`` of the cluster in ``state_dir``."""
-    loaded: dict[str, str] = json.loads((state_dir / CLIENT_JSON).read_text())
-    return loaded
-
-
 def _write_private(path: Path, text: str) -> None:
     path.touch(mode=0o600)
     path.write_text(text)
