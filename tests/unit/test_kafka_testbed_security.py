@@ -27,6 +27,7 @@ from gapwatch.testing._security import (
     plan_from_arguments,
     unsecured_jwt,
 )
+from gapwatch.testing._state import STATE_FILE, ClusterRecord, read_state, write_state
 
 MON = User("mon", "mon-secret")
 
@@ -237,6 +238,15 @@ class TestClientFiles:
         assert (
             parse_properties((tmp_path / "client.properties").read_text())["sasl.password"] == "pw"
         )
+
+    def test_state_file_is_private_even_if_an_old_one_was_not(self, tmp_path: Path) -> None:
+        """cluster.json keeps the users' passwords for later CLI commands: owner only."""
+        (tmp_path / STATE_FILE).write_text("{}")
+        (tmp_path / STATE_FILE).chmod(0o644)
+        plan = SecurityPlan(mode="sasl_ssl", users=(MON,), admin_password="pw")
+        write_state(tmp_path, ClusterRecord("4.3.1", "java", "jars", "512m", (), plan.to_record()))
+        assert (tmp_path / STATE_FILE).stat().st_mode & 0o077 == 0
+        assert read_state(tmp_path).security == plan.to_record()
 
     def test_unsecured_jwt_is_unsigned_with_subject_and_expiry(self) -> None:
         """alg none, sub, iat and exp; an empty signature."""
