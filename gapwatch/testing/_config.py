@@ -121,7 +121,7 @@ class NodeSpec:
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` of this node's client (PLAINTEXT) listener."""
+        """``host:port`` of this node's client listener."""
         return f"{HOST}:{self.port}"
 
     @property
@@ -281,13 +281,17 @@ def server_properties(
     version: str = DEFAULT_KAFKA_VERSION,
     broker_overrides: Mapping[str, ConfigValue] | None = None,
     node_overrides: Mapping[str, ConfigValue] | None = None,
+    security: Mapping[str, str] | None = None,
+    listener: str = "PLAINTEXT",
 ) -> dict[str, str]:
     """The full broker configuration of ``node`` running Kafka ``version``, in precedence
     order.
 
-    Later layers win: layout < timing defaults < resource defaults < replication defaults
-    < ``broker_overrides`` (all nodes) < ``node_overrides`` (this node only). Defaults the
-    version has no setting for are left out; overrides are always written as given.
+    Later layers win: layout < ``security`` (from :mod:`._security`) < timing defaults
+    < resource defaults < replication defaults < ``broker_overrides`` (all nodes)
+    < ``node_overrides`` (this node only). Defaults the version has no setting for are left
+    out; overrides are always written as given. ``listener`` names the client listener and
+    its protocol (``SASL_SSL``...), which is also the inter-broker listener.
     """
     quorum = ",".join(f"{v.node_id}@{HOST}:{v.controller_port}" for v in voters)
     props: dict[str, str] = {
@@ -297,13 +301,14 @@ def server_properties(
         # --standalone/--initial-controllers flags, which Kafka 3.9 introduced with dynamic
         # quorums; so the same layout and format command serve 3.x and 4.x alike.
         "controller.quorum.voters": quorum,
-        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+        "listeners": f"{listener}://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"{listener}://{HOST}:{node.port}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        "inter.broker.listener.name": listener,
         "log.dirs": str(node.data_dir),
     }
+    props.update(security or {})
     props.update(known_to(version, TIMING_DEFAULTS))
     props.update(RESOURCE_DEFAULTS)
     props.update(known_to(version, replication_defaults(len(voters))))
