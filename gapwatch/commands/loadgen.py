@@ -16,6 +16,7 @@ import os
 import sys
 
 from gapwatch.errors import GapwatchError
+from gapwatch.monitor.config_sources import add_security_arguments, load_security
 from gapwatch.producer.config import DEFAULT_REPORT_TOPIC
 from gapwatch.producer.faults import FaultPlan
 from gapwatch.producer.loadgen import LoadgenConfig, run_loadgen
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--report-topic", default=DEFAULT_REPORT_TOPIC)
     add("--report-interval", type=float, default=1.0, help="seconds between reports")
     add("--output", help="also write the JSON truth to this file")
+    add_security_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -92,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> LoadgenConfig:
         report_topic=args.report_topic,
         report_interval_s=args.report_interval,
         seed=args.seed,
+        security=load_security(args, os.environ),
         **({"producer_prefix": args.producer_prefix} if args.producer_prefix else {}),
     )
     return config.validate()
