@@ -182,9 +182,9 @@ class TestCommandSource:
         """Cached by the provider, the command runs once per refresh, not per call."""
         counter = tmp_path / "runs"
         code = (
-            "import pathlib; p = pathlib.Path(r'%s'); "
+            f"import pathlib; p = pathlib.Path({str(counter)!r}); "
             "n = int(p.read_text()) + 1 if p.exists() else 1; "
-            "p.write_text(str(n)); print(f'token-{n}')" % counter
+            "p.write_text(str(n)); print(f'token-{n}')"
         )
         clock = FakeClock(0.0)
         provider = CachingTokenProvider(
@@ -213,7 +213,7 @@ class TestCommandSource:
     async def test_slow_command_is_killed_at_the_timeout(self) -> None:
         """A hung command does not hang the client."""
         source = command_token_source(python_command("import time; time.sleep(30)"), timeout=0.3)
-        with pytest.raises(TokenError, match="no token within 0.3 s"):
+        with pytest.raises(TokenError, match=r"no token within 0\.3 s"):
             await source()
 
     def test_empty_command_is_a_config_error(self) -> None:

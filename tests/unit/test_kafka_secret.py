@@ -14,9 +14,9 @@ from gapwatch.kafka.secret import MASK, Secret, as_secret, read_secret_file
 
 class TestSecret:
     def test_every_text_form_is_the_mask(self) -> None:
-        """repr, str, f-strings and %-formatting show the mask, never the value."""
+        """repr, str and f-strings (with a format spec too) show the mask, never the value."""
         secret = Secret("hunter2")
-        for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret):
+        for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret:>20}"):
             assert "hunter2" not in text
             assert MASK in text
 
