@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import KafkaConnectionError
 
 from gapwatch.errors import ConfigError, GapwatchError
 from gapwatch.kafka.secret import Secret, read_secret_file
@@ -57,8 +58,13 @@ DEFAULT_COMMAND_TIMEOUT_S = 30.0
 _MAX_STDERR_CHARS = 200
 
 
-class TokenError(GapwatchError):
-    """No OAUTHBEARER token could be obtained; the message says from where and why."""
+class TokenError(GapwatchError, KafkaConnectionError):  # type: ignore[misc]  # untyped aiokafka
+    """No OAUTHBEARER token could be obtained; the message says from where and why.
+
+    Also a ``KafkaConnectionError``: raised inside aiokafka's authentication, it is then
+    handled as the connection failure it is (logged per host at bootstrap, retried after
+    start-up, as a broker outage is) instead of escaping from aiokafka's background tasks.
+    """
 
 
 def jwt_expiry(token: str) -> float | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import KafkaConnectionError
 
 from gapwatch.errors import ConfigError
 from gapwatch.kafka.oauth import (
@@ -137,6 +138,12 @@ class TestCachingTokenProvider:
         provider = CachingTokenProvider(source, lifetime=100.0, describe="test", clock=clock)
         await provider.token()
         assert await provider.token() == "fresh"
+
+    def test_token_error_is_a_retriable_connection_error(self) -> None:
+        """aiokafka treats a token failure as a failed connection: logged, retried."""
+        error = TokenError("IdP down")
+        assert isinstance(error, KafkaConnectionError)
+        assert error.retriable
 
     def test_is_an_aiokafka_token_provider(self) -> None:
         """aiokafka accepts only AbstractTokenProvider instances."""
