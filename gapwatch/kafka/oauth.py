@@ -111,8 +111,10 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
         self._token: Secret | None = None
         self._expires_at = 0.0
         self._refresh_at = 0.0
-        # One fetch at a time: every connection of a client authenticates at start-up.
-        self._lock = asyncio.Lock()
+        # One fetch at a time: every connection of every client authenticates at start-up.
+        # A lock belongs to one event loop; settings reused under a new loop get a new one.
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def expires_at(self) -> float | None:
@@ -128,7 +130,7 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
         """A token that has not reached its refresh time (rule 1), fetching when needed."""
         if self._token is not None and self._clock() < self._refresh_at:
             return self._token.reveal()
-        async with self._lock:
+        async with self._fetch_lock():
             now = self._clock()
             if self._token is not None and now < self._refresh_at:
                 return self._token.reveal()  # another caller refreshed while we waited
@@ -141,6 +143,12 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
                 raise
             self._keep(value, now)
             return value
+
+    def _fetch_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     def _keep(self, value: str, now: float) -> None:
         expires_at = jwt_expiry(value)  # rule 2

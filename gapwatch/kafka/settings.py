@@ -58,6 +58,9 @@ class SecuritySettings:
     ssl_key_password: Secret | str | None = field(default=None, repr=False)
     ssl_key_password_file: Path | None = None
     ssl_check_hostname: bool = True
+    # The token provider, made on first use and shared by every client built from these
+    # settings: a monitor's eight clients then fetch one token per refresh, not eight.
+    _token_provider: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Wrapped at once, so no copy of the plain string lives on in the settings.
@@ -132,6 +135,16 @@ class SecuritySettings:
             math.isfinite(self.sasl_oauth_token_lifetime) and self.sasl_oauth_token_lifetime > 0
         ):
             raise ConfigError("sasl_oauth_token_lifetime", "must be > 0 seconds")
+
+    def token_provider(self) -> Any:
+        """The OAUTHBEARER token provider (an aiokafka ``AbstractTokenProvider``).
+
+        Made once per settings object and shared by every client built from it, so one
+        cache serves them all (:mod:`gapwatch.kafka.oauth`).
+        """
+        if not self._token_provider:
+            self._token_provider.append(_new_token_provider(self))
+        return self._token_provider[0]
 
     def read_sasl_password(self) -> Secret | None:
         """The SASL password, read from ``sasl_password_file`` when that is how it is given."""
@@ -216,7 +229,7 @@ def _security_kwargs(security: SecuritySettings) -> dict[str, Any]:
         kwargs["ssl_context"] = _ssl_context(security)
     if security.uses_oauth:
         kwargs["sasl_mechanism"] = "OAUTHBEARER"
-        kwargs["sasl_oauth_token_provider"] = _token_provider(security)
+        kwargs["sasl_oauth_token_provider"] = security.token_provider()
     elif security.uses_sasl:
         password = security.read_sasl_password()
         kwargs["sasl_mechanism"] = security.sasl_mechanism
@@ -263,7 +276,7 @@ def _ssl_reason(exc: ssl.SSLError | OSError) -> str:
     return f": {str(reason).lower().replace('_', ' ')}" if reason else ""
 
 
-def _token_provider(security: SecuritySettings) -> Any:
+def _new_token_provider(security: SecuritySettings) -> Any:
     from gapwatch.kafka.oauth import (
         CachingTokenProvider,
         CallableTokenProvider,

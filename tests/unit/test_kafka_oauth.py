@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -122,6 +123,24 @@ class TestCachingTokenProvider:
         clock.now = 1100.0
         with pytest.raises(TokenError, match="IdP down"):
             await provider.token()
+
+    async def test_concurrent_callers_share_one_fetch(self) -> None:
+        """Connections authenticating together wait for one fetch instead of each running one."""
+        gate = asyncio.Event()
+        calls = 0
+
+        async def slow_source() -> str:
+            nonlocal calls
+            calls += 1
+            await gate.wait()
+            return "shared"
+
+        provider = CachingTokenProvider(slow_source, lifetime=100.0, describe="test")
+        waiting = [asyncio.create_task(provider.token()) for _ in range(5)]
+        await asyncio.sleep(0)
+        gate.set()
+        assert await asyncio.gather(*waiting) == ["shared"] * 5
+        assert calls == 1
 
     async def test_first_failure_is_raised(self) -> None:
         """With no token cached, a failure reaches the caller."""

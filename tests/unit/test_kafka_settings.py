@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,14 @@ class TestClientKwargs:
             assert isinstance(provider, kind)
             assert isinstance(provider, AbstractTokenProvider)
             assert "sasl_plain_password" not in kwargs
+
+    def test_clients_of_one_settings_share_one_token_provider(self) -> None:
+        """Every client built from one settings object uses one token cache; a changed copy
+        gets its own."""
+        security = SecuritySettings(**OAUTH, sasl_oauth_token_command="print-token")
+        kafka = KafkaSettings(bootstrap_servers=("h:1",), security=security)
+        first = client_kwargs(kafka)["sasl_oauth_token_provider"]
+        assert client_kwargs(kafka, suffix="-admin")["sasl_oauth_token_provider"] is first
+        changed = dataclasses.replace(security, sasl_oauth_token_lifetime=60.0)
+        assert changed.token_provider() is not first
+        assert dataclasses.replace(security) == security
