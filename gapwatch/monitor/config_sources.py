@@ -154,7 +154,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         "sasl_password",
         "secret",
         "kafka.security.sasl_password",
-        "SASL password (prefer the _FILE form: flags show in the process list)",
+        "SASL password (prefer --sasl-password-file: flags show in ps)",
         secret=True,
     ),
     _spec(
