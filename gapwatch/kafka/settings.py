@@ -183,7 +183,7 @@ class KafkaSettings:
     # under a trickle of records decoded a full response per produce request.
     fetch_min_bytes: int = 64 * 1024
     max_partition_fetch_bytes: int = 1024 * 1024
-    security: SecuritySettings = SecuritySettings()
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` unless the settings are usable."""
