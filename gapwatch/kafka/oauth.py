@@ -39,7 +39,7 @@ import logging
 import math
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from aiokafka.abc import AbstractTokenProvider
@@ -91,7 +91,7 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
 
     ``lifetime`` is how long a token without an ``exp`` claim is used; ``clock`` returns
     seconds since the epoch (injectable for tests); ``describe`` names the source in
-    errors and logs (never the token).
+    errors and logs (never the token); ``extensions`` are sent with every authentication.
     """
 
     def __init__(
@@ -101,9 +101,11 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
         lifetime: float,
         describe: str,
         clock: Callable[[], float] = time.time,
+        extensions: Mapping[str, str] | None = None,
     ) -> None:
         if not lifetime > 0:
             raise ValueError("lifetime must be > 0 seconds")
+        self._extensions = dict(extensions or {})
         self._source = source
         self._lifetime = lifetime
         self._describe = describe
@@ -144,6 +146,10 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
             self._keep(value, now)
             return value
 
+    def extensions(self) -> dict[str, str]:
+        """SASL extensions sent with the token (aiokafka calls this on authentication)."""
+        return dict(self._extensions)
+
     def _fetch_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
@@ -164,10 +170,17 @@ class CachingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # unty
 class CallableTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyped aiokafka
     """Asks ``fetch`` (a function returning a token, or an awaitable of one) every time."""
 
-    def __init__(self, fetch: TokenCallable) -> None:
+    def __init__(
+        self, fetch: TokenCallable, *, extensions: Mapping[str, str] | None = None
+    ) -> None:
         if not callable(fetch):
             raise TypeError("sasl_oauth_token_provider must be callable")
         self._fetch = fetch
+        self._extensions = dict(extensions or {})
+
+    def extensions(self) -> dict[str, str]:
+        """SASL extensions sent with the token (aiokafka calls this on authentication)."""
+        return dict(self._extensions)
 
     async def token(self) -> str:
         """The callable's token; :class:`TokenError` if it returned no usable string."""

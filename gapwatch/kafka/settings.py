@@ -10,6 +10,7 @@ one place keeps TLS, SASL and OAUTHBEARER handling identical across them.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import ssl
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,7 @@ class SecuritySettings:
     sasl_oauth_token_file: Path | None = None
     sasl_oauth_token_lifetime: float = DEFAULT_OAUTH_TOKEN_LIFETIME_S
     sasl_oauth_token_provider: TokenCallable | None = field(default=None, repr=False, compare=False)
+    sasl_oauth_extensions: tuple[str, ...] = ()
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -135,6 +137,7 @@ class SecuritySettings:
             math.isfinite(self.sasl_oauth_token_lifetime) and self.sasl_oauth_token_lifetime > 0
         ):
             raise ConfigError("sasl_oauth_token_lifetime", "must be > 0 seconds")
+        parse_extensions(self.sasl_oauth_extensions)
 
     def token_provider(self) -> Any:
         """The OAUTHBEARER token provider (an aiokafka ``AbstractTokenProvider``).
@@ -157,6 +160,25 @@ class SecuritySettings:
         if self.ssl_key_password_file is not None:
             return read_secret_file(self.ssl_key_password_file, key="ssl_key_password_file")
         return as_secret(self.ssl_key_password)
+
+
+# RFC 7628 section 3.1 (as Kafka checks it): a key is letters only, a value printable
+# ASCII or whitespace; "auth" is the token's own key.
+_EXTENSION_KEY = re.compile(r"[A-Za-z]+")
+_EXTENSION_VALUE = re.compile(r"[\x21-\x7e \t\r\n]+")
+
+
+def parse_extensions(items: tuple[str, ...]) -> dict[str, str]:
+    """``("logicalCluster=lkc-1", ...)`` as a mapping; :class:`ConfigError` if malformed."""
+    extensions: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _EXTENSION_KEY.fullmatch(key) or key == "auth":
+            raise ConfigError("sasl_oauth_extensions", f"{key!r} is not a KEY=VALUE extension")
+        if not _EXTENSION_VALUE.fullmatch(value):
+            raise ConfigError("sasl_oauth_extensions", f"the value of {key!r} is not printable")
+        extensions[key] = value
+    return extensions
 
 
 def _require_one_of(*options: tuple[str, object], why: str) -> None:
@@ -277,6 +299,7 @@ def _ssl_reason(exc: ssl.SSLError | OSError) -> str:
 
 
 def _new_token_provider(security: SecuritySettings) -> Any:
+    # Imported here: aiokafka (which the providers subclass) loads only for OAUTHBEARER.
     from gapwatch.kafka.oauth import (
         CachingTokenProvider,
         CallableTokenProvider,
@@ -284,18 +307,21 @@ def _new_token_provider(security: SecuritySettings) -> Any:
         file_token_source,
     )
 
+    extensions = parse_extensions(security.sasl_oauth_extensions)
     if security.sasl_oauth_token_provider is not None:
-        return CallableTokenProvider(security.sasl_oauth_token_provider)
+        return CallableTokenProvider(security.sasl_oauth_token_provider, extensions=extensions)
     if security.sasl_oauth_token_command is not None:
         return CachingTokenProvider(
             command_token_source(security.sasl_oauth_token_command),
             lifetime=security.sasl_oauth_token_lifetime,
             describe="sasl_oauth_token_command",
+            extensions=extensions,
         )
     if security.sasl_oauth_token_file is not None:
         return CachingTokenProvider(
             file_token_source(security.sasl_oauth_token_file),
             lifetime=security.sasl_oauth_token_lifetime,
             describe="sasl_oauth_token_file",
+            extensions=extensions,
         )
     raise ConfigError("sasl_oauth_token_provider", "OAUTHBEARER needs a token source")

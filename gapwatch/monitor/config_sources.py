@@ -181,6 +181,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         "kafka.security.sasl_oauth_token_lifetime",
         "OAUTHBEARER: seconds a token without exp is used",
     ),
+    _spec(
+        "sasl_oauth_extensions",
+        "list",
+        "kafka.security.sasl_oauth_extensions",
+        "OAUTHBEARER: SASL extensions KEY=VALUE (comma-separate several)",
+    ),
     _spec("ssl_cafile", "path", "kafka.security.ssl_cafile", "CA bundle (PEM)"),
     _spec("ssl_certfile", "path", "kafka.security.ssl_certfile", "client certificate (PEM)"),
     _spec("ssl_keyfile", "path", "kafka.security.ssl_keyfile", "client key (PEM)"),

@@ -226,3 +226,17 @@ class TestClientKwargs:
         changed = dataclasses.replace(security, sasl_oauth_token_lifetime=60.0)
         assert changed.token_provider() is not first
         assert dataclasses.replace(security) == security
+
+    def test_oauth_extensions_reach_the_provider(self) -> None:
+        """KEY=VALUE extensions are what the provider hands aiokafka; malformed ones are
+        refused when validating."""
+        security = SecuritySettings(
+            **OAUTH,
+            sasl_oauth_token_command="print-token",
+            sasl_oauth_extensions=("logicalCluster=lkc-1", "identityPoolId=pool-a"),
+        )
+        provider = kwargs_of(security)["sasl_oauth_token_provider"]
+        assert provider.extensions() == {"logicalCluster": "lkc-1", "identityPoolId": "pool-a"}
+        for bad in ("noequals", "auth=x", "key1=x", "k=\x01"):
+            with pytest.raises(ConfigError, match="sasl_oauth_extensions"):
+                dataclasses.replace(security, sasl_oauth_extensions=(bad,)).validate()
