@@ -14,11 +14,16 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from gapwatch.commands.gaptable import render_gaps, summarize
+from gapwatch.errors import ConfigError
+from gapwatch.kafka.secret import read_secret_file
 
 PAGE_LIMIT = 1000
+TOKEN_FILE_ENV = "GAPWATCH_HTTP_TOKEN_FILE"
 MAX_PAGES = 100  # 100k gaps: far beyond what a table is useful for; stops a cursor loop
 
 
@@ -39,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", action="store_true", help="print a JSON array instead")
     parser.add_argument(
         "--token", help="bearer token (default: $GAPWATCH_HTTP_TOKEN)", default=None
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help=f"file holding the bearer token, kept out of the process list (or ${TOKEN_FILE_ENV})",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.set_defaults(handler=run)
@@ -76,9 +87,28 @@ def fetch_gaps(
     return gaps
 
 
+def bearer_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The token to send: ``--token``, ``--token-file``, then their variables, in that order.
+
+    Raises :class:`ConfigError` when both flags are given or the file cannot be read.
+    """
+    if args.token and args.token_file:
+        raise ConfigError("token_file", "give --token or --token-file, not both")
+    if args.token:
+        return str(args.token)
+    token_file = args.token_file or environ.get(TOKEN_FILE_ENV)
+    if token_file:
+        return read_secret_file(Path(token_file), key="token_file").reveal()
+    return environ.get("GAPWATCH_HTTP_TOKEN")
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch gaps``."""
-    token = args.token or os.environ.get("GAPWATCH_HTTP_TOKEN")
+    try:
+        token = bearer_token(args, os.environ)
+    except ConfigError as exc:
+        print(f"gapwatch gaps: {exc}", file=sys.stderr)
+        return 2
     states = args.state or ["open", "confirmed"]
     try:
         gaps = fetch_gaps(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from gapwatch.cli import build_parser
+from gapwatch.cli import build_parser, main
+from gapwatch.commands.gaps import bearer_token
 from gapwatch.commands.loadgen import config_from_args
-from gapwatch.errors import GapwatchError
+from gapwatch.errors import ConfigError, GapwatchError
 from gapwatch.kafka.settings import SecuritySettings, client_kwargs
 from gapwatch.verifier.config import VerifierConfig, VerifierConfigError
 
@@ -71,3 +73,28 @@ class TestVerifier:
                 bootstrap_servers="k:1",
                 security=SecuritySettings(security_protocol="SASL_SSL"),
             )
+
+
+class TestGapsToken:
+    def parse(self, *argv: str) -> argparse.Namespace:
+        return build_parser().parse_args(["gaps", *argv])
+
+    def test_token_file_keeps_the_token_off_the_command_line(self, tmp_path: Path) -> None:
+        """--token-file (or GAPWATCH_HTTP_TOKEN_FILE) is read; the flag wins over variables."""
+        path = tmp_path / "token"
+        path.write_text("file-token-0123456789\n")
+        assert bearer_token(self.parse("--token-file", str(path)), {}) == "file-token-0123456789"
+        env = {"GAPWATCH_HTTP_TOKEN_FILE": str(path), "GAPWATCH_HTTP_TOKEN": "env-token"}
+        assert bearer_token(self.parse(), env) == "file-token-0123456789"
+        assert bearer_token(self.parse(), {"GAPWATCH_HTTP_TOKEN": "env-token"}) == "env-token"
+        assert bearer_token(self.parse("--token", "flag-token"), env) == "flag-token"
+        assert bearer_token(self.parse(), {}) is None
+
+    def test_both_flags_or_a_missing_file_exit_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Two token sources, or an unreadable file, are refused before any request."""
+        with pytest.raises(ConfigError, match="not both"):
+            bearer_token(self.parse("--token", "a", "--token-file", "b"), {})
+        assert main(["gaps", "--token-file", str(tmp_path / "gone")]) == 2
+        assert "token_file: cannot read" in capsys.readouterr().err
