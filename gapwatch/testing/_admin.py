@@ -42,11 +42,19 @@ class PartitionState:
 
 @asynccontextmanager
 async def admin_client(
-    bootstrap_servers: str, *, request_timeout_ms: int = _POLL_TIMEOUT_MS
+    bootstrap_servers: str,
+    *,
+    request_timeout_ms: int = _POLL_TIMEOUT_MS,
+    options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[AIOKafkaAdminClient]:
-    """A started admin client, always closed again (even if starting it failed)."""
+    """A started admin client, always closed again (even if starting it failed).
+
+    ``options`` are further aiokafka arguments: the security settings of a secured cluster.
+    """
     client = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=request_timeout_ms
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=request_timeout_ms,
+        **dict(options or {}),
     )
     try:
         await client.start()
@@ -68,6 +76,7 @@ async def create_topic(
     configs: Mapping[str, str] | None,
     timeout_s: float,
     placement: Sequence[Sequence[int]] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``name``, raise :class:`TopicError` on any error code, wait for all leaders.
 
@@ -83,7 +92,9 @@ async def create_topic(
         topic_configs=dict(configs or {}),
     )
     timeout_ms = int(timeout_s * 1000)
-    async with admin_client(bootstrap_servers, request_timeout_ms=timeout_ms) as admin:
+    async with admin_client(
+        bootstrap_servers, request_timeout_ms=timeout_ms, options=options
+    ) as admin:
         response = await admin.create_topics([topic], timeout_ms=timeout_ms)
     # Each entry is (topic, error_code[, error_message]) depending on the response version.
     for entry in response.topic_errors:
@@ -96,11 +107,14 @@ async def create_topic(
         name,
         partitions=len(placement) if placement else partitions,
         timeout_s=timeout_s,
+        options=options,
     )
 
 
-async def _topic_metadata(bootstrap_servers: str, topic: str) -> dict[str, Any] | None:
-    async with admin_client(bootstrap_servers) as admin:
+async def _topic_metadata(
+    bootstrap_servers: str, topic: str, options: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    async with admin_client(bootstrap_servers, options=options) as admin:
         topics = await admin.describe_topics([topic])
     for entry in topics:
         if entry["topic"] == topic:
@@ -124,14 +138,19 @@ def _partition_states(topic: str, metadata: Mapping[str, Any]) -> dict[int, Part
 
 
 async def wait_for_topic_leaders(
-    bootstrap_servers: str, topic: str, *, partitions: int, timeout_s: float
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    partitions: int,
+    timeout_s: float,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Wait until metadata lists ``partitions`` partitions of ``topic``, each with a leader."""
     deadline = time.monotonic() + timeout_s
     last = "no metadata yet"
     while time.monotonic() < deadline:
         try:
-            metadata = await _topic_metadata(bootstrap_servers, topic)
+            metadata = await _topic_metadata(bootstrap_servers, topic, options)
         except KafkaError as exc:
             last = repr(exc)
         else:
@@ -149,14 +168,18 @@ async def wait_for_topic_leaders(
 
 
 async def topic_partitions(
-    bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    timeout_s: float = 30.0,
+    options: Mapping[str, Any] | None = None,
 ) -> set[int]:
     """The partition ids of ``topic``, once metadata lists them (a new topic's may lag)."""
     deadline = time.monotonic() + timeout_s
     last = "no metadata yet"
     while True:
         try:
-            metadata = await _topic_metadata(bootstrap_servers, topic)
+            metadata = await _topic_metadata(bootstrap_servers, topic, options)
         except KafkaError as exc:
             last = repr(exc)
         else:
@@ -169,9 +192,15 @@ async def topic_partitions(
         await asyncio.sleep(POLL_INTERVAL)
 
 
-async def describe_partition(bootstrap_servers: str, topic: str, partition: int) -> PartitionState:
+async def describe_partition(
+    bootstrap_servers: str,
+    topic: str,
+    partition: int,
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> PartitionState:
     """Leader, replicas and ISR of one partition, from a single metadata request."""
-    metadata = await _topic_metadata(bootstrap_servers, topic)
+    metadata = await _topic_metadata(bootstrap_servers, topic, options)
     if metadata is None or metadata["error_code"] != 0:
         reason = "absent" if metadata is None else _error_name(metadata["error_code"])
         raise TopicError(f"cannot describe topic {topic!r}: {reason}")
@@ -189,6 +218,7 @@ async def wait_for_partition(
     timeout_s: float,
     exclude_leaders: Collection[int] = (),
     isr_includes: Collection[int] = (),
+    options: Mapping[str, Any] | None = None,
 ) -> PartitionState:
     """Poll until the partition has a leader not in ``exclude_leaders`` and an ISR that
     contains every id in ``isr_includes``; return that state.
@@ -199,7 +229,7 @@ async def wait_for_partition(
     last: object = "no metadata yet"
     while time.monotonic() < deadline:
         try:
-            state = await describe_partition(bootstrap_servers, topic, partition)
+            state = await describe_partition(bootstrap_servers, topic, partition, options=options)
         except (KafkaError, TopicError) as exc:
             last = exc
         else:
@@ -211,21 +241,27 @@ async def wait_for_partition(
     raise TopicError(f"{topic}-{partition} did not reach the wanted state in {timeout_s} s: {last}")
 
 
-async def broker_ids(bootstrap_servers: str) -> set[int]:
+async def broker_ids(
+    bootstrap_servers: str, *, options: Mapping[str, Any] | None = None
+) -> set[int]:
     """Ids of the brokers the cluster's metadata currently lists (i.e. unfenced brokers)."""
-    async with admin_client(bootstrap_servers) as admin:
+    async with admin_client(bootstrap_servers, options=options) as admin:
         cluster = await admin.describe_cluster()
     return {int(broker["node_id"]) for broker in cluster["brokers"]}
 
 
-async def broker_ids_seen_by(bootstrap: str) -> set[int]:
+async def broker_ids_seen_by(
+    bootstrap: str, *, options: Mapping[str, Any] | None = None
+) -> set[int]:
     """Broker ids that the one node at ``bootstrap`` lists in its own metadata.
 
     The bootstrap metadata request goes to that node, unlike admin requests, which go to
     a random known broker; so this tells whether *this* node serves clients and which
     brokers its metadata cache holds as registered and unfenced.
     """
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=_POLL_TIMEOUT_MS)
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=_POLL_TIMEOUT_MS, **dict(options or {})
+    )
     try:
         await client.bootstrap()
         return {int(broker.nodeId) for broker in client.cluster.brokers()}

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 
 FAULTS = ("stop", "kill", "pause", "resume", "restart")
+# Spelled out here rather than imported so the grammar stays free of the cluster's modules;
+# a unit test checks they match gapwatch.testing._security.
+SECURITY_MODES = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -61,6 +65,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ID:KEY=VALUE",
         help="broker config for one node (repeatable)",
+    )
+    up.add_argument(
+        "--security",
+        choices=SECURITY_MODES,
+        default="plaintext",
+        help="the client listener's protocol (default plaintext); ssl means mutual TLS",
+    )
+    up.add_argument(
+        "--sasl-mechanism",
+        choices=SASL_MECHANISMS,
+        default=None,
+        help="with sasl_plaintext/sasl_ssl (default SCRAM-SHA-512)",
+    )
+    up.add_argument(
+        "--user",
+        dest="users",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a user besides the super user 'admin' (repeatable); in ssl mode it gets a "
+        "client certificate with CN=NAME",
+    )
+    up.add_argument(
+        "--authorizer",
+        action="store_true",
+        help="turn on Kafka's StandardAuthorizer; only 'admin' may do anything without ACLs",
     )
 
     for name, help_text in (

@@ -8,6 +8,7 @@ Each helper asks whichever nodes can answer right now (the cluster's
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from gapwatch.testing import _admin
 from gapwatch.testing._admin import PartitionState
@@ -18,6 +19,9 @@ class ClusterAdmin:
 
     def _reachable_bootstrap(self) -> str:
         raise NotImplementedError  # the cluster knows which nodes can answer
+
+    def _admin_options(self) -> dict[str, Any]:
+        raise NotImplementedError  # the cluster knows how it is secured
 
     async def create_topic(
         self,
@@ -43,17 +47,20 @@ class ClusterAdmin:
             configs=configs,
             timeout_s=timeout_s,
             placement=placement,
+            options=self._admin_options(),
         )
 
     async def partitions(self, topic: str, *, timeout_s: float = 30.0) -> set[int]:
         """The partition ids of ``topic``, waiting until metadata lists them."""
         return await _admin.topic_partitions(
-            self._reachable_bootstrap(), topic, timeout_s=timeout_s
+            self._reachable_bootstrap(), topic, timeout_s=timeout_s, options=self._admin_options()
         )
 
     async def describe_partition(self, topic: str, partition: int = 0) -> PartitionState:
         """Current leader (``None`` if none), replicas and ISR of one partition."""
-        return await _admin.describe_partition(self._reachable_bootstrap(), topic, partition)
+        return await _admin.describe_partition(
+            self._reachable_bootstrap(), topic, partition, options=self._admin_options()
+        )
 
     async def wait_for_leader(
         self,
@@ -70,6 +77,7 @@ class ClusterAdmin:
             partition,
             timeout_s=timeout_s,
             exclude_leaders=exclude,
+            options=self._admin_options(),
         )
 
     async def wait_for_isr(
@@ -82,8 +90,9 @@ class ClusterAdmin:
             partition,
             timeout_s=timeout_s,
             isr_includes=node_ids,
+            options=self._admin_options(),
         )
 
     async def broker_ids(self) -> set[int]:
         """Broker ids the cluster's metadata lists right now (fenced brokers are absent)."""
-        return await _admin.broker_ids(self._reachable_bootstrap())
+        return await _admin.broker_ids(self._reachable_bootstrap(), options=self._admin_options())

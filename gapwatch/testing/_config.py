@@ -104,7 +104,7 @@ class NodeSpec:
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` of this node's client (PLAINTEXT) listener."""
+        """``host:port`` of this node's client listener."""
         return f"{HOST}:{self.port}"
 
     @property
@@ -248,11 +248,15 @@ def server_properties(
     *,
     broker_overrides: Mapping[str, ConfigValue] | None = None,
     node_overrides: Mapping[str, ConfigValue] | None = None,
+    security: Mapping[str, str] | None = None,
+    listener: str = "PLAINTEXT",
 ) -> dict[str, str]:
     """The full broker configuration of ``node``, in precedence order.
 
-    Later layers win: layout < timing defaults < resource defaults < replication defaults
-    < ``broker_overrides`` (all nodes) < ``node_overrides`` (this node only).
+    Later layers win: layout < ``security`` (from :mod:`._security`) < timing defaults
+    < resource defaults < replication defaults < ``broker_overrides`` (all nodes)
+    < ``node_overrides`` (this node only). ``listener`` names the client listener and its
+    protocol (``SASL_SSL``...), which is also the inter-broker listener.
     """
     quorum = ",".join(f"{v.node_id}@{HOST}:{v.controller_port}" for v in voters)
     props: dict[str, str] = {
@@ -261,13 +265,14 @@ def server_properties(
         # Static voters: every node is formatted with the same -t and needs no
         # --standalone/--initial-controllers flags.
         "controller.quorum.voters": quorum,
-        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+        "listeners": f"{listener}://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"{listener}://{HOST}:{node.port}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        "inter.broker.listener.name": listener,
         "log.dirs": str(node.data_dir),
     }
+    props.update(security or {})
     props.update(TIMING_DEFAULTS)
     props.update(RESOURCE_DEFAULTS)
     props.update(replication_defaults(len(voters)))

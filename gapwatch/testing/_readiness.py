@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from gapwatch.testing import _admin
 from gapwatch.testing._errors import NodeStartError
 from gapwatch.testing._node import NodeProcess, port_accepts
 
 
-def wait_for_brokers(nodes: Mapping[int, NodeProcess], timeout_s: float) -> None:
+def wait_for_brokers(
+    nodes: Mapping[int, NodeProcess],
+    timeout_s: float,
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> None:
     """Block until every node in ``nodes`` answers clients and lists all of them as
-    registered, unfenced brokers; :class:`NodeStartError` with log tails otherwise."""
+    registered, unfenced brokers; :class:`NodeStartError` with log tails otherwise.
+
+    ``options`` are the aiokafka security arguments of a secured cluster's admin."""
     wanted = set(nodes)
     deadline = time.monotonic() + timeout_s
     seen: set[int] = set()
@@ -31,7 +39,7 @@ def wait_for_brokers(nodes: Mapping[int, NodeProcess], timeout_s: float) -> None
                     f"ready; its logs:\n{node.log_tail()}"
                 )
         if all(port_accepts(nodes[i].spec.port) for i in wanted):
-            seen = brokers_seen_by_all(nodes)
+            seen = brokers_seen_by_all(nodes, options=options)
             if wanted <= seen:
                 return
         time.sleep(0.2)
@@ -43,11 +51,16 @@ def wait_for_brokers(nodes: Mapping[int, NodeProcess], timeout_s: float) -> None
     )
 
 
-def brokers_seen_by_all(nodes: Mapping[int, NodeProcess]) -> set[int]:
+def brokers_seen_by_all(
+    nodes: Mapping[int, NodeProcess], *, options: Mapping[str, Any] | None = None
+) -> set[int]:
     """Brokers that every node in ``nodes``, asked on its own listener, lists."""
 
     async def ask_each() -> set[int]:
-        views = [await _admin.broker_ids_seen_by(nodes[i].spec.bootstrap) for i in sorted(nodes)]
+        views = [
+            await _admin.broker_ids_seen_by(nodes[i].spec.bootstrap, options=options)
+            for i in sorted(nodes)
+        ]
         return set.intersection(*views) if views else set()
 
     try:

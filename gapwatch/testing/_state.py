@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gapwatch.testing._config import NodeSpec
@@ -38,6 +38,9 @@ class ClusterRecord:
     jars_dir: str
     heap: str
     nodes: tuple[NodeRecord, ...]
+    # SecurityPlan.to_record(): how to authenticate (files written before this field
+    # existed have none, which means plaintext).
+    security: dict[str, object] = field(default_factory=dict)
 
 
 def write_state(state_dir: Path, record: ClusterRecord) -> None:
@@ -59,6 +62,7 @@ def read_state(state_dir: Path) -> ClusterRecord:
             jars_dir=str(raw["jars_dir"]),
             heap=str(raw["heap"]),
             nodes=tuple(NodeRecord(**node) for node in raw["nodes"]),
+            security=dict(raw.get("security") or {}),
         )
     except FileNotFoundError:
         raise ClusterStateError(f"no cluster state in {state_dir} (was 'up' run?)") from None

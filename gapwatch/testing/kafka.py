@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -27,11 +29,17 @@ import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from gapwatch.testing import _readiness
 from gapwatch.testing._admin import PartitionState, topic_partitions
 from gapwatch.testing._cli import build_parser
+from gapwatch.testing._client import (
+    CLIENT_JSON,
+    CLIENT_PROPERTIES,
+    ClientConfig,
+    UnsecuredTokenProvider,
+)
 from gapwatch.testing._cluster_admin import ClusterAdmin
 from gapwatch.testing._config import (
     DEFAULT_HEAP,
@@ -53,6 +61,15 @@ from gapwatch.testing._errors import (
 from gapwatch.testing._launcher import Launcher
 from gapwatch.testing._maven import FetchResult, fetch_kafka
 from gapwatch.testing._node import NodeProcess, find_java, port_accepts
+from gapwatch.testing._security import (
+    ADMIN_USER,
+    MECHANISMS,
+    MODES,
+    SecurityPlan,
+    User,
+    plan_from_arguments,
+    unsecured_jwt,
+)
 from gapwatch.testing._state import (
     STATE_FILE,
     ClusterRecord,
@@ -63,8 +80,14 @@ from gapwatch.testing._state import (
 )
 
 __all__ = [
+    "ADMIN_USER",
+    "CLIENT_JSON",
+    "CLIENT_PROPERTIES",
     "DEFAULT_KAFKA_VERSION",
     "JVM_OPTS_ENV",
+    "MECHANISMS",
+    "MODES",
+    "ClientConfig",
     "ClusterStateError",
     "FetchResult",
     "KafkaCluster",
@@ -72,10 +95,14 @@ __all__ = [
     "KafkaTestbedError",
     "NodeStartError",
     "PartitionState",
+    "SecurityPlan",
     "ToolMissingError",
     "TopicError",
+    "UnsecuredTokenProvider",
+    "User",
     "fetch_kafka",
     "topic_partitions",
+    "unsecured_jwt",
 ]
 
 _START_ATTEMPTS = 3  # a free port can be taken by someone else before Kafka binds it
@@ -89,6 +116,10 @@ class KafkaCluster(ClusterAdmin):
     override the timing defaults (see ``docs/testing.md``). With ``state_dir=None`` a temporary
     directory is used and deleted by :meth:`stop`. ``detach=True`` (used by the CLI's ``up``)
     leaves the JVMs running when this process exits; otherwise they never outlive it.
+
+    ``security`` secures the client listener (TLS, mutual TLS, SASL, the authorizer; see
+    :class:`SecurityPlan`); the admin's settings are then in :attr:`client_json_path`, and
+    the test bed's own admin requests use them too.
     """
 
     def __init__(
@@ -102,6 +133,7 @@ class KafkaCluster(ClusterAdmin):
         heap: str = DEFAULT_HEAP,
         start_timeout: float = 120.0,
         detach: bool = False,
+        security: SecurityPlan | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"nodes must be at least 1, got {nodes}")
@@ -112,6 +144,10 @@ class KafkaCluster(ClusterAdmin):
         self.heap = heap
         self.start_timeout = start_timeout
         self.is_detached = detach
+        plan = security or SecurityPlan()
+        if not plan.admin_password:
+            plan = dataclasses.replace(plan, admin_password=secrets.token_urlsafe(18))
+        self.security = plan
         self._node_count = nodes
         self._broker_overrides = dict(broker_overrides or {})
         self._node_overrides = {k: dict(v) for k, v in (node_overrides or {}).items()}
@@ -163,10 +199,11 @@ class KafkaCluster(ClusterAdmin):
         for node in self._nodes.values():
             self._launch(node)
         self._save_state()
+        self.client_config().write(self.state_dir)
         self.wait_for_brokers(timeout_s=self.start_timeout)
 
     def _launcher(self) -> Launcher:
-        return Launcher(self._java, self._jars_dir, self.state_dir, self.heap)
+        return Launcher(self._java, self._jars_dir, self.state_dir, self.heap, self.security)
 
     def _launch(self, node: NodeProcess) -> None:
         node.launch(self._launcher().broker_command(node.spec), detach=self.is_detached)
@@ -227,6 +264,31 @@ class KafkaCluster(ClusterAdmin):
     def node_bootstrap(self, node_id: int) -> str:
         """``host:port`` of one node's client listener."""
         return self._node(node_id).spec.bootstrap
+
+    @property
+    def client_json_path(self) -> Path:
+        """``client.json``: the admin's settings under gapwatch's own configuration keys."""
+        return self.state_dir / CLIENT_JSON
+
+    @property
+    def client_properties_path(self) -> Path:
+        """``client.properties``: the admin's settings for librdkafka (``kcat -F``)."""
+        return self.state_dir / CLIENT_PROPERTIES
+
+    def client_config(self, user: str = ADMIN_USER) -> ClientConfig:
+        """How ``user`` (the admin or one of ``security.users``) connects to this cluster."""
+        for identity in self.security.identities:
+            if identity.name == user:
+                return ClientConfig.for_user(
+                    self.security,
+                    identity,
+                    bootstrap_servers=self.bootstrap_servers,
+                    tls=self._launcher().tls_files,
+                )
+        raise ValueError(f"cluster has no user {user!r}")
+
+    def _admin_options(self) -> dict[str, Any]:
+        return self.client_config().aiokafka_options()
 
     def log_path(self, node_id: int) -> Path:
         """The node's ``server.log``."""
@@ -335,13 +397,22 @@ class KafkaCluster(ClusterAdmin):
         Raises :class:`NodeStartError` with the node's log tail if one exits meanwhile.
         """
         wanted = set(self.node_ids if node_ids is None else node_ids)
-        _readiness.wait_for_brokers({i: self._node(i) for i in wanted}, timeout_s)
+        _readiness.wait_for_brokers(
+            {i: self._node(i) for i in wanted}, timeout_s, options=self._admin_options()
+        )
 
     # -- state file: lets the CLI act on a cluster started by another process ----------
 
     def _save_state(self) -> None:
         nodes = node_records(self._nodes.values())
-        record = ClusterRecord(self.version, self._java, str(self._jars_dir), self.heap, nodes)
+        record = ClusterRecord(
+            self.version,
+            self._java,
+            str(self._jars_dir),
+            self.heap,
+            nodes,
+            self.security.to_record(),
+        )
         write_state(self.state_dir, record)
 
     @classmethod
@@ -349,7 +420,18 @@ class KafkaCluster(ClusterAdmin):
         """A handle on a cluster another process started (e.g. ``up``), from its state file."""
         root = Path(state_dir).resolve()
         record = read_state(root)
-        cluster = cls(len(record.nodes), root, record.version, heap=record.heap, detach=True)
+        try:
+            security = SecurityPlan.from_record(record.security)
+        except ValueError as exc:
+            raise ClusterStateError(f"unreadable security settings in {root}: {exc}") from None
+        cluster = cls(
+            len(record.nodes),
+            root,
+            record.version,
+            heap=record.heap,
+            detach=True,
+            security=security,
+        )
         cluster._java = record.java
         cluster._jars_dir = Path(record.jars_dir)
         cluster._nodes = adopt_nodes(root, record)
@@ -383,6 +465,9 @@ def _up(args: argparse.Namespace) -> int:
     for node_id, key, value in args.node_settings:
         node_overrides.setdefault(node_id, {})[key] = value
     extra = {"heap": args.heap} if args.heap else {}
+    security = plan_from_arguments(
+        args.security, args.sasl_mechanism, args.users, has_authorizer=args.authorizer
+    )
     cluster = KafkaCluster(
         nodes=args.nodes,
         state_dir=args.state_dir,
@@ -390,6 +475,7 @@ def _up(args: argparse.Namespace) -> int:
         broker_overrides=dict(args.settings),
         node_overrides=node_overrides,
         detach=True,
+        security=security,
         **extra,
     )
     cluster.start()
@@ -397,6 +483,12 @@ def _up(args: argparse.Namespace) -> int:
         print(
             f"node {node_id}: {cluster.node_bootstrap(node_id)}  log: {cluster.log_path(node_id)}"
         )
+    print(
+        f"security: {security.protocol}"
+        + (f" {security.sasl_mechanism}" if security.uses_sasl else "")
+        + (", authorizer on" if security.has_authorizer else "")
+        + f"; admin client settings: {cluster.client_json_path}, {cluster.client_properties_path}"
+    )
     print(cluster.bootstrap_servers, flush=True)
     return 0
 
