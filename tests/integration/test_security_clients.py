@@ -1,6 +1,7 @@
 """Every gapwatch client over a secured cluster: loss injected, reported exactly, no secret leaks.
 
-One scenario per security mode: the load generator creates the topic (secured admin
+One scenario per security mode (mutual TLS; SCRAM-SHA-512 over plaintext; PLAIN,
+SCRAM-SHA-256 and OAUTHBEARER over TLS): the load generator creates the topic (secured admin
 client) and sends stamped records with drops (secured StampedProducers and report
 publishers); the monitor (consumer, checkpoints, reports, gap log, admin) confirms exactly
 the dropped runs; ``gapwatch audit`` (configured by its flags alone) finds the same gaps;
@@ -31,7 +32,7 @@ from gapwatch.cli import main
 from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.producer.faults import FaultPlan
 from gapwatch.producer.loadgen import LoadgenConfig, run_loadgen
-from gapwatch.testing.kafka import SecurityPlan
+from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
 from gapwatch.testing.pytest_plugin import SecuredKafka
 from gapwatch.verifier import ConsumerVerifier, VerifierConfig
 
@@ -49,9 +50,6 @@ pytestmark = [
 ]
 
 Run = tuple[str, int, int]  # producer, first_seq, last_seq
-
-SCRAM_SSL = SecurityPlan(mode="sasl_ssl", sasl_mechanism="SCRAM-SHA-512")
-OAUTH_SSL = SecurityPlan(mode="sasl_ssl", sasl_mechanism="OAUTHBEARER")
 
 
 def unsigned_jwt(subject: str, lifetime_s: int = 3600) -> str:
@@ -190,72 +188,73 @@ async def verify_checkpoint(security: SecuritySettings, *, bootstrap: str, topic
         await consumer.stop()
 
 
-async def test_sasl_ssl_scram_with_a_password_file(
+MODES = [
+    pytest.param(SecurityPlan(mode="ssl"), id="ssl-client-certificate"),
+    pytest.param(
+        SecurityPlan(mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512"),
+        id="sasl_plaintext-SCRAM-SHA-512",
+    ),
+    pytest.param(SecurityPlan(mode="sasl_ssl", sasl_mechanism="PLAIN"), id="sasl_ssl-PLAIN"),
+    pytest.param(
+        SecurityPlan(mode="sasl_ssl", sasl_mechanism="SCRAM-SHA-256"), id="sasl_ssl-SCRAM-SHA-256"
+    ),
+    pytest.param(
+        SecurityPlan(mode="sasl_ssl", sasl_mechanism="OAUTHBEARER"), id="sasl_ssl-OAUTHBEARER"
+    ),
+]
+
+
+def admin_security(
+    cluster: KafkaCluster, tmp_path: Path
+) -> tuple[SecuritySettings, list[str], list[str]]:
+    """The admin's settings as an operator would give them: the password in a file, the
+    token from a command. Returns the settings, the same as CLI flags, and the secrets."""
+    admin = cluster.client_config()
+    values: dict[str, Any] = {"security_protocol": admin.security_protocol}
+    secrets: list[str] = []
+    if admin.sasl_mechanism == "OAUTHBEARER":
+        token = unsigned_jwt("admin")
+        values["sasl_mechanism"] = "OAUTHBEARER"
+        values["sasl_oauth_token_command"] = shlex.join([sys.executable, "-c", f"print({token!r})"])
+        secrets.append(token)
+    elif admin.sasl_mechanism is not None:
+        assert admin.sasl_username
+        assert admin.sasl_password
+        password_file = tmp_path / "sasl-password"
+        password_file.write_text(admin.sasl_password + "\n")
+        values["sasl_mechanism"] = admin.sasl_mechanism
+        values["sasl_username"] = admin.sasl_username
+        values["sasl_password_file"] = password_file
+        secrets.append(admin.sasl_password)
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(admin, key) is not None:
+            values[key] = Path(getattr(admin, key))
+    flags = [
+        item for key, value in values.items() for item in ("--" + key.replace("_", "-"), str(value))
+    ]
+    return SecuritySettings(**values), flags, secrets
+
+
+@pytest.mark.parametrize("plan", MODES)
+async def test_loss_is_reported_exactly_over_every_security_mode(
     secured_kafka: SecuredKafka,
+    plan: SecurityPlan,
     topic_name: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """SASL_SSL with SCRAM-SHA-512, the password read from a file by every client."""
-    cluster = secured_kafka(SCRAM_SSL)
-    admin = cluster.client_config()
-    assert admin.sasl_password
-    assert admin.sasl_username
-    assert admin.ssl_cafile
-    password_file = tmp_path / "sasl-password"
-    password_file.write_text(admin.sasl_password + "\n")
-    security = SecuritySettings(
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username=admin.sasl_username,
-        sasl_password_file=password_file,
-        ssl_cafile=Path(admin.ssl_cafile),
-    )
-    flags = [
-        "--security-protocol", "SASL_SSL", "--sasl-mechanism", "SCRAM-SHA-512",
-        "--sasl-username", admin.sasl_username, "--sasl-password-file", str(password_file),
-        "--ssl-cafile", admin.ssl_cafile,
-    ]  # fmt: skip
+    """Mutual TLS, SCRAM and PLAIN (password from a file) and OAUTHBEARER (token from a
+    command): every client connects, the injected loss is confirmed exactly, and no secret
+    reaches a log line or /streams."""
+    cluster = secured_kafka(plan)
+    security, flags, secrets = admin_security(cluster, tmp_path)
     await run_scenario(
         security,
         flags,
         bootstrap=cluster.bootstrap_servers,
         topic=topic_name,
-        secrets=[admin.sasl_password],
-        caplog=caplog,
-        capsys=capsys,
-    )
-
-
-async def test_sasl_ssl_oauthbearer_with_a_token_command(
-    secured_kafka: SecuredKafka,
-    topic_name: str,
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """SASL_SSL with OAUTHBEARER, the token printed by a command (run once per refresh)."""
-    cluster = secured_kafka(OAUTH_SSL)
-    admin = cluster.client_config()
-    assert admin.ssl_cafile
-    token = unsigned_jwt("admin")
-    command = shlex.join([sys.executable, "-c", f"print({token!r})"])
-    security = SecuritySettings(
-        security_protocol="SASL_SSL",
-        sasl_mechanism="OAUTHBEARER",
-        sasl_oauth_token_command=command,
-        ssl_cafile=Path(admin.ssl_cafile),
-    )
-    flags = [
-        "--security-protocol", "SASL_SSL", "--sasl-mechanism", "OAUTHBEARER",
-        "--sasl-oauth-token-command", command, "--ssl-cafile", admin.ssl_cafile,
-    ]  # fmt: skip
-    await run_scenario(
-        security,
-        flags,
-        bootstrap=cluster.bootstrap_servers,
-        topic=topic_name,
-        secrets=[token],
+        secrets=secrets,
         caplog=caplog,
         capsys=capsys,
     )
