@@ -1,14 +1,17 @@
-"""A credential that never shows itself by accident: :class:`Secret`, and reading one from a file.
+"""Keeping credentials out of output: :class:`Secret`, secret files, aiokafka's debug log.
 
 Passwords travel through configuration objects that get logged, formatted into error
 messages and shown by debuggers; wrapping them in :class:`Secret` makes ``repr()``,
 ``str()`` and f-strings print a mask, so only code that calls :meth:`Secret.reveal`
-(the place handing the value to aiokafka) ever sees it.
+(the place handing the value to aiokafka) ever sees it. Once handed over, aiokafka logs
+every request at DEBUG level, SASL authentication included (a PLAIN password or an
+OAUTHBEARER token in clear): :func:`hide_sasl_exchanges` masks those lines.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from pathlib import Path
 
 from gapwatch.errors import ConfigError
@@ -78,3 +81,32 @@ def read_secret_file(path: Path, *, key: str) -> Secret:
     if not value:
         raise ConfigError(key, f"{str(path)!r} is empty")
     return Secret(value)
+
+
+# aiokafka 0.14 logs "Request to HOST:PORT ID: <request>" and the response at DEBUG in
+# this logger, for SaslAuthenticate too, whose bytes are the credentials themselves.
+AIOKAFKA_CONNECTION_LOGGER = "aiokafka.conn"
+
+
+class SaslExchangeFilter(logging.Filter):
+    """Masks SASL authentication requests and responses in a log record's arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(_is_sasl_exchange(arg) for arg in args):
+            record.args = tuple(
+                f"{type(arg).__name__}({MASK})" if _is_sasl_exchange(arg) else arg for arg in args
+            )
+        return True
+
+
+def _is_sasl_exchange(value: object) -> bool:
+    # Matched by name: the request and response classes are generated per API version.
+    return type(value).__name__.startswith(("SaslAuthenticate", "SaslHandshake"))
+
+
+def hide_sasl_exchanges(logger: logging.Logger | None = None) -> None:
+    """Mask SASL exchanges in aiokafka's connection log (idempotent)."""
+    logger = logger or logging.getLogger(AIOKAFKA_CONNECTION_LOGGER)
+    if not any(isinstance(f, SaslExchangeFilter) for f in logger.filters):
+        logger.addFilter(SaslExchangeFilter())

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gapwatch.errors import ConfigError
-from gapwatch.kafka.secret import Secret, as_secret, read_secret_file
+from gapwatch.kafka.secret import Secret, as_secret, hide_sasl_exchanges, read_secret_file
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
 # A function returning an OAUTHBEARER token, or an awaitable of one (library use).
@@ -247,6 +247,10 @@ def client_kwargs(kafka: KafkaSettings, *, suffix: str = "") -> dict[str, Any]:
 
 def _security_kwargs(security: SecuritySettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"security_protocol": security.security_protocol}
+    if security.uses_sasl:
+        # Here, not in each command: every client gapwatch builds passes through this
+        # function, so no path to aiokafka can log a password at DEBUG level.
+        hide_sasl_exchanges()
     if security.uses_ssl:
         kwargs["ssl_context"] = _ssl_context(security)
     if security.uses_oauth:

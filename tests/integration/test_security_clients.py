@@ -29,6 +29,7 @@ from monitor_support import get_json, metric_value, monitor_config, start_monito
 from prometheus_client import CollectorRegistry
 
 from gapwatch.cli import main
+from gapwatch.kafka.secret import AIOKAFKA_CONNECTION_LOGGER
 from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.producer.faults import FaultPlan
 from gapwatch.producer.loadgen import LoadgenConfig, run_loadgen
@@ -96,6 +97,8 @@ async def run_scenario(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.INFO)
+    # aiokafka logs every request here at DEBUG, the SASL exchange included.
+    caplog.set_level(logging.DEBUG, logger=AIOKAFKA_CONNECTION_LOGGER)
     report_topic = f"{topic}-reports"
     truth = await run_loadgen(
         LoadgenConfig(
@@ -151,6 +154,7 @@ async def run_scenario(
     for secret in secrets:
         assert secret not in caplog.text
         assert secret not in streams
+    assert "Request to" in caplog.text, "aiokafka's DEBUG lines were captured"
 
 
 async def verify_checkpoint(security: SecuritySettings, *, bootstrap: str, topic: str) -> None:

@@ -1,4 +1,4 @@
-"""Secret: a credential that masks itself in repr, str, f-strings and errors."""
+"""Secret masks itself in repr, str, f-strings and errors; SASL stays out of aiokafka's log."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ import pickle
 from pathlib import Path
 
 import pytest
+from aiokafka.conn import SaslAuthenticateRequest
+from aiokafka.protocol.metadata import MetadataRequest
 
 from gapwatch.errors import ConfigError
-from gapwatch.kafka.secret import MASK, Secret, as_secret, read_secret_file
+from gapwatch.kafka.secret import (
+    AIOKAFKA_CONNECTION_LOGGER,
+    MASK,
+    SaslExchangeFilter,
+    Secret,
+    as_secret,
+    hide_sasl_exchanges,
+    read_secret_file,
+)
+from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 
 
 class TestSecret:
@@ -80,3 +91,35 @@ class TestReadSecretFile:
         empty.write_text("\n")
         with pytest.raises(ConfigError, match=r"sasl_password_file: .* is empty"):
             read_secret_file(empty, key="sasl_password_file")
+
+
+class TestSaslExchangeFilter:
+    def test_sasl_requests_are_masked_in_aiokafkas_debug_log(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """aiokafka logs each request at DEBUG; a SaslAuthenticate request (a PLAIN password
+        in clear) is masked, other requests are logged as before."""
+        logger = logging.getLogger(AIOKAFKA_CONNECTION_LOGGER)
+        hide_sasl_exchanges()
+        hide_sasl_exchanges()
+        assert sum(isinstance(f, SaslExchangeFilter) for f in logger.filters) == 1
+        sasl = SaslAuthenticateRequest(b"\x00admin\x00hunter2").prepare({36: (0, 1)})
+        metadata = MetadataRequest([]).prepare({3: (0, 1)})
+        with caplog.at_level(logging.DEBUG, logger=AIOKAFKA_CONNECTION_LOGGER):
+            # The exact call aiokafka 0.14 makes in AIOKafkaConnection.send().
+            logger.debug("Request to %s:%d %d: %s", "h", 9092, 1, sasl)
+            logger.debug("Request to %s:%d %d: %s", "h", 9092, 2, metadata)
+        assert "hunter2" not in caplog.text
+        assert f"SaslAuthenticateRequest_v1({MASK})" in caplog.text
+        assert repr(metadata) in caplog.text
+
+    def test_building_sasl_clients_installs_the_filter(self) -> None:
+        """Every SASL client gapwatch builds goes through client_kwargs, which installs it."""
+        logger = logging.getLogger(AIOKAFKA_CONNECTION_LOGGER)
+        for existing in [f for f in logger.filters if isinstance(f, SaslExchangeFilter)]:
+            logger.removeFilter(existing)
+        security = SecuritySettings(
+            security_protocol="SASL_PLAINTEXT", sasl_username="u", sasl_password="p"
+        )
+        client_kwargs(KafkaSettings(bootstrap_servers=("h:1",), security=security))
+        assert any(isinstance(f, SaslExchangeFilter) for f in logger.filters)
