@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,14 +106,15 @@ class Leaf:
         """Certificate and unencrypted PKCS#8 key as PEM files; the key readable only by
         its owner."""
         certfile.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
-        keyfile.touch(mode=0o600)
-        keyfile.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
+        # Created with its final mode: the key is never readable by others, not even briefly.
+        descriptor = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
 
     def write_pkcs12(self, path: Path, *, ca: CertificateAuthority, password: str) -> None:
         """A PKCS#12 keystore with the key and its chain, as a broker's ``ssl.keystore``."""

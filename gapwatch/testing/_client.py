@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 
 from gapwatch.testing._security import SecurityPlan, User, unsecured_jwt
+from gapwatch.testing._state import write_private
 
 CLIENT_JSON = "client.json"
 CLIENT_PROPERTIES = "client.properties"
@@ -147,9 +147,9 @@ class ClientConfig:
     def write(self, state_dir: Path) -> None:
         """``client.json`` and ``client.properties`` in ``state_dir``, readable only by the
         owner (they hold the admin's password)."""
-        _write_private(state_dir / CLIENT_JSON, json.dumps(self.to_json(), indent=2) + "\n")
+        write_private(state_dir / CLIENT_JSON, json.dumps(self.to_json(), indent=2) + "\n")
         lines = [f"{key}={value}" for key, value in self.to_librdkafka().items()]
-        _write_private(state_dir / CLIENT_PROPERTIES, "\n".join(lines) + "\n")
+        write_private(state_dir / CLIENT_PROPERTIES, "\n".join(lines) + "\n")
 
 
 class UnsecuredTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
@@ -163,18 +163,3 @@ class UnsecuredTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
     async def token(self) -> str:
         """A fresh token, so it never expires while a client holds on to it."""
         return unsecured_jwt(self.subject, issued_at=int(time.time()), lifetime_s=self.lifetime_s)
-
-    def extensions(self) -> Mapping[str, str]:
-        """No SASL extensions."""
-        return {}
-
-
-def read_client_json(state_dir: Path) -> dict[str, str]:
-    """The admin's ``client.json`` of the cluster in ``state_dir``."""
-    loaded: dict[str, str] = json.loads((state_dir / CLIENT_JSON).read_text())
-    return loaded
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600)
-    path.write_text(text)

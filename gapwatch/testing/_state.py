@@ -7,6 +7,7 @@ rebuilds its handle on the cluster from this file: ports, PIDs and which nodes a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,11 +45,21 @@ class ClusterRecord:
 
 
 def write_state(state_dir: Path, record: ClusterRecord) -> None:
-    """Replace the state file atomically, so a concurrent reader never sees half of it."""
+    """Replace the state file atomically, so a concurrent reader never sees half of it.
+
+    Readable only by its owner: a secured cluster's record holds the users' passwords."""
     path = state_dir / STATE_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    write_private(tmp, json.dumps(asdict(record), indent=2) + "\n")
     tmp.replace(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, whatever mode an old one had."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def read_state(state_dir: Path) -> ClusterRecord:

@@ -13,6 +13,8 @@ Command line (``python -m gapwatch.testing.kafka --help``): ``fetch``, ``up``, `
 
 Every node is a combined broker+controller with static voters, its own directory under the
 state dir, and a log file; node ids are 1..N. Jars come from :mod:`._maven`'s cache.
+``security=SecurityPlan(...)`` (CLI: ``up --security ...``) secures the client listener with
+TLS, mutual TLS or SASL and can turn on the authorizer (:mod:`._security`).
 """
 
 from __future__ import annotations
