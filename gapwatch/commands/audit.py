@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import datetime
 
 from gapwatch.errors import GapwatchError
+from gapwatch.monitor.config_sources import add_security_arguments, load_security
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--from-time", help="RFC 3339 time to start from instead of an offset")
     parser.add_argument("--json", action="store_true", help="print the gaps as JSON")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after N seconds")
+    add_security_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -46,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
             print("gapwatch audit: --from-time must be RFC 3339", file=sys.stderr)
             return 2
         from_time_ms = int(moment.timestamp() * 1000)
-    kafka = KafkaSettings(bootstrap_servers=tuple(args.bootstrap_servers.split(",")))
     try:
+        kafka = KafkaSettings(
+            bootstrap_servers=tuple(args.bootstrap_servers.split(",")),
+            security=load_security(args, os.environ),
+        )
         kafka.validate()
         result = asyncio.run(
             run_audit(

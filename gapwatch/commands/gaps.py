@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from gapwatch.commands.gaptable import render_gaps, summarize
+from gapwatch.errors import ConfigError
+from gapwatch.kafka.secret import read_secret_file
 
 PAGE_LIMIT = 1000
+TOKEN_FILE_ENV = "GAPWATCH_HTTP_TOKEN_FILE"
 MAX_PAGES = 100  # 100k gaps: far beyond what a table is useful for; stops a cursor loop
 
 
@@ -44,10 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--token-file",
-        metavar="FILE",
+        type=Path,
         default=None,
-        help="file holding the bearer token, kept out of the process list "
-        "(default: $GAPWATCH_HTTP_TOKEN_FILE)",
+        help=f"file holding the bearer token, kept out of the process list (or ${TOKEN_FILE_ENV})",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.set_defaults(handler=run)
@@ -85,27 +87,38 @@ def fetch_gaps(
     return gaps
 
 
-def read_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
-    """The bearer token: a flag before the environment, at each the value before the file
-    (the monitor's own key names: ``GAPWATCH_HTTP_TOKEN``, ``GAPWATCH_HTTP_TOKEN_FILE``)."""
-    for value, file in (
-        (args.token, args.token_file),
-        (environ.get("GAPWATCH_HTTP_TOKEN"), environ.get("GAPWATCH_HTTP_TOKEN_FILE")),
-    ):
-        if value:
-            return str(value)
-        if file:
-            # strip(): a trailing newline is what ``echo`` leaves.
-            return Path(file).read_text(encoding="utf-8").strip()
+def bearer_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The token to send: from the flags, else from the environment (the monitor's own
+    names, ``GAPWATCH_HTTP_TOKEN`` and ``GAPWATCH_HTTP_TOKEN_FILE``).
+
+    As in the monitor's configuration, a token and a token file are one setting: one
+    source giving both is refused. Raises :class:`ConfigError` for that and for a token
+    file that cannot be read (naming the key, never the content).
+    """
+    sources = (
+        ("give --token or --token-file, not both", args.token, args.token_file),
+        (
+            f"set GAPWATCH_HTTP_TOKEN or {TOKEN_FILE_ENV}, not both",
+            environ.get("GAPWATCH_HTTP_TOKEN"),
+            environ.get(TOKEN_FILE_ENV),
+        ),
+    )
+    for both_given, token, token_file in sources:
+        if token and token_file:
+            raise ConfigError("token_file", both_given)
+        if token:
+            return str(token)
+        if token_file:
+            return read_secret_file(Path(token_file), key="token_file").reveal()
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch gaps``."""
     try:
-        token = read_token(args, os.environ)
-    except OSError as exc:
-        print(f"gapwatch gaps: cannot read the token file: {exc.strerror}", file=sys.stderr)
+        token = bearer_token(args, os.environ)
+    except ConfigError as exc:
+        print(f"gapwatch gaps: {exc}", file=sys.stderr)
         return 2
     states = args.state or ["open", "confirmed"]
     try:

@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from gapwatch.errors import GapwatchError
+from gapwatch.monitor.config_sources import add_security_arguments, load_security
 from gapwatch.producer.config import DEFAULT_REPORT_TOPIC
 from gapwatch.producer.faults import FaultPlan
 from gapwatch.producer.loadgen import LoadgenConfig, run_loadgen
@@ -58,11 +60,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--report-topic", default=DEFAULT_REPORT_TOPIC)
     add("--report-interval", type=float, default=1.0, help="seconds between reports")
     add("--output", help="also write the JSON truth to this file")
+    add_security_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def config_from_args(args: argparse.Namespace) -> LoadgenConfig:
-    """The validated run configuration of the parsed options."""
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> LoadgenConfig:
+    """The validated run configuration of the parsed options.
+
+    Security settings also come from ``GAPWATCH_*`` variables in ``environ`` (default: the
+    process environment), as the monitor's do.
+    """
     duration = args.duration
     if duration is None and args.count is None:
         duration = 10.0
@@ -92,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> LoadgenConfig:
         report_topic=args.report_topic,
         report_interval_s=args.report_interval,
         seed=args.seed,
+        security=load_security(args, os.environ if environ is None else environ),
         **({"producer_prefix": args.producer_prefix} if args.producer_prefix else {}),
     )
     return config.validate()

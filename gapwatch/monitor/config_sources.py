@@ -24,17 +24,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from gapwatch.errors import ConfigError
+from gapwatch.kafka.secret import Secret
+from gapwatch.kafka.settings import SecuritySettings
 from gapwatch.monitor.config import MonitorConfig
 
-Kind = Literal["str", "int", "float", "bool", "list", "path"]
+Kind = Literal["str", "int", "float", "bool", "list", "path", "secret"]
 ENV_PREFIX = "GAPWATCH_"
 CONFIG_ENV = "GAPWATCH_CONFIG"
 FILE_SUFFIX = "_file"
@@ -166,19 +168,61 @@ FIELDS: tuple[FieldSpec, ...] = (
         "str",
         "kafka.security.sasl_mechanism",
         "SASL mechanism",
-        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
     ),
     _spec("sasl_username", "str", "kafka.security.sasl_username", "SASL user"),
-    _spec("sasl_password", "str", "kafka.security.sasl_password", "SASL password", secret=True),
+    _spec(
+        "sasl_password",
+        "secret",
+        "kafka.security.sasl_password",
+        "SASL password (prefer --sasl-password-file: flags show in ps)",
+        secret=True,
+    ),
+    _spec(
+        "sasl_password_file",
+        "path",
+        "kafka.security.sasl_password_file",
+        "file holding the SASL password",
+    ),
+    _spec(
+        "sasl_oauth_token_command",
+        "str",
+        "kafka.security.sasl_oauth_token_command",
+        "OAUTHBEARER: command printing a token",
+    ),
+    _spec(
+        "sasl_oauth_token_file",
+        "path",
+        "kafka.security.sasl_oauth_token_file",
+        "OAUTHBEARER: file holding the token, re-read on refresh",
+    ),
+    _spec(
+        "sasl_oauth_token_lifetime",
+        "float",
+        "kafka.security.sasl_oauth_token_lifetime",
+        "OAUTHBEARER: seconds a token without exp is used",
+    ),
+    _spec(
+        "sasl_oauth_extensions",
+        "list",
+        "kafka.security.sasl_oauth_extensions",
+        "OAUTHBEARER: SASL extensions KEY=VALUE (comma-separate several)",
+    ),
     _spec("ssl_cafile", "path", "kafka.security.ssl_cafile", "CA bundle (PEM)"),
     _spec("ssl_certfile", "path", "kafka.security.ssl_certfile", "client certificate (PEM)"),
     _spec("ssl_keyfile", "path", "kafka.security.ssl_keyfile", "client key (PEM)"),
     _spec(
         "ssl_key_password",
-        "str",
+        "secret",
         "kafka.security.ssl_key_password",
         "client key password",
         secret=True,
+    ),
+    _spec(
+        "ssl_key_password_file",
+        "path",
+        "kafka.security.ssl_key_password_file",
+        "file holding the client key password",
     ),
     _spec("ssl_check_hostname", "bool", "kafka.security.ssl_check_hostname", "verify hostname"),
     _spec(
@@ -196,34 +240,53 @@ FILE_FIELDS_BY_KEY: Mapping[str, FieldSpec] = {
 }
 
 
+_SECURITY_PATH = ("kafka", "security")
+SECURITY_FIELDS: tuple[FieldSpec, ...] = tuple(
+    spec for spec in FIELDS if spec.path[:2] == _SECURITY_PATH
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per key, plus ``--config``; absent flags leave no attribute behind."""
     parser.add_argument("--config", metavar="FILE", help=f"YAML config file (or {CONFIG_ENV})")
     for spec in FIELDS:
-        # SUPPRESS keeps unset flags out of the namespace, so the merge below can tell
-        # "not given" from "given as the default".
-        common: dict[str, Any] = {"dest": spec.key, "default": argparse.SUPPRESS}
-        help_text = f"{spec.help} [{spec.env}]"
-        if spec.kind == "bool":
-            parser.add_argument(
-                spec.flag, action=argparse.BooleanOptionalAction, help=help_text, **common
-            )
-        elif spec.key == "topic":
-            parser.add_argument(
-                spec.flag, action="append", metavar="NAME", help=help_text, **common
-            )
-        else:
-            metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
-            parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
-        if spec.can_come_from_file:
-            parser.add_argument(
-                f"{spec.flag}-file",
-                dest=spec.file_key,
-                default=argparse.SUPPRESS,
-                metavar="FILE",
-                help=f"file holding the {spec.key} (keeps it out of the process list) "
-                f"[{ENV_PREFIX}{spec.file_key.upper()}]",
-            )
+        _add_flag(parser, spec)
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the Kafka security flags alone, for the commands other than the monitor.
+
+    The flags, variables and their meaning are the monitor's (``--sasl-password-file``,
+    ``GAPWATCH_SASL_PASSWORD``...), so one set of settings serves every command.
+    """
+    group = parser.add_argument_group("Kafka security (or GAPWATCH_* variables)")
+    for spec in SECURITY_FIELDS:
+        _add_flag(group, spec)
+
+
+def _add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, spec: FieldSpec) -> None:
+    # SUPPRESS keeps unset flags out of the namespace, so the merge below can tell
+    # "not given" from "given as the default".
+    common: dict[str, Any] = {"dest": spec.key, "default": argparse.SUPPRESS}
+    help_text = f"{spec.help} [{spec.env}]"
+    if spec.kind == "bool":
+        parser.add_argument(
+            spec.flag, action=argparse.BooleanOptionalAction, help=help_text, **common
+        )
+    elif spec.key == "topic":
+        parser.add_argument(spec.flag, action="append", metavar="NAME", help=help_text, **common)
+    else:
+        metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
+        parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
+    if spec.can_come_from_file:
+        parser.add_argument(
+            f"{spec.flag}-file",
+            dest=spec.file_key,
+            default=argparse.SUPPRESS,
+            metavar="FILE",
+            help=f"file holding the {spec.key} (keeps it out of the process list) "
+            f"[{ENV_PREFIX}{spec.file_key.upper()}]",
+        )
 
 
 def _convert(spec: FieldSpec, raw: object, source: str) -> object:
@@ -256,6 +319,8 @@ def _convert(spec: FieldSpec, raw: object, source: str) -> object:
     text = str(raw)
     if spec.choices and text not in spec.choices:
         raise ConfigError(spec.key, f"must be one of {', '.join(spec.choices)}", source=source)
+    if spec.kind == "secret":
+        return Secret(text)
     return Path(text) if spec.kind == "path" else text
 
 
@@ -325,17 +390,59 @@ def load_config(
     layers: list[tuple[str, Mapping[str, object]]] = []
     if config_path:
         layers.append((str(config_path), read_yaml(Path(str(config_path)))))
-    env_names = {s.env: s.key for s in FIELDS}
-    env_names.update({ENV_PREFIX + key.upper(): key for key in FILE_FIELDS_BY_KEY})
-    layers.append(("environment", {k: environ[n] for n, k in env_names.items() if n in environ}))
-    layers.append(("flags", {k: v for k, v in given.items() if _known_key(k)}))
+    config, sources = _merged(MonitorConfig(), FIELDS, layers, given, environ, strip=0)
+    return _validated(config, sources, lambda: config.validate())
 
-    config = MonitorConfig()
+
+def load_security(
+    flags: argparse.Namespace | Mapping[str, object],
+    environ: Mapping[str, str],
+) -> SecuritySettings:
+    """Merge security flags > environment > defaults into validated :class:`SecuritySettings`.
+
+    For the commands that take :func:`add_security_arguments`; keys and variables are
+    the monitor's. Raises :class:`ConfigError` naming the key and its source.
+    """
+    given = dict(vars(flags)) if isinstance(flags, argparse.Namespace) else dict(flags)
+    security, sources = _merged(
+        SecuritySettings(), SECURITY_FIELDS, [], given, environ, strip=len(_SECURITY_PATH)
+    )
+    _validated(security, sources, security.validate)
+    return security
+
+
+T = TypeVar("T")
+
+
+def _merged(
+    base: T,
+    specs: tuple[FieldSpec, ...],
+    layers: list[tuple[str, Mapping[str, object]]],
+    given: Mapping[str, object],
+    environ: Mapping[str, str],
+    *,
+    strip: int,
+) -> tuple[T, dict[str, str]]:
+    """``base`` with every layer applied, lowest precedence first, and each key's source.
+
+    A secret's file key (``http_token_file``) sets the secret itself, read from the file;
+    one layer giving both keys is refused.
+    """
+    by_key = {spec.key: spec for spec in specs}
+    by_file_key = {spec.file_key: spec for spec in specs if spec.can_come_from_file}
+    env_names = {spec.env: spec.key for spec in specs}
+    env_names.update({ENV_PREFIX + key.upper(): key for key in by_file_key})
+    layers = [
+        *layers,
+        ("environment", {key: environ[name] for name, key in env_names.items() if name in environ}),
+        ("flags", {k: v for k, v in given.items() if k in by_key or k in by_file_key}),
+    ]
+    result = base
     sources: dict[str, str] = {}
     for layer_name, values in layers:  # lowest precedence first; later layers overwrite
         for key, raw in values.items():
-            from_file = FILE_FIELDS_BY_KEY.get(key)
-            spec = from_file or FIELDS_BY_KEY[key]
+            from_file = by_file_key.get(key)
+            spec = from_file or by_key[key]
             if from_file is not None and spec.key in values:
                 raise ConfigError(
                     spec.key, f"give {spec.key} or {spec.file_key}, not both", source=layer_name
@@ -347,14 +454,17 @@ def load_config(
             else:
                 source = layer_name
             if from_file is not None:
-                value: object = _read_secret_file(spec, raw, source)
-            else:
-                value = _convert(spec, raw, source)
-            config = _with_value(config, spec.path, value)
+                raw = _read_secret_file(spec, raw, source)
+            result = _with_value(result, spec.path[strip:], _convert(spec, raw, source))
             sources[spec.key] = source
+    return result, sources
+
+
+def _validated(result: T, sources: Mapping[str, str], validate: Callable[[], object]) -> T:
     try:
-        return config.validate()
+        validate()
     except ConfigError as exc:
         if exc.source is None and exc.key in sources:
             raise ConfigError(exc.key, exc.problem, source=sources[exc.key]) from None
         raise
+    return result

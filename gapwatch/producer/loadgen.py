@@ -23,6 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionErro
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.model import StreamKey
+from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.kafka.startup_errors import explained_start, name_kafka_error
 from gapwatch.kafka.topics import TopicSetupError, explain_code
 from gapwatch.producer.config import (
@@ -48,7 +49,8 @@ class LoadgenConfig:
     ends after ``count`` records or ``duration_s`` seconds, whichever comes first.
     ``partitions`` creates missing topics with that many partitions (``None``: the topics
     must exist). ``keys`` is the number of distinct keys (0: unkeyed records).
-    ``crash_producers`` is how many of the producers end as if crashed.
+    ``crash_producers`` is how many of the producers end as if crashed. ``security``
+    is how every client of the run (admin, producers, report publishers) authenticates.
     """
 
     bootstrap_servers: str
@@ -70,6 +72,14 @@ class LoadgenConfig:
     report_topic: str = DEFAULT_REPORT_TOPIC
     report_interval_s: float = 1.0
     seed: int = 0
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+    def kafka_settings(self) -> KafkaSettings:
+        """Servers and security of the run's clients, as every gapwatch client takes them."""
+        servers = tuple(s.strip() for s in self.bootstrap_servers.split(",") if s.strip())
+        return KafkaSettings(
+            bootstrap_servers=servers, client_id="gapwatch-loadgen", security=self.security
+        )
 
     def validate(self) -> LoadgenConfig:
         """Return ``self`` if valid, else raise :class:`ProducerConfigError` naming the field."""
@@ -98,6 +108,7 @@ class LoadgenConfig:
         if acks_label(self.acks) != "all" and self.idempotent:
             raise ProducerConfigError("acks", "an idempotent producer needs acks=all")
         self.faults.validate()
+        self.security.validate()
         ReportConfig(topic=self.report_topic, interval_s=self.report_interval_s).validate()
         return self
 
@@ -106,9 +117,10 @@ async def ensure_topics(config: LoadgenConfig) -> None:
     """Create the topics (when ``partitions`` is set; existing topics are left alone), or
     check that they exist: sending to a missing topic would wait for its metadata and then
     fail without naming it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+    kwargs = client_kwargs(config.kafka_settings(), suffix="-admin")
+    admin = AIOKafkaAdminClient(**kwargs)
     try:
-        async with explained_start({"bootstrap_servers": config.bootstrap_servers}):
+        async with explained_start(kwargs):
             await admin.start()
         if config.partitions is None:
             described = await admin.describe_topics(list(config.topics))
@@ -174,7 +186,7 @@ async def run_loadgen(
     payload = bytes(rng.getrandbits(8) for _ in range(config.value_size)) or b"x"
     producers = [
         StampedProducer(
-            bootstrap_servers=config.bootstrap_servers,
+            **client_kwargs(config.kafka_settings(), suffix=f"-{i}"),
             producer_id=f"{config.producer_prefix}-{i}",
             acks=aiokafka_acks(config.acks),
             enable_idempotence=config.idempotent,

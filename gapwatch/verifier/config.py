@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass, field
 
 from gapwatch.core.config import TrackerConfig
-from gapwatch.errors import GapwatchError
+from gapwatch.errors import ConfigError, GapwatchError
+from gapwatch.kafka.settings import KafkaSettings, SecuritySettings
 
 DEFAULT_CHECKPOINT_TOPIC = "__gapwatch_verifier_checkpoints"
 
@@ -39,8 +40,9 @@ class VerifierConfig:
 
     * ``group_id``: the application's consumer group; it labels the metrics, keys the
       checkpoints and is whose committed offsets the verifier reads at assignment.
-    * ``bootstrap_servers``: where the verifier's own clients connect (security options
-      go in ``client_options`` of the verifier, as aiokafka keyword arguments).
+    * ``bootstrap_servers``: where the verifier's own clients connect.
+    * ``security``: how they authenticate and encrypt (TLS, SASL, OAUTHBEARER), the same
+      :class:`~gapwatch.kafka.settings.SecuritySettings` the monitor takes.
     * ``checkpoint_topic``: compacted topic holding one tracker snapshot per (group,
       topic, partition); created at start if missing.
     * ``checkpoint_interval``: seconds between background checkpoints of partitions whose
@@ -59,6 +61,7 @@ class VerifierConfig:
     tick_interval: float = 0.5
     timeout: float = 30.0
     tracker: TrackerConfig = field(default_factory=default_tracker_config)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -82,3 +85,20 @@ class VerifierConfig:
                 raise VerifierConfigError(name, "must be a finite number > 0")
         if not isinstance(self.tracker, TrackerConfig):
             raise VerifierConfigError("tracker", "must be a TrackerConfig")
+        if not isinstance(self.security, SecuritySettings):
+            raise VerifierConfigError("security", "must be a SecuritySettings")
+        try:
+            self.security.validate()
+        except ConfigError as exc:
+            raise VerifierConfigError(f"security.{exc.key}", exc.problem) from None
+
+    def kafka_settings(self) -> KafkaSettings:
+        """Servers, client id and security of the verifier's own clients."""
+        servers = self.bootstrap_servers
+        if isinstance(servers, str):
+            servers = tuple(servers.split(","))
+        return KafkaSettings(
+            bootstrap_servers=tuple(servers),
+            client_id=f"gapwatch-verifier-{self.group_id}",
+            security=self.security,
+        )

@@ -45,6 +45,7 @@ from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
 from gapwatch.gaps.fanout import EventFanout, EventSubscriber
 from gapwatch.kafka.checkpoints import Checkpoint, PartitionKey
+from gapwatch.kafka.settings import client_kwargs
 from gapwatch.verifier.config import VerifierConfig
 from gapwatch.verifier.ledger import ProcessedLedger, ProcessedRecord, VerifiedPartition
 from gapwatch.verifier.metrics import VerifierCollector, VerifierHealth
@@ -87,8 +88,8 @@ class ConsumerVerifier:
 
     ``subscribers`` receive every tracker event (the monitor's sinks work as they are;
     the verifier does not start or stop them). ``registry=None`` exports no metrics.
-    ``client_options`` are extra aiokafka arguments for the verifier's own clients
-    (security). ``clock`` is injectable for tests.
+    The verifier's own clients connect with ``config.security``; ``client_options`` are
+    extra aiokafka arguments for them, applied last. ``clock`` is injectable for tests.
     """
 
     def __init__(
@@ -109,10 +110,8 @@ class ConsumerVerifier:
         self.fanout = EventFanout()
         for subscriber in subscribers:
             self.fanout.subscribe(subscriber)
-        servers = config.bootstrap_servers
         kwargs: dict[str, Any] = {
-            "bootstrap_servers": servers.split(",") if isinstance(servers, str) else list(servers),
-            "client_id": f"gapwatch-verifier-{config.group_id}",
+            **client_kwargs(config.kafka_settings()),
             **(client_options or {}),
         }
         self._store = VerifierCheckpoints(

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from gapwatch.errors import ConfigError
-from gapwatch.kafka.settings import SecuritySettings
+from gapwatch.kafka.settings import SecuritySettings, client_kwargs
 from gapwatch.monitor.config import MonitorConfig
-from gapwatch.monitor.config_sources import FIELDS, add_arguments, load_config
+from gapwatch.monitor.config_sources import (
+    FIELDS,
+    add_arguments,
+    add_security_arguments,
+    load_config,
+    load_security,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "gapwatch.example.yaml"
@@ -225,3 +231,70 @@ class TestReferenceFile:
         config = load_config(parse_flags("--config", str(EXAMPLE)), {})
         assert config.watch.topics == ("orders", "payments")
         assert config.tracker.grace_period == MonitorConfig().tracker.grace_period
+
+
+class TestSecuritySources:
+    """Security keys: files and variables instead of flags, secrets masked everywhere."""
+
+    BASE = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+
+    def test_password_file_from_the_environment(self, tmp_path: Path) -> None:
+        """GAPWATCH_SASL_PASSWORD_FILE keeps the password off the command line."""
+        path = tmp_path / "pw"
+        path.write_text("from-file\n")
+        env = {
+            **self.BASE,
+            "GAPWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "GAPWATCH_SASL_MECHANISM": "SCRAM-SHA-256",
+            "GAPWATCH_SASL_USERNAME": "mon",
+            "GAPWATCH_SASL_PASSWORD_FILE": str(path),
+        }
+        config = load_config({}, env)
+        assert config.kafka.security.sasl_password_file == path
+        assert client_kwargs(config.kafka)["sasl_plain_password"] == "from-file"
+
+    def test_oauthbearer_keys_from_flags(self, tmp_path: Path) -> None:
+        """The OAUTHBEARER mechanism, token file and lifetime are flags like any other."""
+        token = tmp_path / "token"
+        token.write_text("t\n")
+        flags = parse_flags(
+            "--bootstrap-servers", "h:1", "--topic", "t",
+            "--security-protocol", "SASL_SSL", "--sasl-mechanism", "OAUTHBEARER",
+            "--sasl-oauth-token-file", str(token), "--sasl-oauth-token-lifetime", "900",
+        )  # fmt: skip
+        security = load_config(flags, {}).kafka.security
+        assert security.sasl_mechanism == "OAUTHBEARER"
+        assert security.sasl_oauth_token_file == token
+        assert security.sasl_oauth_token_lifetime == 900.0
+
+    def test_secret_values_never_reach_repr_or_errors(self, tmp_path: Path) -> None:
+        """A password given any way is masked in the config's repr and in config errors."""
+        config = load_config(
+            parse_flags(
+                "--bootstrap-servers", "h:1", "--topic", "t",
+                "--security-protocol", "SASL_SSL", "--sasl-username", "u",
+                "--sasl-password", "hunter2", "--ssl-key-password", "keypass2",
+            ),
+            {},
+        )  # fmt: skip
+        assert "hunter2" not in repr(config)
+        assert "keypass2" not in repr(config)
+        file = tmp_path / "gw.yaml"
+        file.write_text("bootstrap_servers: h:1\ntopic: t\nsasl_password: [hunter2]\n")
+        with pytest.raises(ConfigError) as caught:
+            load_config(parse_flags("--config", str(file)), {})
+        assert "sasl_password" in str(caught.value)
+        assert "hunter2" not in str(caught.value)
+
+    def test_load_security_alone_names_the_source(self, tmp_path: Path) -> None:
+        """Other commands merge the same keys; errors name the flag or variable."""
+        parser = argparse.ArgumentParser()
+        add_security_arguments(parser)
+        flags = parser.parse_args(["--security-protocol", "SASL_SSL", "--sasl-username", "u"])
+        with pytest.raises(ConfigError, match=r"sasl_password: is required"):
+            load_security(flags, {})
+        security = load_security(flags, {"GAPWATCH_SASL_PASSWORD": "p"})
+        assert security.sasl_username == "u"
+        assert security.read_sasl_password() is not None
+        with pytest.raises(ConfigError, match=r"sasl_password_file \(from --sasl-password-file\)"):
+            load_security(parser.parse_args(["--sasl-password-file", str(tmp_path / "gone")]), {})
