@@ -17,7 +17,8 @@ from tls_endpoints import closed_port
 
 from gapwatch.errors import KafkaStartupError
 from gapwatch.producer import StampedProducer
-from gapwatch.testing.kafka import KafkaCluster
+from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
+from gapwatch.testing.pytest_plugin import SecuredKafka
 from gapwatch.verifier import ConsumerVerifier, VerifierConfig
 
 pytestmark = pytest.mark.kafka
@@ -198,3 +199,68 @@ class TestLibraryStarts:
         assert str(raised.value) == (
             f"cannot connect to Kafka: 127.0.0.1:{port}: connection refused"
         )
+
+
+SCRAM_PLAN = SecurityPlan(mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512")
+MUTUAL_TLS_PLAN = SecurityPlan(mode="ssl")
+
+
+class TestSecuredCluster:
+    """The same one line against real secured brokers: a refused password, an unknown CA."""
+
+    def test_wrong_password_names_user_and_mechanism_never_the_password(
+        self, secured_kafka: SecuredKafka
+    ) -> None:
+        """A SCRAM login with the wrong password ends in one line naming the user and the
+        mechanism; neither the wrong nor the right password appears anywhere."""
+        cluster = secured_kafka(SCRAM_PLAN)
+        admin = cluster.client_config()
+        wrong = "not-the-password-0123"
+        code, stderr = monitor(
+            cluster.bootstrap_servers,
+            "--topic",
+            "x",
+            "--security-protocol",
+            "SASL_PLAINTEXT",
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            "admin",
+            "--sasl-password",
+            wrong,
+        )
+        assert code == 1
+        line = only_line(stderr)
+        assert line.startswith(
+            f"gapwatch monitor: cannot connect to Kafka: {cluster.bootstrap_servers}: "
+            "authentication failed for user 'admin' with SCRAM-SHA-512"
+        ), line
+        assert wrong not in stderr
+        assert admin.sasl_password is not None
+        assert admin.sasl_password not in stderr
+
+    def test_unknown_ca_says_which_setting_to_give(self, secured_kafka: SecuredKafka) -> None:
+        """A TLS client that does not trust the cluster's CA (no ``--ssl-cafile``) ends in one
+        line saying the certificate is not trusted and naming ``ssl_cafile``."""
+        cluster = secured_kafka(MUTUAL_TLS_PLAN)
+        admin = cluster.client_config()
+        assert admin.ssl_certfile is not None
+        assert admin.ssl_keyfile is not None
+        code, stderr = monitor(
+            cluster.bootstrap_servers,
+            "--topic",
+            "x",
+            "--security-protocol",
+            "SSL",
+            "--ssl-certfile",
+            admin.ssl_certfile,
+            "--ssl-keyfile",
+            admin.ssl_keyfile,
+        )
+        assert code == 1
+        line = only_line(stderr)
+        assert line.startswith(
+            f"gapwatch monitor: cannot connect to Kafka: {cluster.bootstrap_servers}: "
+            "TLS certificate not trusted"
+        ), line
+        assert "unknown CA, set ssl_cafile" in line
