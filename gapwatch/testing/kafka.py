@@ -563,10 +563,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _close_dropped_sockets() -> None:
     """Close now, quietly, the sockets aiokafka 0.14 dropped while the brokers came up.
 
@@ -578,3 +574,7 @@ def _close_dropped_sockets() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
