@@ -48,7 +48,9 @@ from aiokafka.errors import (
     IllegalSaslStateError,
     KafkaConnectionError,
     KafkaError,
+    NodeNotReadyError,
     SaslAuthenticationFailed,
+    StaleMetadata,
     UnsupportedSaslMechanismError,
     for_code,
     kafka_errors,
@@ -56,8 +58,15 @@ from aiokafka.errors import (
 
 from gapwatch.errors import KafkaStartupError
 
+# aiokafka 0.14's OAUTHBEARER login sends the token and ignores the broker's answer, so a
+# refused token surfaces only as a cluster that answers nothing: bootstrap "succeeds" with
+# no broker in the metadata, then every node is unknown or not ready.
+_NO_BROKER_ANSWERED: Final = (NodeNotReadyError, StaleMetadata, KafkaConnectionError)
+
 # aiokafka's client logs bootstrap failures on this logger (``aiokafka/client.py``).
 AIOKAFKA_CLIENT_LOGGER: Final = "aiokafka"
+# ... and metadata without brokers on this one (``aiokafka/cluster.py``).
+AIOKAFKA_CLUSTER_LOGGER: Final = "aiokafka.cluster"
 PROBE_TIMEOUT: Final = 3.0
 # How long the probe waits after its handshake for a server's "certificate required" alert.
 CLIENT_CERT_ALERT_WAIT: Final = 0.5
@@ -293,9 +302,11 @@ def _is_closed_connection(error: BaseException) -> bool:
 class BootstrapFailureLog(logging.Filter):
     """Collects the per-server causes aiokafka logs while bootstrapping, holding the records.
 
-    Installed on the ``aiokafka`` logger only during a start: the records are held back so
-    a failed start ends with one line instead of aiokafka's log lines plus ours;
-    :meth:`release` logs them after all when the start succeeded.
+    Installed on aiokafka's client and cluster loggers only during a start: the per-server
+    records, and every other warning or error aiokafka logs meanwhile (a cluster that
+    answers no metadata after a refused OAUTHBEARER login), are held back so a failed start
+    ends with one line instead of aiokafka's log lines plus ours; :meth:`release` logs them
+    after all when the start succeeded. Below warning level records pass at once.
     """
 
     def __init__(self, servers: Iterable[str] | None = None) -> None:
@@ -307,7 +318,7 @@ class BootstrapFailureLog(logging.Filter):
         self._held: list[logging.LogRecord] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep back ``(host, port, error)`` records; let every other record through."""
+        """Keep back ``(host, port, error)`` records and warnings; let the rest through."""
         args = record.args
         if (
             isinstance(args, tuple)
@@ -323,12 +334,19 @@ class BootstrapFailureLog(logging.Filter):
             self.failures.setdefault(server, args[2])
             self._held.append(record)
             return False
+        if record.levelno >= logging.WARNING:
+            self._held.append(record)
+            return False
         return True
 
     def release(self, logger: logging.Logger) -> None:
-        """Log the held records (call after removing this filter)."""
+        """Log the held records (call after removing this filter from ``logger`` and from
+        :data:`AIOKAFKA_CLUSTER_LOGGER`); each goes to the logger that made it."""
         for record in self._held:
-            logger.handle(record)
+            if record.name == logger.name:
+                logger.handle(record)
+            else:
+                logging.getLogger(record.name).handle(record)
         self._held.clear()
 
 
@@ -375,19 +393,23 @@ async def explained_start(
     """Run a Kafka client's start inside: a failure to reach the cluster or a Kafka error
     becomes one :class:`KafkaStartupError` line; other exceptions pass unchanged."""
     logger = logging.getLogger(AIOKAFKA_CLIENT_LOGGER)
+    cluster_logger = logging.getLogger(AIOKAFKA_CLUSTER_LOGGER)
     capture = BootstrapFailureLog(bootstrap_servers(client_kwargs))
     logger.addFilter(capture)
+    cluster_logger.addFilter(capture)
     try:
         yield
     except KafkaStartupError:
         raise
     except KafkaError as exc:
         logger.removeFilter(capture)
+        cluster_logger.removeFilter(capture)
         raise KafkaStartupError(
             await _explain(exc, client_kwargs, capture.failures, probe_timeout)
         ) from exc
     finally:
         logger.removeFilter(capture)
+        cluster_logger.removeFilter(capture)
     capture.release(logger)
 
 
@@ -400,6 +422,16 @@ async def _explain(
     facts = ConnectionFacts.of(client_kwargs)
     # Only a failed bootstrap is explained per server: causes logged for a server that
     # was skipped on the way to one that answered do not explain a later error.
+    if (
+        facts.sasl_mechanism == "OAUTHBEARER"
+        and not failures
+        and isinstance(error, _NO_BROKER_ANSWERED)
+    ):
+        return (
+            "cannot connect to Kafka: the brokers answered no request after the OAUTHBEARER "
+            "login, so the token was most likely refused (expired, or not accepted by the "
+            "broker's validator; aiokafka does not report the refusal itself)"
+        )
     if not isinstance(error, KafkaConnectionError) or not failures:
         return f"cannot start the Kafka client: {describe_failure(error, facts=facts)}"
     servers = bootstrap_servers(client_kwargs)

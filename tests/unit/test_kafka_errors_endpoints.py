@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupAuthorizationFailedError
+from aiokafka.errors import GroupAuthorizationFailedError, NodeNotReadyError
 from aiokafka.helpers import create_ssl_context
 from tls_endpoints import (
     Certificates,
@@ -188,3 +188,25 @@ class TestKafkaErrorsAfterConnecting:
         assert str(raised.value).startswith(
             "cannot start the Kafka client: GROUP_AUTHORIZATION_FAILED ("
         )
+
+    async def test_a_cluster_silent_after_an_oauthbearer_login_blames_the_token(self) -> None:
+        """aiokafka ignores the broker's refusal of an OAUTHBEARER token and then finds no
+        broker to talk to: with no server failing to connect, the line says the token was
+        most likely refused, not that the client could not start."""
+        oauth = {
+            "bootstrap_servers": "127.0.0.1:9093",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "OAUTHBEARER",
+        }
+        with pytest.raises(KafkaStartupError) as raised:
+            async with explained_start(oauth):
+                raise NodeNotReadyError("Broker id bootstrap not in current metadata")
+        assert str(raised.value).startswith(
+            "cannot connect to Kafka: the brokers answered no request after the OAUTHBEARER "
+            "login, so the token was most likely refused"
+        )
+        scram = {**oauth, "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "mon"}
+        with pytest.raises(KafkaStartupError) as raised:
+            async with explained_start(scram):
+                raise NodeNotReadyError("Broker id bootstrap not in current metadata")
+        assert str(raised.value).startswith("cannot start the Kafka client: ")
