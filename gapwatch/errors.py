@@ -58,3 +58,12 @@ class ConfigError(GapwatchError):
         self.key = key
         self.problem = problem
         self.source = source
+
+
+class KafkaStartupError(GapwatchError):
+    """A Kafka client could not start: unreachable servers, a refused TLS handshake, failed
+    SASL authentication, a missing topic or another error the cluster answered.
+
+    The message is one line for the operator, naming each server tried and why it failed,
+    and Kafka errors by their name; it never holds a password.
+    """

@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as exc:
         print(f"gapwatch gaps: {args.url} answered {exc.code} {exc.reason}", file=sys.stderr)
         return 2
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+    except urllib.error.URLError as exc:
+        print(f"gapwatch gaps: cannot reach {args.url}: {_reason(exc.reason)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as exc:
         print(f"gapwatch gaps: cannot read {args.url}: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -96,3 +99,11 @@ def run(args: argparse.Namespace) -> int:
         print(render_gaps(gaps))
         print(summarize(gaps))
     return 0
+
+
+def _reason(reason: object) -> str:
+    # urllib wraps the socket's error: "[Errno 111] Connection refused" says less than
+    # "connection refused" to someone who mistyped a port.
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)

@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         truth = asyncio.run(run_loadgen(config))
+    except GapwatchError as exc:
+        print(f"gapwatch loadgen: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         print(f"gapwatch loadgen: run failed: {exc!r}", file=sys.stderr)
         return 1

@@ -47,3 +47,11 @@ def run(args: argparse.Namespace) -> int:
     except GapwatchError as exc:
         print(f"gapwatch monitor: {exc}", file=sys.stderr)
         return 1
+    except TimeoutError:
+        # Start-up is bounded (START_TIMEOUT): a cluster that answers but never finishes
+        # what start-up asks (topic creation, joining the group) ends here.
+        print(
+            "gapwatch monitor: start-up timed out: the cluster did not answer in time",
+            file=sys.stderr,
+        )
+        return 1

@@ -18,12 +18,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from gapwatch.core.config import DEFAULT_IDLE_EVICTION_S, TrackerConfig
 from gapwatch.core.intake import observe_record
 from gapwatch.core.model import Gap
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.startup_errors import explained_start
+from gapwatch.kafka.topics import explain_code
 
 
 class AuditError(GapwatchError):
@@ -58,8 +61,9 @@ async def run_audit(
     consumer = AIOKafkaConsumer(
         **client_kwargs, group_id=None, enable_auto_commit=False, auto_offset_reset="none"
     )
-    await consumer.start()
     try:
+        async with explained_start(client_kwargs):
+            await consumer.start()
         async with asyncio.timeout(deadline_s):
             return await _audit(
                 client_kwargs, consumer, topic, partitions, from_offset, to_offset, from_time_ms
@@ -70,11 +74,17 @@ async def run_audit(
 
 async def _partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> set[int]:
     admin = AIOKafkaAdminClient(**client_kwargs)
-    await admin.start()
     try:
+        async with explained_start(client_kwargs):
+            await admin.start()
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()
+    for entry in described:
+        code = entry["error_code"]
+        if entry["topic"] == topic and code and code != UnknownTopicOrPartitionError.errno:
+            # Not a missing topic (that is said below): not authorized, for example.
+            raise AuditError(f"cannot describe topic {topic!r}: {explain_code(code, None)}")
     return {
         p["partition"]
         for t in described

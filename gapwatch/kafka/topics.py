@@ -16,12 +16,14 @@ from typing import Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.startup_errors import describe_kafka_error, name_kafka_error
 
 log = logging.getLogger(__name__)
 
-TOPIC_ALREADY_EXISTS = 36
+TOPIC_ALREADY_EXISTS: Final = TopicAlreadyExistsError.errno
 
 # The largest checkpoint value the monitor writes. A snapshot is ~5 KB for a full ring
 # and ~0.5 MB for 100,000 streams in one partition (up to ~1 MB with long producer ids):
@@ -94,7 +96,7 @@ async def ensure_topic(
         if code == TOPIC_ALREADY_EXISTS:
             return False
         message = topic_error[2] if len(topic_error) > 2 else ""
-        raise TopicSetupError(f"cannot create topic {name!r}: error {code} {message}")
+        raise TopicSetupError(f"cannot create topic {name!r}: {explain_code(code, message)}")
     log.info("created topic %s (replication factor %d)", name, replication)
     await wait_for_leaders(admin, name, partitions)
     return True
@@ -132,14 +134,26 @@ async def cleanup_policies(admin: AIOKafkaAdminClient, topics: Iterable[str]) ->
     policies: dict[str, str] = {}
     for response in responses:
         for error_code, error_message, _type, name, entries, *_ in response.resources:
+            if error_code == UnknownTopicOrPartitionError.errno:
+                raise TopicSetupError(
+                    f"topic {name!r} does not exist ({name_kafka_error(error_code)})"
+                )
             if error_code:
                 raise TopicSetupError(
-                    f"cannot describe topic {name!r}: error {error_code} {error_message}"
+                    f"cannot describe topic {name!r}: {explain_code(error_code, error_message)}"
                 )
             for entry in entries:
                 if entry[0] == "cleanup.policy":
                     policies[name] = entry[1] or ""
     return policies
+
+
+def explain_code(code: int, message: str | None) -> str:
+    """A Kafka error code of a response by its name, with the broker's message if it has one
+    (otherwise Kafka's description of the error)."""
+    if message:
+        return f"{name_kafka_error(code)} ({message})"
+    return describe_kafka_error(code)
 
 
 def refuse_compacted(policies: Mapping[str, str], *, allow_compacted: bool) -> list[str]:

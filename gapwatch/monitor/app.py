@@ -53,6 +53,7 @@ from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.kafka.settings import client_kwargs
+from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
@@ -229,26 +230,15 @@ class RunningMonitor:
             self.alertmanager.adopt(lost, time.time())
 
     async def start(self) -> None:
-        """Check topics, connect, join the group and serve HTTP; returns once serving."""
-        await prepare_topics(self.config, time_limit=START_TIMEOUT)
-        await self.gap_log.start()
-        # The whole history first, so /gaps answers for the fleet from the start and
-        # alerts of partitions assigned below can be taken over.
-        await self.gap_log_reader.start(catch_up_timeout=START_TIMEOUT)
-        self._tasks.append(
-            asyncio.create_task(self.gap_log_reader.run(), name="gapwatch-gap-log-reader")
-        )
-        if self.alertmanager is not None:
-            self.alertmanager.start()
-        if self.webhook is not None:
-            self.webhook.start()
-        await self.checkpoints.start()
-        await self.consumer.start()
-        self.consumer_task = asyncio.create_task(self.consumer.run(), name="gapwatch-consumer")
-        self._tasks.append(self.consumer_task)
-        if self.reports is not None:
-            await self.reports.start()
-            self._tasks.append(asyncio.create_task(self.reports.run(), name="gapwatch-reports"))
+        """Check topics, connect, join the group and serve HTTP; returns once serving.
+
+        Raises :class:`~gapwatch.errors.KafkaStartupError` (one line naming each server and
+        why it failed, or the Kafka error by name) when the cluster cannot be used.
+        """
+        # Every client connects the same way, so the first to fail (the admin client,
+        # checking topics) says why for all; later failures are explained the same way.
+        async with explained_start(self._kwargs):
+            await self._start_kafka_clients()
         server_config = uvicorn.Config(
             self.app,
             host=self.config.http.host,
@@ -273,6 +263,27 @@ class RunningMonitor:
                 webhook=self.webhook,
             )
         log.info("gapwatch monitor serving on http://%s:%s", self.config.http.host, self.http_port)
+
+    async def _start_kafka_clients(self) -> None:
+        await prepare_topics(self.config, time_limit=START_TIMEOUT)
+        await self.gap_log.start()
+        # The whole history first, so /gaps answers for the fleet from the start and
+        # alerts of partitions assigned below can be taken over.
+        await self.gap_log_reader.start(catch_up_timeout=START_TIMEOUT)
+        self._tasks.append(
+            asyncio.create_task(self.gap_log_reader.run(), name="gapwatch-gap-log-reader")
+        )
+        if self.alertmanager is not None:
+            self.alertmanager.start()
+        if self.webhook is not None:
+            self.webhook.start()
+        await self.checkpoints.start()
+        await self.consumer.start()
+        self.consumer_task = asyncio.create_task(self.consumer.run(), name="gapwatch-consumer")
+        self._tasks.append(self.consumer_task)
+        if self.reports is not None:
+            await self.reports.start()
+            self._tasks.append(asyncio.create_task(self.reports.run(), name="gapwatch-reports"))
 
     async def wait(self) -> None:
         """Until the consumer loop ends (stop requested, or it failed: then re-raise)."""

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from prometheus_client import CollectorRegistry
 
 from gapwatch.core.model import StreamKey
+from gapwatch.kafka.startup_errors import explained_start, name_kafka_error
+from gapwatch.kafka.topics import TopicSetupError, explain_code
 from gapwatch.producer.config import (
     DEFAULT_REPORT_TOPIC,
     ProducerConfigError,
@@ -34,7 +37,7 @@ from gapwatch.producer.stamped import StampedProducer, StampedRecord
 
 log = logging.getLogger(__name__)
 _Lane = tuple[str, str, int]  # producer id, topic, partition
-_TOPIC_ALREADY_EXISTS = 36
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,20 +103,40 @@ class LoadgenConfig:
 
 
 async def ensure_topics(config: LoadgenConfig) -> None:
-    """Create the topics (when ``partitions`` is set); existing topics are left alone."""
-    if config.partitions is None:
-        return
+    """Create the topics (when ``partitions`` is set; existing topics are left alone), or
+    check that they exist: sending to a missing topic would wait for its metadata and then
+    fail without naming it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
     try:
-        await admin.start()
-        response = await admin.create_topics(
-            [NewTopic(t, config.partitions, config.replication_factor) for t in config.topics]
-        )
+        async with explained_start({"bootstrap_servers": config.bootstrap_servers}):
+            await admin.start()
+        if config.partitions is None:
+            described = await admin.describe_topics(list(config.topics))
+        else:
+            response = await admin.create_topics(
+                [NewTopic(t, config.partitions, config.replication_factor) for t in config.topics]
+            )
     finally:
         await admin.close()
+    if config.partitions is None:
+        for entry in described:
+            if entry["error_code"] == UnknownTopicOrPartitionError.errno:
+                raise TopicSetupError(
+                    f"topic {entry['topic']!r} does not exist "
+                    f"({name_kafka_error(entry['error_code'])}): create it, or pass "
+                    "--partitions to have it created"
+                )
+            if entry["error_code"]:
+                raise TopicSetupError(
+                    f"cannot describe topic {entry['topic']!r}: "
+                    f"{explain_code(entry['error_code'], None)}"
+                )
+        return
     for entry in response.topic_errors:
         if entry[1] not in (0, _TOPIC_ALREADY_EXISTS):
-            raise RuntimeError(f"cannot create topic {entry[0]}: error {entry[1]}")
+            raise TopicSetupError(
+                f"cannot create topic {entry[0]!r}: {explain_code(entry[1], None)}"
+            )
 
 
 class _Pacer:

@@ -20,9 +20,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.report_codec import encode_report, encode_report_key
+from gapwatch.kafka.startup_errors import name_kafka_error
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import ReportConfig, aiokafka_acks
 
@@ -46,7 +48,7 @@ CONNECTION_KWARGS = frozenset(
         "sasl_oauth_token_provider",
     )
 )
-_TOPIC_ALREADY_EXISTS = 36
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 class ReportStats:
@@ -221,10 +223,10 @@ class ReportPublisher:
                 code = topic_error[1]
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     log.warning(
-                        "gapwatch: cannot create report topic %s (error %s); relying on "
+                        "gapwatch: cannot create report topic %s (%s); relying on "
                         "the broker's auto-creation",
                         config.topic,
-                        code,
+                        name_kafka_error(code),
                     )
             # Only a finished attempt counts: one cancelled by stop() is retried there.
             self._topic_checked = True

@@ -47,6 +47,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.wire import HEADER_EPOCH, HEADER_NAMES, HEADER_PRODUCER, HEADER_SEQ
+from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.producer.aiokafka_internals import DirectEnqueue, has_dead_sender
 from gapwatch.producer.batch import StampedBatch
 from gapwatch.producer.bookkeeping import DeliveryBook
@@ -171,6 +172,7 @@ class StampedProducer:
             DefaultPartitioner() if partitioner is None else partitioner
         )
         self._inner = AIOKafkaProducer(**kwargs)
+        self._connection = kwargs
         acks = kwargs.get("acks")
         self._acks_label = (
             default_acks_label(idempotent=bool(kwargs.get("enable_idempotence")))
@@ -205,8 +207,13 @@ class StampedProducer:
     # --- life cycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect (as ``AIOKafkaProducer.start``) and start publishing reports."""
-        await self._inner.start()
+        """Connect (as ``AIOKafkaProducer.start``) and start publishing reports.
+
+        Raises :class:`~gapwatch.errors.KafkaStartupError` (one line naming each server and
+        why it failed) when the cluster cannot be used.
+        """
+        async with explained_start(self._connection):
+            await self._inner.start()
         self._started = True
         self._sweeper = asyncio.create_task(
             sweep_periodically(self._lane_table, SWEEP_INTERVAL_S),

@@ -32,6 +32,7 @@ from gapwatch.kafka.checkpoints import (
     Pointer,
     encode_key,
 )
+from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
@@ -74,8 +75,9 @@ class VerifierCheckpoints:
     async def start(self) -> None:
         """Create the checkpoint topic if missing, learn its size, connect."""
         admin = AIOKafkaAdminClient(**self._kwargs)
-        await admin.start()
         try:
+            async with explained_start(self._kwargs):
+                await admin.start()
             async with asyncio.timeout(self._timeout):
                 await ensure_topic(
                     admin,
@@ -86,7 +88,8 @@ class VerifierCheckpoints:
                 self._partitions = await _partition_count(admin, self._topic)
         finally:
             await admin.close()
-        await self._store.start()
+        async with explained_start(self._kwargs):
+            await self._store.start()
 
     async def stop(self) -> None:
         """Close every client (best effort)."""
