@@ -128,10 +128,12 @@ class Leaf:
 
 
 def _name(common_name: str) -> x509.Name:
+    # Most general first, as in X.509's usual order; Java prints DNs the other way round
+    # (RFC 2253: "CN=admin,O=..."), which is what Kafka's principal mapping rules see.
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORGANISATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
 

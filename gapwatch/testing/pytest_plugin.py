@@ -4,6 +4,10 @@ Enable with ``pytest_plugins = ["gapwatch.testing.pytest_plugin"]`` in a ``conft
 
 - ``kafka``: session-scoped 1-node cluster, started on first use.
 - ``kafka3``: session-scoped 3-node cluster, started only if some test requests it.
+- ``secured_kafka``: ``secured_kafka(SecurityPlan(mode="sasl_ssl", ...), nodes=1)`` returns
+  a session-scoped secured cluster. Only one runs at a time: asking for another plan stops
+  the previous one, so tests grouped by plan start each cluster once and a 2-core machine
+  never holds more than one secured JVM set.
 - ``topic_name``: a fresh, random topic name per test (not created).
 - ``make_topic``: ``await make_topic(cluster=None, partitions=3, replication_factor=1,
   configs=None)`` creates a fresh random topic (on ``kafka`` by default) and returns its name.
@@ -20,12 +24,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import pytest
 
-from gapwatch.testing.kafka import KafkaCluster
+from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
 
 SKIP_ENV = "GAPWATCH_SKIP_KAFKA"
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -42,6 +46,12 @@ class MakeTopic(Protocol):
         replication_factor: int = 1,
         configs: Mapping[str, str] | None = None,
     ) -> str: ...
+
+
+class SecuredKafka(Protocol):
+    """Type of the ``secured_kafka`` fixture's factory."""
+
+    def __call__(self, security: SecurityPlan, nodes: int = 1) -> KafkaCluster: ...
 
 
 def _is_set(name: str) -> bool:
@@ -77,6 +87,35 @@ def kafka(request: pytest.FixtureRequest) -> KafkaCluster:
 def kafka3(request: pytest.FixtureRequest) -> KafkaCluster:
     """A 3-node Kafka cluster (internal topics replicated 3x) shared by the whole session."""
     return _session_cluster(request, "kafka3", 3)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(request: pytest.FixtureRequest) -> Iterator[SecuredKafka]:
+    """Factory of secured clusters, one at a time, each kept while tests ask for its plan."""
+    current: dict[tuple[SecurityPlan, int], KafkaCluster] = {}
+
+    def stop_current() -> None:
+        for cluster in current.values():
+            cluster.stop()
+        current.clear()
+
+    def get(security: SecurityPlan, nodes: int = 1) -> KafkaCluster:
+        key = (security, nodes)
+        if key in current:
+            return current[key]
+        stop_current()
+        _skip_if_opted_out()
+        cluster = KafkaCluster(nodes=nodes, security=security)
+        current[key] = cluster  # registered first: stop_current also covers a failed start
+        cluster.start()
+        # Healed before later tests like the other session clusters.
+        request.config.stash.setdefault(_CLUSTERS, {})["secured_kafka"] = cluster
+        return cluster
+
+    try:
+        yield get
+    finally:
+        stop_current()
 
 
 def random_topic_name(test_name: str) -> str:
@@ -135,4 +174,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[_CLUSTERS] = {}
 
 
-__all__ = ["MakeTopic", "kafka", "kafka3", "make_topic", "random_topic_name", "topic_name"]
+__all__ = [
+    "MakeTopic",
+    "SecuredKafka",
+    "kafka",
+    "kafka3",
+    "make_topic",
+    "random_topic_name",
+    "secured_kafka",
+    "topic_name",
+]
