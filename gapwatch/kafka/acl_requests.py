@@ -15,18 +15,19 @@ the client failing later in a retry loop or without saying which permission it l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeAlias
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
+    KafkaError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
     for_code,
 )
-from aiokafka.protocol.admin import CreateAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequest, DescribeGroupsResponse_v3
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int16, Int32, Schema, String
 
@@ -38,6 +39,7 @@ TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
 GROUP_AUTHORIZATION_FAILED: Final = GroupAuthorizationFailedError.errno
 UNKNOWN_TOPIC_OR_PARTITION: Final = UnknownTopicOrPartitionError.errno
 NOTHING_GRANTED: Final = 0
+GROUP_COORDINATOR: Final = 0  # FindCoordinator's key type of consumer groups
 
 
 class MetadataV8Response(Response):  # type: ignore[misc]  # aiokafka is untyped
@@ -110,6 +112,28 @@ class TopicOperationsRequest(Request[_MetadataStruct]):  # type: ignore[misc]
         return request_struct_class(self._topics, False, False, True)
 
 
+class GroupsV3Request(RequestStruct):  # type: ignore[misc]
+    # aiokafka 0.14's DescribeGroupsRequest_v3 names the v2 response, which has no
+    # authorized_operations: its own v3 response is the right one.
+    API_KEY = 15
+    API_VERSION = 3
+    RESPONSE_TYPE = DescribeGroupsResponse_v3
+    SCHEMA = Schema(("groups", Array(String("utf-8"))), ("include_authorized_operations", Boolean))
+
+
+class GroupOperationsRequest(Request[GroupsV3Request]):  # type: ignore[misc]
+    """DescribeGroups v3 of one group, with the operations the client may do on it."""
+
+    API_KEY: ClassVar[int] = 15
+
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+
+    def build(self, request_struct_class: type[GroupsV3Request]) -> GroupsV3Request:
+        """The v3 request: this group, authorized operations included."""
+        return request_struct_class([self._group_id], True)
+
+
 async def topic_operations(client: AIOKafkaClient, topics: Iterable[str]) -> dict[str, int | None]:
     """For each topic, the bit field of operations the client may do on it (0 if it may not
     even describe it), or ``None`` if it does not exist."""
@@ -130,24 +154,39 @@ async def topic_operations(client: AIOKafkaClient, topics: Iterable[str]) -> dic
     return found
 
 
-async def group_operations(admin: AIOKafkaAdminClient, group_id: str) -> int:
+async def group_operations(client: AIOKafkaClient, group_id: str) -> int:
     """The bit field of operations the client may do on ``group_id`` (0 if it may not even
-    describe it); a group that does not exist yet is described too."""
+    describe it); a group that does not exist yet is described too.
+
+    Retries while the cluster answers with a retriable error: a fresh cluster has no group
+    coordinator until ``__consumer_offsets`` is ready, and the consumer would wait for it
+    too. The caller bounds the wait.
+    """
+    delay = 0.05
+    while True:
+        try:
+            return await _described_group_operations(client, group_id)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def _described_group_operations(client: AIOKafkaClient, group_id: str) -> int:
     try:
-        responses = await admin.describe_consumer_groups(
-            [group_id], include_authorized_operations=True
-        )
+        coordinator = await client.coordinator_lookup(GROUP_COORDINATOR, group_id)
     except GroupAuthorizationFailedError:
         return NOTHING_GRANTED  # FindCoordinator needs DESCRIBE on the group
-    for response in responses:
-        for error_code, group, *_rest, operations in response.groups:
-            if group != group_id:
-                continue
-            if error_code == GROUP_AUTHORIZATION_FAILED:
-                return NOTHING_GRANTED
-            if error_code:
-                raise for_code(error_code)(f"description of group {group_id!r}")
-            return int(operations)
+    response = await client.send(coordinator, GroupOperationsRequest(group_id))
+    for error_code, group, *_rest, operations in response.groups:
+        if group != group_id:
+            continue
+        if error_code == GROUP_AUTHORIZATION_FAILED:
+            return NOTHING_GRANTED
+        if error_code:
+            raise for_code(error_code)(f"description of group {group_id!r}")
+        return int(operations)
     return NOTHING_GRANTED
 
 
@@ -159,7 +198,6 @@ async def require_granted(client_kwargs: Mapping[str, Any], acls: Sequence[Acl])
     ACLs (there is no topic to ask about before one matches).
     """
     client = AIOKafkaClient(**client_kwargs)
-    admin = AIOKafkaAdminClient(**client_kwargs)
     try:
         await client.bootstrap()
         topics = [
@@ -170,13 +208,10 @@ async def require_granted(client_kwargs: Mapping[str, Any], acls: Sequence[Acl])
         topic_ops = await topic_operations(client, topics)
         group_ops: dict[str, int] = {}
         groups = {a.resource_name for a in acls if a.resource_type is ResourceType.GROUP}
-        if groups:
-            await admin.start()
-            for group in sorted(groups):
-                group_ops[group] = await group_operations(admin, group)
+        for group in sorted(groups):
+            group_ops[group] = await group_operations(client, group)
     finally:
         await client.close()
-        await admin.close()
     for acl in acls:
         if acl.pattern_type is not PatternType.LITERAL:
             continue
