@@ -187,12 +187,15 @@ def is_granted(acl: Acl, authorized_operations: int) -> bool:
 def principal_of(security: SecuritySettings) -> str:
     """The principal Kafka's default principal builder gives a client with ``security``.
 
-    SASL: ``User:`` and the user name. A TLS client certificate: its subject's DN unless
-    the broker maps it (``ssl.principal.mapping.rules``), which the client cannot know, so
-    the line says where to look. Otherwise ``User:ANONYMOUS``.
+    SASL: ``User:`` and the user name (a token's subject for OAUTHBEARER). A TLS client
+    certificate: its subject's DN unless the broker maps it (``ssl.principal.mapping.rules``),
+    which the client cannot know, so the line says where to look. Otherwise
+    ``User:ANONYMOUS``.
     """
-    if security.uses_sasl and security.sasl_username:
-        return f"User:{security.sasl_username}"
+    if security.uses_sasl:
+        if security.sasl_username:
+            return f"User:{security.sasl_username}"
+        return "the principal of the SASL token's subject"  # OAUTHBEARER: User:<sub>
     if security.uses_ssl and security.ssl_certfile is not None:
         return f"the principal of the certificate {security.ssl_certfile}"
     return "User:ANONYMOUS"
