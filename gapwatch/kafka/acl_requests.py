@@ -32,7 +32,14 @@ from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int16, Int32, Schema, String
 
 from gapwatch.errors import KafkaAuthorizationError, KafkaStartupError
-from gapwatch.kafka.acls import PERMISSION_ALLOW, Acl, PatternType, ResourceType, denied_line
+from gapwatch.kafka.acls import (
+    PERMISSION_ALLOW,
+    Acl,
+    PatternType,
+    ResourceType,
+    denied_line,
+    first_missing,
+)
 from gapwatch.kafka.startup_errors import describe_kafka_error
 
 TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
@@ -212,17 +219,9 @@ async def require_granted(client_kwargs: Mapping[str, Any], acls: Sequence[Acl])
             group_ops[group] = await group_operations(client, group)
     finally:
         await client.close()
-    for acl in acls:
-        if acl.pattern_type is not PatternType.LITERAL:
-            continue
-        if acl.resource_type is ResourceType.TOPIC:
-            granted = topic_ops.get(acl.resource_name)
-        elif acl.resource_type is ResourceType.GROUP:
-            granted = group_ops.get(acl.resource_name)
-        else:
-            continue
-        if granted is not None and not granted & (1 << acl.operation.value):
-            raise KafkaAuthorizationError(denied_line(acl))
+    missing = first_missing(acls, topic_ops=topic_ops, group_ops=group_ops)
+    if missing is not None:
+        raise KafkaAuthorizationError(denied_line(missing))
     return {topic for topic, ops in topic_ops.items() if ops is not None}
 
 

@@ -34,7 +34,7 @@ The producer's rules (:func:`producer_acls`):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -176,6 +176,34 @@ def denied_line(acl: Acl) -> str:
         f"not authorized to {_VERBS[acl.operation]} {acl.resource}: "
         f"grant {acl.operation.name} on {acl.resource} to {acl.principal}"
     )
+
+
+def first_missing(
+    acls: Iterable[Acl],
+    *,
+    topic_ops: Mapping[str, int | None],
+    group_ops: Mapping[str, int],
+) -> Acl | None:
+    """The first of ``acls`` the cluster's answers do not grant, or ``None``.
+
+    ``topic_ops`` and ``group_ops`` hold Kafka's bit fields of authorized operations per
+    topic and group (0 when the client may not even describe it); a topic mapped to
+    ``None`` does not exist and is skipped (creating it is checked when it is created).
+    PREFIXED ACLs are skipped: no topic to ask about is known before one matches.
+    """
+    for acl in acls:
+        if acl.pattern_type is not PatternType.LITERAL:
+            continue
+        granted: int | None
+        if acl.resource_type is ResourceType.TOPIC:
+            granted = topic_ops.get(acl.resource_name)
+        elif acl.resource_type is ResourceType.GROUP:
+            granted = group_ops.get(acl.resource_name, 0)
+        else:
+            continue
+        if granted is not None and not is_granted(acl, granted):
+            return acl
+    return None
 
 
 def is_granted(acl: Acl, authorized_operations: int) -> bool:

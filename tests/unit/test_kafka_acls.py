@@ -21,6 +21,7 @@ from gapwatch.kafka.acls import (
     ProducerAccess,
     ResourceType,
     denied_line,
+    first_missing,
     is_granted,
     monitor_acls,
     principal_of,
@@ -247,3 +248,40 @@ class TestMetadataV8:
         decoded = MetadataV8Response.decode(io.BytesIO(response.encode()))
         assert decoded.topics[0][1] == "t"
         assert decoded.topics[0][4] == 0x128
+
+
+class TestFirstMissing:
+    """The start-up check's decision, from the cluster's answers (no Kafka)."""
+
+    ALL = (1 << 3) | (1 << 4) | (1 << 8) | (1 << 10)  # READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS
+
+    def answers(self, **topics: int | None) -> dict[str, int | None]:
+        base: dict[str, int | None] = dict.fromkeys(("orders", "cp", "gaps", "reports"), self.ALL)
+        base.update(topics)
+        return base
+
+    def test_nothing_missing_when_everything_is_granted(self) -> None:
+        """All bits set: None."""
+        acls = monitor_acls(monitor())
+        assert first_missing(acls, topic_ops=self.answers(), group_ops={"g": self.ALL}) is None
+
+    def test_names_the_one_operation_missing(self) -> None:
+        """Checkpoint topic writable but not readable: READ on it is named."""
+        write_only = (1 << 4) | (1 << 8)
+        acls = monitor_acls(monitor())
+        missing = first_missing(
+            acls, topic_ops=self.answers(cp=write_only), group_ops={"g": self.ALL}
+        )
+        assert missing == topic("cp", Operation.READ)
+
+    def test_an_undescribable_resource_lacks_its_first_acl(self) -> None:
+        """0 for the group (not even DESCRIBE): READ on the group is named."""
+        acls = monitor_acls(monitor())
+        missing = first_missing(acls, topic_ops=self.answers(), group_ops={"g": 0})
+        assert missing == Acl(MON, ResourceType.GROUP, "g", Operation.READ)
+
+    def test_missing_topics_and_prefixes_are_not_checked(self) -> None:
+        """A topic that does not exist yet and a PREFIXED ACL pass the check."""
+        acls = monitor_acls(monitor(topic_prefixes=("app-",)))
+        missing = first_missing(acls, topic_ops=self.answers(gaps=None), group_ops={"g": self.ALL})
+        assert missing is None
