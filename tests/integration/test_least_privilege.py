@@ -2,7 +2,7 @@
 created works end to end, and without any one of them its start names that one.
 
 One one-node cluster for the module: SASL SCRAM-SHA-512 with the StandardAuthorizer, the
-admin (super user) and a restricted user ``mon``.
+admin (super user) and restricted users ``mon`` (a monitor) and ``app`` (a producer).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.protocol.admin import DeleteAclsRequest, DescribeAclsRequest
 from monitor_support import gap_ranges, get_json, monitor_config, start_monitor, wait_until
 from prometheus_client import CollectorRegistry
@@ -32,13 +33,16 @@ from gapwatch.kafka.acls import (
     Acl,
     Operation,
     PatternType,
+    ProducerAccess,
     ResourceType,
     denied_line,
     monitor_acls,
+    producer_acls,
 )
 from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.monitor.app import RunningMonitor, monitor_access
 from gapwatch.monitor.config import MonitorConfig, ReportSettings
+from gapwatch.producer import ReportConfig, StampedProducer
 from gapwatch.testing.kafka import KafkaCluster, SecurityPlan, User
 from gapwatch.testing.pytest_plugin import MakeTopic, SecuredKafka
 
@@ -56,8 +60,9 @@ pytestmark = [
 ]
 
 MON = User("mon", "mon-secret")
+APP = User("app", "app-secret")
 PLAN = SecurityPlan(
-    mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512", users=(MON,), has_authorizer=True
+    mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512", users=(MON, APP), has_authorizer=True
 )
 ANY = 1  # the ANY filter of resource type, pattern type, operation and permission
 # How long a broker may take to apply an ACL change the controller committed.
@@ -102,7 +107,6 @@ def restricted_config(cluster: KafkaCluster, topic: str) -> MonitorConfig:
 
 def acls_argv(cluster: KafkaCluster, config: MonitorConfig) -> list[str]:
     """``gapwatch acls --apply`` for ``config``'s monitor, as the admin."""
-    admin = cluster.client_config("admin")
     return [
         "acls",
         "--principal",
@@ -116,6 +120,14 @@ def acls_argv(cluster: KafkaCluster, config: MonitorConfig) -> list[str]:
         config.gap_log.topic,
         "--report-topic",
         config.reports.topic,
+        *admin_apply_args(cluster),
+    ]
+
+
+def admin_apply_args(cluster: KafkaCluster) -> list[str]:
+    """``--apply`` with the admin's connection, printing only the kafka-acls.sh form."""
+    admin = cluster.client_config("admin")
+    return [
         "--format",
         "kafka-acls",
         "--apply",
@@ -264,6 +276,62 @@ async def test_each_missing_acl_is_named_by_the_monitors_start(
             await create_acls(client, [acl])
             assert await wait_for_start_error(config, None) is None
     assert outcomes == {acl: denied_line(acl) for acl in required}
+
+
+async def started_producer(
+    kwargs: dict[str, Any], reports: str, *, first_topic: str
+) -> StampedProducer:
+    """A StampedProducer that has sent one record to ``first_topic``; retried while the
+    ACLs just created have not reached the broker (bounded)."""
+    deadline = time.monotonic() + ACL_PROPAGATION_S
+    while True:
+        producer = StampedProducer(
+            **kwargs,
+            acks="all",
+            producer_id="app-1",
+            reports=ReportConfig(topic=reports, interval_s=0.2),
+            registry=None,
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(first_topic, b"x", partition=0)
+        except TopicAuthorizationFailedError:
+            await producer.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+        else:
+            return producer
+
+
+async def test_a_producer_with_the_applied_acls_writes_and_reports_without_warnings(
+    cluster: KafkaCluster, make_topic: MakeTopic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``gapwatch acls --role producer --apply`` creates the report topic and Write ACLs;
+    a StampedProducer as ``app`` sends and publishes its reports, with nothing refused and
+    no warning (it does not try to create the existing report topic)."""
+    topic = await make_topic(cluster=cluster, partitions=1)
+    reports = f"reports-{topic}"
+    argv = ["acls", "--principal", f"User:{APP.name}", "--role", "producer"]
+    argv += ["--topic", topic, "--report-topic", reports, *admin_apply_args(cluster)]
+    assert await asyncio.to_thread(main, argv) == 0
+    expected = producer_acls(
+        ProducerAccess(principal=f"User:{APP.name}", report_topic=reports, topics=(topic,))
+    )
+    async with admin_client(cluster) as client:
+        assert await acls_of(client, f"User:{APP.name}") == set(expected)
+    kwargs = client_kwargs(kafka_settings(cluster, APP.name))
+    caplog.set_level("WARNING", logger="gapwatch")
+    producer = await started_producer(kwargs, reports, first_topic=topic)
+    try:
+        for _ in range(9):
+            await producer.send_and_wait(topic, b"x", partition=0)
+    finally:
+        await producer.stop()
+    stats = producer.report_stats
+    assert stats.published[topic] >= 1
+    assert not stats.failed
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("gapwatch")] == []
 
 
 def test_the_monitor_command_says_one_line_for_a_missing_acl(
