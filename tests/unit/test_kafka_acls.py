@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from gapwatch.cli import build_parser, main
-from gapwatch.commands.acls import kafka_acls_commands, role_acls, strimzi_kafka_user
+from gapwatch.commands.acl_forms import kafka_acls_commands, strimzi_kafka_user
+from gapwatch.commands.acls import role_acls
 from gapwatch.kafka.acl_requests import MetadataV8Request, MetadataV8Response
 from gapwatch.kafka.acls import (
     Acl,
