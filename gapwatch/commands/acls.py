@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add("--checkpoint-topic", default=CheckpointSettings().topic)
     add("--gap-log-topic", default=GapLogSettings().topic)
+    add(
+        "--gap-history-retention",
+        type=float,
+        default=GapLogSettings().history_retention,
+        help="the monitor's gap_history_retention (s): the gap log topic's retention",
+    )
     add("--report-topic", default=ReportSettings().topic)
     add("--no-reports", action="store_true", help="the monitor reads (producer: writes) none")
     add("--allow-create", action="store_true", help="grant CREATE on the role's own topics")
@@ -242,6 +248,8 @@ def admin_config(args: argparse.Namespace) -> MonitorConfig:
     return MonitorConfig(
         kafka=kafka,
         checkpoints=CheckpointSettings(topic=args.checkpoint_topic),
-        gap_log=GapLogSettings(topic=args.gap_log_topic),
+        gap_log=GapLogSettings(
+            topic=args.gap_log_topic, history_retention=args.gap_history_retention
+        ),
         reports=ReportSettings(topic=args.report_topic, enabled=not args.no_reports),
     )
