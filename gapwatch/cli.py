@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gapwatch.commands.monitor",
     "gapwatch.commands.gaps",
     "gapwatch.commands.audit",
+    "gapwatch.commands.acls",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -67,3 +67,11 @@ class KafkaStartupError(GapwatchError):
     The message is one line for the operator, naming each server tried and why it failed,
     and Kafka errors by their name; it never holds a password.
     """
+
+
+class KafkaAuthorizationError(KafkaStartupError):
+    """The cluster's ACLs do not let gapwatch's principal do what it needs.
+
+    The message is the one line of :func:`gapwatch.kafka.acls.denied_line`: the permission
+    to grant, on which resource, to which principal.
+    """

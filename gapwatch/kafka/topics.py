@@ -1,8 +1,8 @@
 """gapwatch's own topics and the admin work done once at start: create them, refuse
 compacted watched topics.
 
-Needs the ACLs listed in ``docs/monitor.md`` (Describe on the cluster, DescribeConfigs on
-the watched topics, Create on the checkpoint topic). Callers bound every call with
+Needs the ACLs of :mod:`gapwatch.kafka.acls` (DescribeConfigs on the watched topics; Create
+on gapwatch's own topics only while they are missing). Callers bound every call with
 ``asyncio.timeout``: a monitor must fail loudly at start, not hang.
 """
 
@@ -16,7 +16,11 @@ from typing import Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from gapwatch.errors import GapwatchError
 from gapwatch.kafka.startup_errors import describe_kafka_error, name_kafka_error
@@ -24,6 +28,7 @@ from gapwatch.kafka.startup_errors import describe_kafka_error, name_kafka_error
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS: Final = TopicAlreadyExistsError.errno
+TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
 
 # The largest checkpoint value the monitor writes. A snapshot is ~5 KB for a full ring
 # and ~0.5 MB for 100,000 streams in one partition (up to ~1 MB with long producer ids):
@@ -67,6 +72,14 @@ class TopicSetupError(GapwatchError):
     """gapwatch's own topic could not be created or described."""
 
 
+class TopicCreationDeniedError(TopicSetupError):
+    """The cluster's ACLs do not let this client create a missing topic."""
+
+    def __init__(self, topic: str, message: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
 async def broker_count(admin: AIOKafkaAdminClient) -> int:
     """How many brokers the cluster metadata lists."""
     cluster = await admin.describe_cluster()
@@ -96,7 +109,10 @@ async def ensure_topic(
         if code == TOPIC_ALREADY_EXISTS:
             return False
         message = topic_error[2] if len(topic_error) > 2 else ""
-        raise TopicSetupError(f"cannot create topic {name!r}: {explain_code(code, message)}")
+        line = f"cannot create topic {name!r}: {explain_code(code, message)}"
+        if code == TOPIC_AUTHORIZATION_FAILED:
+            raise TopicCreationDeniedError(name, line)
+        raise TopicSetupError(line)
     log.info("created topic %s (replication factor %d)", name, replication)
     await wait_for_leaders(admin, name, partitions)
     return True

@@ -31,7 +31,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Collection, Generator
 from typing import Final
 
 import uvicorn
@@ -50,14 +50,26 @@ from gapwatch.alerting.gaplog import GapLogPublisher, GapLogReader, gap_log_topi
 from gapwatch.alerting.metrics import AlertingCollector
 from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.model import GapState
+from gapwatch.errors import KafkaAuthorizationError
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore
+from gapwatch.kafka.acl_requests import require_granted
+from gapwatch.kafka.acls import (
+    Acl,
+    MonitorAccess,
+    Operation,
+    ResourceType,
+    denied_line,
+    monitor_acls,
+    principal_of,
+)
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.kafka.settings import client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
+    TopicCreationDeniedError,
     cleanup_policies,
     ensure_topic,
     refuse_compacted,
@@ -434,31 +446,70 @@ def set_external_url(
 
 
 async def prepare_topics(config: MonitorConfig, *, time_limit: float) -> None:
-    """Check the watched topics and ensure gapwatch's own, all within ``time_limit`` seconds."""
-    admin = AIOKafkaAdminClient(**client_kwargs(config.kafka, suffix="-admin"))
+    """Check the ACLs and the watched topics and ensure gapwatch's own, all within
+    ``time_limit`` seconds.
+
+    Raises :class:`~gapwatch.errors.KafkaAuthorizationError` naming the first missing ACL
+    (in the order of :func:`~gapwatch.kafka.acls.monitor_acls`), before any client that
+    would meet it later, possibly in a retry loop, is started.
+    """
+    kwargs = client_kwargs(config.kafka, suffix="-admin")
+    access = monitor_access(config)
+    admin = AIOKafkaAdminClient(**kwargs)
     await admin.start()
     try:
         async with asyncio.timeout(time_limit):
+            existing = await require_granted(kwargs, monitor_acls(access))
             if config.watch.topics:
                 policies = await cleanup_policies(admin, config.watch.topics)
                 refuse_compacted(policies, allow_compacted=config.watch.allow_compacted)
-            await ensure_topic(
-                admin,
-                config.checkpoints.topic,
-                partitions=CHECKPOINT_TOPIC_PARTITIONS,
-                configs=CHECKPOINT_TOPIC_CONFIGS,
-            )
-            # One partition: one order of changes, and /events ids that are offsets.
-            await ensure_topic(
-                admin,
-                config.gap_log.topic,
-                partitions=1,
-                configs=gap_log_topic_configs(config.gap_log.history_retention),
-            )
-            if config.reports.enabled:
-                await ensure_report_topic(admin, config.reports.topic)
+            missing = [t for t in access.owned_topics if t not in existing]
+            try:
+                await ensure_own_topics(admin, config, only=missing)
+            except TopicCreationDeniedError as exc:
+                create = Acl(access.principal, ResourceType.TOPIC, exc.topic, Operation.CREATE)
+                raise KafkaAuthorizationError(
+                    f"{denied_line(create)} (or create it as an admin: gapwatch acls --apply)"
+                ) from exc
     finally:
         await admin.close()
+
+
+def monitor_access(config: MonitorConfig) -> MonitorAccess:
+    """What the monitor configured by ``config`` reads and writes, as its principal."""
+    return MonitorAccess(
+        principal=principal_of(config.kafka.security),
+        group_id=config.watch.group_id,
+        topics=config.watch.topics,
+        checkpoint_topic=config.checkpoints.topic,
+        gap_log_topic=config.gap_log.topic,
+        report_topic=config.reports.topic if config.reports.enabled else None,
+    )
+
+
+async def ensure_own_topics(
+    admin: AIOKafkaAdminClient, config: MonitorConfig, *, only: Collection[str]
+) -> None:
+    """Create those of the checkpoint, gap log and report topics in ``only`` that are
+    missing, with the settings the monitor uses (``gapwatch acls --apply`` calls this as
+    the admin)."""
+    if config.checkpoints.topic in only:
+        await ensure_topic(
+            admin,
+            config.checkpoints.topic,
+            partitions=CHECKPOINT_TOPIC_PARTITIONS,
+            configs=CHECKPOINT_TOPIC_CONFIGS,
+        )
+    if config.gap_log.topic in only:
+        # One partition: one order of changes, and /events ids that are offsets.
+        await ensure_topic(
+            admin,
+            config.gap_log.topic,
+            partitions=1,
+            configs=gap_log_topic_configs(config.gap_log.history_retention),
+        )
+    if config.reports.enabled and config.reports.topic in only:
+        await ensure_report_topic(admin, config.reports.topic)
 
 
 # --- the gapwatch monitor process: garbage collector settings -------------------------

@@ -24,6 +24,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from gapwatch.core.model import ProducerReport
 from gapwatch.core.report_codec import encode_report, encode_report_key
+from gapwatch.kafka.acl_requests import topic_operations
 from gapwatch.kafka.startup_errors import name_kafka_error
 from gapwatch.producer.bookkeeping import DeliveryBook
 from gapwatch.producer.config import ReportConfig, aiokafka_acks
@@ -139,8 +140,23 @@ class ReportPublisher:
         if not await self._start_producer():
             return False
         if self._config.create_topic and not self._topic_checked:
-            await self._ensure_topic()
+            if await self._topic_exists():
+                self._topic_checked = True
+            else:
+                await self._ensure_topic()
         return True
+
+    async def _topic_exists(self) -> bool:
+        # Asked first because Kafka refuses CreateTopics for an existing topic too when
+        # the producer lacks Create (TOPIC_AUTHORIZATION_FAILED): a least-privilege
+        # producer, whose report topic an admin created, would warn at every start.
+        assert self._producer is not None
+        try:
+            async with asyncio.timeout(self._config.timeout_s):
+                found = await topic_operations(self._producer.client, [self._config.topic])
+        except Exception:
+            return False  # creating it says what is wrong
+        return found.get(self._config.topic) is not None
 
     async def _finish_setup(self) -> None:
         setup = self._setup
