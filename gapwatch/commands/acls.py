@@ -2,8 +2,8 @@
 
 Prints them as ``kafka-acls.sh`` commands and as a Strimzi ``KafkaUser`` resource. With
 ``--apply`` and an admin's connection settings (the monitor's flags: ``--bootstrap-servers``,
-``--security-protocol``, ``--sasl-*``, ``--ssl-*``; the password also from
-``GAPWATCH_SASL_PASSWORD``) it creates them, and creates as the admin every missing topic the
+``--security-protocol``, ``--sasl-*``, ``--ssl-*`` and their ``GAPWATCH_*`` variables) it
+creates them, and creates as the admin every missing topic the
 role owns (the monitor's checkpoint, gap log and report topics; the producer's report
 topic) with the settings gapwatch gives them, so the principal needs no CREATE.
 ``--allow-create`` grants CREATE on those topics instead. Which ACLs, and why each:
@@ -17,8 +17,6 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Final
 
 from gapwatch.commands.acl_forms import kafka_acls_commands, strimzi_kafka_user
 from gapwatch.errors import ConfigError, GapwatchError
@@ -29,6 +27,7 @@ from gapwatch.kafka.acls import (
     monitor_acls,
     producer_acls,
 )
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.config import (
     CheckpointSettings,
     GapLogSettings,
@@ -36,8 +35,7 @@ from gapwatch.monitor.config import (
     ReportSettings,
     WatchSettings,
 )
-
-PASSWORD_ENV: Final = "GAPWATCH_SASL_PASSWORD"
+from gapwatch.monitor.config_sources import add_security_arguments, load_security
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,21 +83,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="scram-sha-512",
     )
     add("--apply", action="store_true", help="create the ACLs and missing topics as the admin")
-    admin = parser.add_argument_group("admin connection (with --apply)")
-    admin.add_argument("--bootstrap-servers", help="HOST:PORT[,HOST:PORT]")
-    admin.add_argument(
-        "--security-protocol",
-        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-        default="PLAINTEXT",
+    parser.add_argument(
+        "--bootstrap-servers", help="with --apply: the cluster, HOST:PORT[,HOST:PORT]"
     )
-    admin.add_argument(
-        "--sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), default="PLAIN"
-    )
-    admin.add_argument("--sasl-username")
-    admin.add_argument("--sasl-password", help=f"prefer {PASSWORD_ENV} (flags show in ps)")
-    admin.add_argument("--ssl-cafile", type=Path)
-    admin.add_argument("--ssl-certfile", type=Path)
-    admin.add_argument("--ssl-keyfile", type=Path)
+    # The admin's credentials, with the monitor's flags and variables (--sasl-password-file,
+    # GAPWATCH_SASL_PASSWORD, OAUTHBEARER token sources...).
+    add_security_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -225,17 +214,10 @@ async def apply(args: argparse.Namespace, acls: Sequence[Acl]) -> list[str]:
 def admin_config(args: argparse.Namespace) -> MonitorConfig:
     """The admin's connection and the role's topic names, as a monitor configuration (so
     topics are created with exactly the monitor's settings)."""
-    from gapwatch.kafka.settings import KafkaSettings, SecuritySettings
-
-    security = SecuritySettings(
-        security_protocol=args.security_protocol,
-        sasl_mechanism=args.sasl_mechanism,
-        sasl_username=args.sasl_username,
-        sasl_password=args.sasl_password or os.environ.get(PASSWORD_ENV),
-        ssl_cafile=args.ssl_cafile,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
+    try:
+        security = load_security(args, os.environ)
+    except ConfigError as exc:
+        raise GapwatchError(f"invalid admin connection: {exc}") from None
     kafka = KafkaSettings(
         bootstrap_servers=tuple(args.bootstrap_servers.split(",")),
         client_id="gapwatch-acls",

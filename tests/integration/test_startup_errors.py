@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -17,7 +19,7 @@ from tls_endpoints import closed_port
 
 from gapwatch.errors import KafkaStartupError
 from gapwatch.producer import StampedProducer
-from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
+from gapwatch.testing.kafka import KafkaCluster, SecurityPlan, unsecured_jwt
 from gapwatch.testing.pytest_plugin import SecuredKafka
 from gapwatch.verifier import ConsumerVerifier, VerifierConfig
 
@@ -203,6 +205,7 @@ class TestLibraryStarts:
 
 SCRAM_PLAN = SecurityPlan(mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512")
 MUTUAL_TLS_PLAN = SecurityPlan(mode="ssl")
+OAUTH_PLAN = SecurityPlan(mode="sasl_ssl", sasl_mechanism="OAUTHBEARER")
 
 
 class TestSecuredCluster:
@@ -264,3 +267,36 @@ class TestSecuredCluster:
             "TLS certificate not trusted"
         ), line
         assert "unknown CA, set ssl_cafile" in line
+
+    def test_refused_oauthbearer_token_is_named(
+        self, secured_kafka: SecuredKafka, tmp_path: Path
+    ) -> None:
+        """An expired OAUTHBEARER token (aiokafka does not report the broker's refusal) ends
+        the start with a line saying the token was most likely refused."""
+        cluster = secured_kafka(OAUTH_PLAN)
+        admin = cluster.client_config()
+        assert admin.ssl_cafile is not None
+        token_file = tmp_path / "expired.jwt"
+        token_file.write_text(
+            unsecured_jwt("admin", issued_at=int(time.time()) - 7200, lifetime_s=60)
+        )
+        code, stderr = monitor(
+            cluster.bootstrap_servers,
+            "--topic",
+            "x",
+            "--security-protocol",
+            "SASL_SSL",
+            "--sasl-mechanism",
+            "OAUTHBEARER",
+            "--ssl-cafile",
+            admin.ssl_cafile,
+            "--sasl-oauth-token-file",
+            str(token_file),
+        )
+        assert code == 1
+        assert "Traceback" not in stderr
+        assert stderr.strip().splitlines()[-1] == (
+            "gapwatch monitor: cannot connect to Kafka: the brokers answered no request after "
+            "the OAUTHBEARER login, so the token was most likely refused (expired, or not "
+            "accepted by the broker's validator; aiokafka does not report the refusal itself)"
+        )
