@@ -24,6 +24,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.protocol.admin import DeleteAclsRequest, DescribeAclsRequest
 from monitor_support import gap_ranges, get_json, monitor_config, start_monitor, wait_until
 from prometheus_client import CollectorRegistry
+from security_support import IGNORE_DROPPED_TLS_SOCKETS
 
 from gapwatch.cli import main
 from gapwatch.core.wire import encode_stamp
@@ -46,18 +47,7 @@ from gapwatch.producer import ReportConfig, StampedProducer
 from gapwatch.testing.kafka import KafkaCluster, SecurityPlan, User
 from gapwatch.testing.pytest_plugin import MakeTopic, SecuredKafka
 
-pytestmark = [
-    pytest.mark.kafka,
-    # As in test_security_modes: aiokafka 0.14 leaves some refused connections to the
-    # garbage collector, which reports them in whichever test runs then.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <socket\.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <function _SelectorTransport\.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.kafka, *IGNORE_DROPPED_TLS_SOCKETS]
 
 MON = User("mon", "mon-secret")
 APP = User("app", "app-secret")

@@ -27,6 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from monitor_support import get_json, metric_value, monitor_config, start_monitor, wait_until
 from prometheus_client import CollectorRegistry
+from security_support import IGNORE_DROPPED_TLS_SOCKETS
 
 from gapwatch.cli import main
 from gapwatch.kafka.secret import AIOKAFKA_CONNECTION_LOGGER
@@ -37,18 +38,7 @@ from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
 from gapwatch.testing.pytest_plugin import SecuredKafka
 from gapwatch.verifier import ConsumerVerifier, VerifierConfig
 
-pytestmark = [
-    pytest.mark.kafka,
-    # As in test_security_modes.py: aiokafka 0.14 leaves some TLS sockets to the garbage
-    # collector (refused handshakes, a group coordinator not ready yet on a fresh cluster).
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <socket\.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <function _SelectorTransport\.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.kafka, *IGNORE_DROPPED_TLS_SOCKETS]
 
 Run = tuple[str, int, int]  # producer, first_seq, last_seq
 

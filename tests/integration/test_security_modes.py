@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from aiokafka.helpers import create_ssl_context
+from security_support import IGNORE_DROPPED_TLS_SOCKETS
 
 from gapwatch.kafka.settings import client_kwargs
 from gapwatch.monitor.config_sources import load_config
@@ -38,20 +39,7 @@ from gapwatch.testing.kafka import (
 )
 from gapwatch.testing.pytest_plugin import MakeTopic, SecuredKafka
 
-pytestmark = [
-    pytest.mark.kafka,
-    # aiokafka 0.14 drops some TLS connections without finishing their close (after a
-    # refused handshake, or while the group coordinator is not ready yet on a fresh
-    # cluster), so the garbage collector closes their sockets later, with a ResourceWarning
-    # in whichever test is running then. Only those two leak reports are ignored here.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <socket\.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <function _SelectorTransport\.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.kafka, *IGNORE_DROPPED_TLS_SOCKETS]
 
 MON = User("mon", "mon-secret")
 PLANS = [
