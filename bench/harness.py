@@ -20,9 +20,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from gapwatch.commands.process_gc import tune_gc
 from gapwatch.core.wire import encode_stamp
 from gapwatch.kafka.settings import KafkaSettings
-from gapwatch.monitor.app import RunningMonitor, tune_gc
+from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import (
     AlertingSettings,
     CheckpointSettings,

@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch audit``."""
     from gapwatch.commands.gaptable import render_gaps, summarize
+    from gapwatch.commands.process_gc import tuned_gc
     from gapwatch.commands.range_audit import run_audit
     from gapwatch.kafka.settings import KafkaSettings, client_kwargs
 
@@ -55,17 +56,18 @@ def run(args: argparse.Namespace) -> int:
             security=load_security(args, os.environ),
         )
         kafka.validate()
-        result = asyncio.run(
-            run_audit(
-                client_kwargs=client_kwargs(kafka, suffix="-audit"),
-                topic=args.topic,
-                partitions=args.partition,
-                from_offset=args.from_offset,
-                to_offset=args.to_offset,
-                from_time_ms=from_time_ms,
-                deadline_s=args.timeout,
+        with tuned_gc():  # after the imports, so they are frozen too
+            result = asyncio.run(
+                run_audit(
+                    client_kwargs=client_kwargs(kafka, suffix="-audit"),
+                    topic=args.topic,
+                    partitions=args.partition,
+                    from_offset=args.from_offset,
+                    to_offset=args.to_offset,
+                    from_time_ms=from_time_ms,
+                    deadline_s=args.timeout,
+                )
             )
-        )
     except (GapwatchError, TimeoutError) as exc:
         print(f"gapwatch audit: {exc or 'timed out'}", file=sys.stderr)
         return 2

@@ -6,14 +6,21 @@ per partition. Because every record of the range has been read before anything i
 the grace period is 0: a reordered record anywhere in the range heals its gap, and what is
 still missing at the end is loss within the range. Streams first seen inside the range take
 their first sequence as baseline (loss before the range start is not claimed).
+
+Records go through the monitor's record path (:func:`~gapwatch.monitor.ingest.recordpath.
+feed_records`), with the monitor's fetch settings (:func:`audit_fetch_settings`): the audit
+has no HTTP server and no checkpoints, so it reads at least as fast as the monitor
+(``bench/bench_audit.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,12 +28,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from gapwatch.core.config import DEFAULT_IDLE_EVICTION_S, TrackerConfig
-from gapwatch.core.intake import observe_record
+from gapwatch.core.events import Event
 from gapwatch.core.model import Gap
+from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import explain_code
+from gapwatch.monitor.ingest.recordpath import feed_records
+
+_offset_of = attrgetter("offset")
 
 
 class AuditError(GapwatchError):
@@ -47,6 +59,19 @@ class AuditResult:
         return any(gap.is_loss for gap in self.gaps)
 
 
+def audit_fetch_settings() -> dict[str, Any]:
+    """The audit consumer's fetch settings: the monitor's defaults (records per
+    ``getmany``, fetch sizes and waits), not aiokafka's. The isolation level stays
+    aiokafka's default (read uncommitted), as the audit has always read."""
+    kafka = KafkaSettings()
+    return {
+        "max_poll_records": kafka.max_poll_records,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "fetch_min_bytes": kafka.fetch_min_bytes,
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+    }
+
+
 async def run_audit(
     *,
     client_kwargs: Mapping[str, Any],
@@ -59,7 +84,11 @@ async def run_audit(
 ) -> AuditResult:
     """Audit ``topic`` (all partitions unless given) over the offset or time range."""
     consumer = AIOKafkaConsumer(
-        **client_kwargs, group_id=None, enable_auto_commit=False, auto_offset_reset="none"
+        **client_kwargs,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        **audit_fetch_settings(),
     )
     try:
         async with explained_start(client_kwargs):
@@ -125,22 +154,21 @@ async def _audit(
         consumer.seek(tp, starts[tp])
     pending = {tp for tp in tps if starts[tp] < stops[tp]}
     now = time.time()
+    stamps = StampReader()
+    events: list[Event] = []  # the tracker's events: the audit reads its gaps at the end
     while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
+        batches = await consumer.getmany(*pending, timeout_ms=1000)
         for tp, records in batches.items():
-            tracker = trackers[tp]
-            for record in records:
-                if record.offset >= stops[tp]:
-                    break
-                observe_record(
-                    tracker,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp,
-                    headers=record.headers,
-                    now=now,
-                )
-            if records and records[-1].offset + 1 >= stops[tp]:
+            stop = stops[tp]
+            if records and records[-1].offset >= stop:
+                records = records[: bisect_left(records, stop, key=_offset_of)]
                 pending.discard(tp)
+            elif records and records[-1].offset + 1 >= stop:
+                pending.discard(tp)
+            feed_records(
+                records, tracker=trackers[tp], stamps=stamps, latency=None, now=now, events=events
+            )
+            events.clear()
     gaps: list[Gap] = []
     for tp, tracker in trackers.items():
         tracker.note_read_position(read_offset=stops[tp], high_watermark=stops[tp], observed_at=now)

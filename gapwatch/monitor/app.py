@@ -17,22 +17,20 @@ Alertmanager and webhook sinks.
 Every part is built completely in :class:`RunningMonitor`'s constructor, each given what it
 calls (the consumer's lock and its assignment callbacks, the collector's health
 questions), so nothing is patched onto an object after it was made. Also here, because
-only start-up uses them: checking and creating the topics (:func:`prepare_topics`),
-building the alert sinks from the config, and :func:`tune_gc` for the command's process.
+only start-up uses them: checking and creating the topics (:func:`prepare_topics`) and
+building the alert sinks from the config.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator
-from typing import Final
 
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
@@ -510,36 +508,3 @@ async def ensure_own_topics(
         )
     if config.reports.enabled and config.reports.topic in only:
         await ensure_report_topic(admin, config.reports.topic)
-
-
-# --- the gapwatch monitor process: garbage collector settings -------------------------
-
-# Young collections every 10,000 allocations instead of 700 (about 2,000 records).
-GC_GEN0_THRESHOLD: Final = 10_000
-
-
-def tune_gc() -> None:
-    """Freeze what start-up allocated and collect young objects less often.
-
-    For the ``gapwatch monitor`` process, not for embedders.
-    The record path allocates a few container objects per record (aiokafka's
-    ``ConsumerRecord``, its header tuples), so with CPython's default threshold (a young
-    collection every 700 allocations, a full one every 100 young ones if the heap grew by a
-    quarter) the cyclic garbage collector ran every ~150 records and regularly walked the whole
-    heap: FastAPI, pydantic, aiokafka and the trackers' truncation rings. Measured in
-    ``bench/bench_monitor.py`` (records per CPU second of the process, 240k records): the
-    monitor went from 116,000 to 180,000 with a young threshold of 50,000 (one interleaved
-    run); a bare aiokafka loop gains as much, so ``docs/benchmarks.md`` reports ratios both
-    ways.
-
-    Records are freed by reference counting as soon as a batch is processed; the collector is
-    only needed for reference cycles (asyncio tasks and exceptions), which these thresholds
-    still collect, just less often. ``gc.freeze()`` moves everything that exists after start-up
-    (modules, the web app, configuration) out of the collector's sight for good.
-    :class:`~gapwatch.monitor.app.RunningMonitor` does not call this: a process-wide setting is
-    the embedding application's decision; the ``gapwatch monitor`` command makes it.
-    """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)

@@ -165,3 +165,21 @@ async def test_audit_reports_the_same_gaps_and_exits_nonzero(
     clean = await asyncio.to_thread(main, [*argv[:-1], "--partition", "1"])
     assert clean == 0
     assert "no gaps" in capsys.readouterr().out
+
+
+async def test_audit_of_an_offset_range_reads_nothing_past_its_end(
+    kafka: KafkaCluster, make_topic: MakeTopic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from-offset 3 --to-offset 12 judges offsets 3..11 only, although one fetch returns
+    the whole partition: the gap inside is found, the late record after it is not read."""
+    topic = await make_topic(partitions=1)
+    bootstrap = kafka.bootstrap_servers
+    # Offsets 0-6: seq 0-6; 7-17: seq 9-19; 18-26: seq 21-29; 27: seq 20 (late).
+    await send_stamped(bootstrap, topic, 0, [s for s in range(30) if s not in (7, 8, 20)] + [20])
+    argv = ["audit", "--bootstrap-servers", bootstrap, "--topic", topic, "--json"]
+    code = await asyncio.to_thread(main, [*argv, "--from-offset", "3", "--to-offset", "12"])
+    body = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert gap_ranges(body["gaps"], "confirmed") == {(0, 7, 8)}
+    assert body["counters"]["0"]["records"] == 9
+    assert body["counters"]["0"]["late"] == 0

@@ -92,3 +92,16 @@ class TestFeedRecords:
         assert latency.total == 1.0
         buckets = dict(latency.cumulative())
         assert (buckets["0.005"], buckets["0.5"], buckets["1.0"]) == (1.0, 1.0, 2.0)
+
+    def test_without_a_latency_histogram_the_same_decisions(self) -> None:
+        """``gapwatch audit`` passes no histogram: the tracker sees the same records."""
+        headers = [list(encode_stamp("p", 1, s)) for s in (0, 1, 3, 2, 5)] + [None]
+        records = [record(o, h, 1_699_999_999_000 + o) for o, h in enumerate(headers)]
+        expected_events, expected = reference(records)
+        tracker, events = PartitionTracker("t", 0), []
+        last = feed_records(
+            records, tracker=tracker, stamps=StampReader(), latency=None, now=NOW, events=events
+        )
+        assert events == expected_events
+        assert tracker.counters.as_dict() == expected.counters.as_dict()
+        assert last is records[-1]
