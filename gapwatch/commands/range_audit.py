@@ -60,14 +60,18 @@ class AuditResult:
 
 
 def audit_fetch_settings() -> dict[str, Any]:
-    """The audit consumer's fetch settings: the monitor's defaults (records per
-    ``getmany``, fetch sizes and waits), not aiokafka's. The isolation level stays
-    aiokafka's default (read uncommitted), as the audit has always read."""
+    """The audit consumer's fetch settings: the monitor's records per ``getmany``, fetch
+    size and wait, not aiokafka's defaults. The isolation level stays aiokafka's default
+    (read uncommitted), as the audit has always read.
+
+    Except ``fetch_min_bytes``: 1, not the monitor's 64 KiB. The audit reads records that
+    are already written; a minimum would only make the broker hold the last fetch of a
+    range that ends with less than that for ``fetch_max_wait_ms``."""
     kafka = KafkaSettings()
     return {
         "max_poll_records": kafka.max_poll_records,
         "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
-        "fetch_min_bytes": kafka.fetch_min_bytes,
+        "fetch_min_bytes": 1,
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
     }
 
