@@ -8,9 +8,10 @@ still missing at the end is loss within the range. Streams first seen inside the
 their first sequence as baseline (loss before the range start is not claimed).
 
 Records go through the monitor's record path (:func:`~gapwatch.monitor.ingest.recordpath.
-feed_records`), with the monitor's fetch settings (:func:`audit_fetch_settings`): the audit
-has no HTTP server and no checkpoints, so it reads at least as fast as the monitor
-(``bench/bench_audit.py``).
+feed_records`, without latencies), fetched as the monitor fetches (:func:`audit_fetch_settings`)
+and, in the ``gapwatch audit`` command, with the monitor's GC settings: the audit has no
+HTTP server and no checkpoints, so it reads at least as fast as the monitor
+(``bench/bench_audit.py``, ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
