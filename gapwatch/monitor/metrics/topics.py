@@ -1,0 +1,151 @@
+"""Per-topic sums of the per-partition metrics, for ``metrics_granularity: topic``.
+
+At topic granularity the number of series must not grow with the partition count, so each
+per-partition family is summed per topic. Gauges (open gaps, streams, lag) are summed over
+the partitions owned now; the newest record timestamp is the newest of them. Counters need
+more care: a plain sum would go down whenever a partition is revoked from this instance,
+and Prometheus reads any decrease as a counter reset, so ``increase()`` would report the
+whole remaining total as new (a false loss alert after every rebalance). And a partition
+restored from its checkpoint arrives with its earlier totals, which would look like a jump.
+
+So a topic counter counts what this instance saw itself, from the moment each partition
+was restored here (:meth:`TopicTotals.note_assigned`), and keeps what a revoked partition
+added: it never goes down while the process runs, and starts at 0 like any counter. Across
+instances ``sum by (topic) (rate(...))`` is then the topic's rate, as at partition
+granularity; records read again after a handover (those after the previous owner's last
+checkpoint) are counted by both owners, exactly as the per-partition series count them.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gapwatch.gaps.metrics import PARTITION_COUNTERS
+from gapwatch.monitor.state.partitions import PartitionState
+
+# The tracker counters of PARTITION_COUNTERS, in order; then the two the partition state
+# keeps itself (skipped records, leader changes): the columns of a topic's counters.
+_TRACKER_COUNTER_VALUES = operator.attrgetter(
+    *(attribute for _, _, attribute in PARTITION_COUNTERS)
+)
+COUNTER_COLUMNS = len(PARTITION_COUNTERS) + 2
+
+
+def counter_values(state: PartitionState) -> tuple[int, ...]:
+    """The partition's counters, in the column order of :class:`TopicSums`."""
+    return (*_TRACKER_COUNTER_VALUES(state.tracker.counters), state.skipped, state.leader_changes)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSums:
+    """One topic's values at a scrape: counters in :func:`counter_values` order, gauges
+    over the ``owned`` partitions of the topic (none: only its counters are exported)."""
+
+    topic: str
+    counters: tuple[int, ...]
+    owned: int
+    open_gaps: int
+    streams: int
+    lag: int
+    last_record_ts: float | None
+
+
+class TopicTotals:
+    """Counters per topic that never decrease across rebalances (see the module docstring).
+
+    :meth:`note_assigned` is called on the event loop for each partition once it is
+    restored; :meth:`read` at each scrape (possibly from another thread, hence the lock).
+    A revoked partition is noticed at the next scrape or re-assignment: its state object
+    is no longer changed once revoked, so what it added up to then is still exact.
+    """
+
+    __slots__ = ("_counted", "_lock", "_offsets")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Partitions counted since their restore here: the state and its counters then.
+        self._counted: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]] = {}
+        # Per topic: what revoked partitions added, minus the baselines of counted ones; a
+        # topic's counters are this plus the counted partitions' current values.
+        self._offsets: dict[str, list[int]] = {}
+
+    def note_assigned(self, state: PartitionState) -> None:
+        """``state`` was restored here: count what it adds from now on."""
+        key = (state.topic, state.partition)
+        with self._lock:
+            self._retire(key)
+            offsets = self._offsets_of(state.topic)
+            baseline = counter_values(state)
+            for i, value in enumerate(baseline):
+                offsets[i] -= value
+            self._counted[key] = (state, baseline)
+
+    def read(self, states: Iterable[PartitionState]) -> list[TopicSums]:
+        """Every topic ever counted or owned now, sorted by name, with its sums."""
+        rows: dict[str, list[tuple[int, ...]]] = {}
+        # Per topic: partitions owned now, open gaps, streams, lag.
+        gauges: dict[str, list[int]] = {}
+        newest: dict[str, float] = {}
+        with self._lock:
+            counted = self._counted
+            still_counted: list[tuple[str, int]] = []
+            for state in states:
+                topic = state.topic
+                entry = counted.get((topic, state.partition))
+                topic_rows = rows.get(topic)
+                if topic_rows is None:
+                    topic_rows = rows[topic] = []
+                    gauges[topic] = [0, 0, 0, 0]
+                if entry is not None and entry[0] is state:
+                    topic_rows.append(counter_values(state))
+                    still_counted.append((topic, state.partition))
+                tracker_counters = state.tracker.counters
+                topic_gauges = gauges[topic]
+                topic_gauges[0] += 1
+                topic_gauges[1] += tracker_counters.open_gaps
+                topic_gauges[2] += tracker_counters.streams
+                topic_gauges[3] += state.lag or 0
+                ts = state.last_record_ts
+                if ts is not None and ts > newest.get(topic, float("-inf")):
+                    newest[topic] = ts
+            if len(still_counted) < len(counted):
+                # Some counted partition is no longer owned (revoked since the last scrape).
+                still_owned = set(still_counted)
+                for key in [key for key in counted if key not in still_owned]:
+                    self._retire(key)
+            offsets = {topic: list(values) for topic, values in self._offsets.items()}
+        sums = []
+        for topic in sorted(rows.keys() | offsets.keys()):
+            totals = offsets.get(topic) or [0] * COUNTER_COLUMNS
+            topic_rows = rows.get(topic)
+            if topic_rows:
+                totals = [
+                    base + column
+                    for base, column in zip(
+                        totals, map(sum, zip(*topic_rows, strict=True)), strict=True
+                    )
+                ]
+            owned, open_gaps, streams, lag = gauges.get(topic, (0, 0, 0, 0))
+            sums.append(
+                TopicSums(topic, tuple(totals), owned, open_gaps, streams, lag, newest.get(topic))
+            )
+        return sums
+
+    def _offsets_of(self, topic: str) -> list[int]:
+        offsets = self._offsets.get(topic)
+        if offsets is None:
+            offsets = self._offsets[topic] = [0] * COUNTER_COLUMNS
+        return offsets
+
+    def _retire(self, key: tuple[str, int]) -> None:
+        """Stop counting ``key``'s partition; what it added stays in its topic's counters."""
+        entry = self._counted.pop(key, None)
+        if entry is None:
+            return
+        state, _ = entry
+        offsets = self._offsets_of(state.topic)
+        for i, value in enumerate(counter_values(state)):
+            offsets[i] += value
