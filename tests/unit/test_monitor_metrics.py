@@ -225,6 +225,29 @@ class TestTopicGranularity:
             sample(scrape_per_topic(partitions, totals), 'gapwatch_records_total{topic="t"}') == 4
         )
 
+    def test_counters_hold_while_a_partition_comes_back_from_elsewhere(self) -> None:
+        """Revoked, then assigned again as a new state that is still being restored: the
+        topic counter keeps what the old state counted, and the new one adds from its
+        restore on."""
+        partitions = OwnedPartitions(TrackerConfig())
+        totals = TopicTotals()
+        old = assigned(partitions, totals, "t", 0)
+        old.tracker.observe(0, 1000, Stamp("p", 1, 0), now=1.0)
+        old.tracker.observe(1, 1000, Stamp("p", 1, 1), now=1.0)
+        assert (
+            sample(scrape_per_topic(partitions, totals), 'gapwatch_records_total{topic="t"}') == 2
+        )
+        partitions.remove("t", 0)
+        new = partitions.add("t", 0)
+        restoring = sample(
+            scrape_per_topic(partitions, totals), 'gapwatch_records_total{topic="t"}'
+        )
+        new.mark_restored()
+        totals.note_assigned(new)
+        new.tracker.observe(2, 1000, Stamp("p", 1, 2), now=1.0)
+        later = sample(scrape_per_topic(partitions, totals), 'gapwatch_records_total{topic="t"}')
+        assert (restoring, later) == (2, 3)
+
     def test_a_topic_no_longer_owned_keeps_its_counters(self) -> None:
         """Counters of a topic whose every partition left stay exported (as histograms do)."""
         partitions = OwnedPartitions(TrackerConfig())

@@ -32,6 +32,7 @@ _TRACKER_COUNTER_VALUES = operator.attrgetter(
     *(attribute for _, _, attribute in PARTITION_COUNTERS)
 )
 COUNTER_COLUMNS = len(PARTITION_COUNTERS) + 2
+_GAUGE_VALUES = operator.attrgetter("open_gaps", "streams")
 
 
 def counter_values(state: PartitionState) -> tuple[int, ...]:
@@ -66,71 +67,72 @@ class TopicTotals:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # Partitions counted since their restore here: the state and its counters then.
-        self._counted: dict[tuple[str, int], tuple[PartitionState, tuple[int, ...]]] = {}
+        # Partitions counted since their restore here, by their label values (topic,
+        # partition), which each state makes once.
+        self._counted: dict[tuple[str, ...], PartitionState] = {}
         # Per topic: what revoked partitions added, minus the baselines of counted ones; a
         # topic's counters are this plus the counted partitions' current values.
         self._offsets: dict[str, list[int]] = {}
 
     def note_assigned(self, state: PartitionState) -> None:
         """``state`` was restored here: count what it adds from now on."""
-        key = (state.topic, state.partition)
         with self._lock:
-            self._retire(key)
+            self._retire(state.labels)
             offsets = self._offsets_of(state.topic)
-            baseline = counter_values(state)
-            for i, value in enumerate(baseline):
+            for i, value in enumerate(counter_values(state)):
                 offsets[i] -= value
-            self._counted[key] = (state, baseline)
+            self._counted[state.labels] = state
 
     def read(self, states: Iterable[PartitionState]) -> list[TopicSums]:
         """Every topic ever counted or owned now, sorted by name, with its sums."""
-        rows: dict[str, list[tuple[int, ...]]] = {}
-        # Per topic: partitions owned now, open gaps, streams, lag.
-        gauges: dict[str, list[int]] = {}
-        newest: dict[str, float] = {}
+        by_topic: dict[str, list[PartitionState]] = {}
+        for state in states:
+            group = by_topic.get(state.topic)
+            if group is None:
+                by_topic[state.topic] = [state]
+            else:
+                group.append(state)
         with self._lock:
             counted = self._counted
-            still_counted: list[tuple[str, int]] = []
-            for state in states:
-                topic = state.topic
-                entry = counted.get((topic, state.partition))
-                topic_rows = rows.get(topic)
-                if topic_rows is None:
-                    topic_rows = rows[topic] = []
-                    gauges[topic] = [0, 0, 0, 0]
-                if entry is not None and entry[0] is state:
-                    topic_rows.append(counter_values(state))
-                    still_counted.append((topic, state.partition))
-                tracker_counters = state.tracker.counters
-                topic_gauges = gauges[topic]
-                topic_gauges[0] += 1
-                topic_gauges[1] += tracker_counters.open_gaps
-                topic_gauges[2] += tracker_counters.streams
-                topic_gauges[3] += state.lag or 0
-                ts = state.last_record_ts
-                if ts is not None and ts > newest.get(topic, float("-inf")):
-                    newest[topic] = ts
-            if len(still_counted) < len(counted):
-                # Some counted partition is no longer owned (revoked since the last scrape).
-                still_owned = set(still_counted)
-                for key in [key for key in counted if key not in still_owned]:
+            rows: dict[str, list[tuple[int, ...]]] = {}
+            still_counted = 0
+            for topic, group in by_topic.items():
+                # The state object itself, not just its key: a partition revoked and
+                # assigned again from a checkpoint is a new state with its own baseline.
+                rows[topic] = [counter_values(s) for s in group if counted.get(s.labels) is s]
+                still_counted += len(rows[topic])
+            if still_counted < len(counted):
+                # A counted partition is no longer owned (revoked since the last scrape),
+                # or owned again by a new state not restored yet: what it added is kept.
+                matched = {
+                    s.labels
+                    for group in by_topic.values()
+                    for s in group
+                    if counted.get(s.labels) is s
+                }
+                for key in [key for key in counted if key not in matched]:
                     self._retire(key)
             offsets = {topic: list(values) for topic, values in self._offsets.items()}
         sums = []
-        for topic in sorted(rows.keys() | offsets.keys()):
+        for topic in sorted(by_topic.keys() | offsets.keys()):
             totals = offsets.get(topic) or [0] * COUNTER_COLUMNS
             topic_rows = rows.get(topic)
             if topic_rows:
-                totals = [
-                    base + column
-                    for base, column in zip(
-                        totals, map(sum, zip(*topic_rows, strict=True)), strict=True
-                    )
-                ]
-            owned, open_gaps, streams, lag = gauges.get(topic, (0, 0, 0, 0))
+                column_sums = map(sum, zip(*topic_rows, strict=True))
+                totals = [base + column for base, column in zip(totals, column_sums, strict=True)]
+            group = by_topic.get(topic, [])
+            gauges = [_GAUGE_VALUES(s.tracker.counters) for s in group]
+            timestamps = [s.last_record_ts for s in group if s.last_record_ts is not None]
             sums.append(
-                TopicSums(topic, tuple(totals), owned, open_gaps, streams, lag, newest.get(topic))
+                TopicSums(
+                    topic,
+                    tuple(totals),
+                    len(group),
+                    sum(g[0] for g in gauges),
+                    sum(g[1] for g in gauges),
+                    sum(s.lag or 0 for s in group),
+                    max(timestamps) if timestamps else None,
+                )
             )
         return sums
 
@@ -140,12 +142,11 @@ class TopicTotals:
             offsets = self._offsets[topic] = [0] * COUNTER_COLUMNS
         return offsets
 
-    def _retire(self, key: tuple[str, int]) -> None:
+    def _retire(self, key: tuple[str, ...]) -> None:
         """Stop counting ``key``'s partition; what it added stays in its topic's counters."""
-        entry = self._counted.pop(key, None)
-        if entry is None:
+        state = self._counted.pop(key, None)
+        if state is None:
             return
-        state, _ = entry
         offsets = self._offsets_of(state.topic)
         for i, value in enumerate(counter_values(state)):
             offsets[i] += value
