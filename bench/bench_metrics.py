@@ -4,7 +4,8 @@ Builds the monitor's partition registry with ``--partitions`` owned partitions s
 ``--topics`` topics, each tracker fed a few stamped records, and times what a scrape does
 on the event loop: :meth:`MonitorCollector.read` and rendering every family with a
 :class:`LineCache` (as ``MetricsPage`` does), with one record added to every partition
-between scrapes so that most lines change (the worst case for the cache). Reported per
+between scrapes so that most lines change (the worst case for the cache); the two
+granularities scrape in turns. Reported per
 partition count: series and median milliseconds per scrape at ``partition`` granularity
 (the baseline, measured in the same run) and at ``topic``, and their ratio.
 
@@ -42,22 +43,29 @@ def owned(partitions: int, topics: int, totals: TopicTotals | None) -> OwnedPart
     return registry
 
 
-def scrape_ms(partitions: int, topics: int, *, per_topic: bool, scrapes: int) -> tuple[int, float]:
-    """(series of one scrape, median milliseconds per scrape)."""
-    totals = TopicTotals() if per_topic else None
-    registry = owned(partitions, topics, totals)
-    collector = MonitorCollector(registry, MonitorHealth(), topic_totals=totals)
-    cache = LineCache()
-    times = []
-    text = ""
+def scrape_ms(partitions: int, topics: int, scrapes: int) -> list[tuple[int, float]]:
+    """(series of one scrape, median milliseconds per scrape) at partition, then topic
+    granularity; the two scrape in turns, so both see the same machine noise."""
+    setups = []
+    for totals in (None, TopicTotals()):
+        registry = owned(partitions, topics, totals)
+        collector = MonitorCollector(registry, MonitorHealth(), topic_totals=totals)
+        setups.append((registry, collector, LineCache(), []))
+    texts = ["", ""]
     for round_ in range(scrapes):
-        for state in registry:
-            state.tracker.observe(3 + round_, 1_000, Stamp("p", 1, 3 + round_), now=1.0)
-        before = time.perf_counter()
-        text = "".join(render_chunks(collector.read(), cache))
-        times.append(time.perf_counter() - before)
-    series = sum(1 for line in text.splitlines() if not line.startswith("#"))
-    return series, statistics.median(times) * 1000
+        for i, (registry, collector, cache, times) in enumerate(setups):
+            for state in registry:
+                state.tracker.observe(3 + round_, 1_000, Stamp("p", 1, 3 + round_), now=1.0)
+            before = time.perf_counter()
+            texts[i] = "".join(render_chunks(collector.read(), cache))
+            times.append(time.perf_counter() - before)
+    return [
+        (
+            sum(1 for line in text.splitlines() if not line.startswith("#")),
+            statistics.median(times) * 1000,
+        )
+        for text, (_, _, _, times) in zip(texts, setups, strict=True)
+    ]
 
 
 def main() -> int:
@@ -68,10 +76,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"{args.topics} topics; median of {args.scrapes} scrapes, every partition changed")
     for partitions in args.partitions:
-        base_series, base = scrape_ms(
-            partitions, args.topics, per_topic=False, scrapes=args.scrapes
-        )
-        series, topic = scrape_ms(partitions, args.topics, per_topic=True, scrapes=args.scrapes)
+        (base_series, base), (series, topic) = scrape_ms(partitions, args.topics, args.scrapes)
         print(
             f"{partitions:>6} partitions: partition granularity {base_series} series "
             f"{base:.2f} ms; topic granularity {series} series {topic:.2f} ms "

@@ -32,12 +32,27 @@ _TRACKER_COUNTER_VALUES = operator.attrgetter(
     *(attribute for _, _, attribute in PARTITION_COUNTERS)
 )
 COUNTER_COLUMNS = len(PARTITION_COUNTERS) + 2
-_GAUGE_VALUES = operator.attrgetter("open_gaps", "streams")
+_ROW_VALUES = operator.attrgetter(
+    *(attribute for _, _, attribute in PARTITION_COUNTERS), "open_gaps", "streams"
+)
 
 
 def counter_values(state: PartitionState) -> tuple[int, ...]:
     """The partition's counters, in the column order of :class:`TopicSums`."""
     return (*_TRACKER_COUNTER_VALUES(state.tracker.counters), state.skipped, state.leader_changes)
+
+
+def _row(state: PartitionState) -> tuple[int, ...]:
+    """:func:`counter_values`, then the gauges open gaps, streams and lag."""
+    *tracker_values, open_gaps, streams = _ROW_VALUES(state.tracker.counters)
+    return (
+        *tracker_values,
+        state.skipped,
+        state.leader_changes,
+        open_gaps,
+        streams,
+        state.lag or 0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +108,26 @@ class TopicTotals:
             else:
                 group.append(state)
         with self._lock:
+            # Values and baselines from the same moment (note_assigned may run meanwhile
+            # when read from another thread). One row per owned partition: its counters
+            # (COUNTER_COLUMNS), then the gauges.
+            rows = {topic: [_row(s) for s in group] for topic, group in by_topic.items()}
             counted = self._counted
-            rows: dict[str, list[tuple[int, ...]]] = {}
-            still_counted = 0
-            for topic, group in by_topic.items():
-                # The state object itself, not just its key: a partition revoked and
-                # assigned again from a checkpoint is a new state with its own baseline.
-                rows[topic] = [counter_values(s) for s in group if counted.get(s.labels) is s]
-                still_counted += len(rows[topic])
-            if still_counted < len(counted):
+            # Per topic, whether each owned state is the one counted since its restore (the
+            # object, not the key: a partition assigned again from a checkpoint is a new
+            # state, uncounted until restored).
+            is_counted = {
+                topic: [counted.get(s.labels) is s for s in group]
+                for topic, group in by_topic.items()
+            }
+            if sum(sum(flags) for flags in is_counted.values()) < len(counted):
                 # A counted partition is no longer owned (revoked since the last scrape),
                 # or owned again by a new state not restored yet: what it added is kept.
                 matched = {
                     s.labels
-                    for group in by_topic.values()
-                    for s in group
-                    if counted.get(s.labels) is s
+                    for topic, group in by_topic.items()
+                    for s, flag in zip(group, is_counted[topic], strict=True)
+                    if flag
                 }
                 for key in [key for key in counted if key not in matched]:
                     self._retire(key)
@@ -116,21 +135,26 @@ class TopicTotals:
         sums = []
         for topic in sorted(by_topic.keys() | offsets.keys()):
             totals = offsets.get(topic) or [0] * COUNTER_COLUMNS
-            topic_rows = rows.get(topic)
-            if topic_rows:
-                column_sums = map(sum, zip(*topic_rows, strict=True))
-                totals = [base + column for base, column in zip(totals, column_sums, strict=True)]
             group = by_topic.get(topic, [])
-            gauges = [_GAUGE_VALUES(s.tracker.counters) for s in group]
-            timestamps = [s.last_record_ts for s in group if s.last_record_ts is not None]
+            topic_rows = rows.get(topic, [])
+            columns = list(map(sum, zip(*topic_rows, strict=True))) or [0] * (COUNTER_COLUMNS + 3)
+            flags = is_counted.get(topic, [])
+            counter_sums = columns[:COUNTER_COLUMNS]
+            if not all(flags):
+                counted_rows = [row for row, flag in zip(topic_rows, flags, strict=True) if flag]
+                counter_sums = list(map(sum, zip(*counted_rows, strict=True)))
+                counter_sums = (counter_sums or [0] * (COUNTER_COLUMNS + 3))[:COUNTER_COLUMNS]
+            totals = [base + column for base, column in zip(totals, counter_sums, strict=True)]
+            timestamps = [ts for s in group if (ts := s.last_record_ts) is not None]
+            open_gaps, streams, lag = columns[COUNTER_COLUMNS:]
             sums.append(
                 TopicSums(
                     topic,
                     tuple(totals),
                     len(group),
-                    sum(g[0] for g in gauges),
-                    sum(g[1] for g in gauges),
-                    sum(s.lag or 0 for s in group),
+                    open_gaps,
+                    streams,
+                    lag,
                     max(timestamps) if timestamps else None,
                 )
             )
