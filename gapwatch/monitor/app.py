@@ -78,6 +78,7 @@ from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
 from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.metrics.topics import TopicTotals
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,10 @@ class RunningMonitor:
         lock = asyncio.Lock()
         self.reports: ReportReader | None = None
         on_assigned: list[Callable[[PartitionState], None]] = [self._on_assigned]
+        # At topic granularity the topic counters count from each partition's restore here.
+        topic_totals = TopicTotals() if config.http.metrics_granularity == "topic" else None
+        if topic_totals is not None:
+            on_assigned.append(topic_totals.note_assigned)
         if config.reports.enabled:
             self.reports = ReportReader(
                 client_kwargs=client_kwargs(config.kafka, suffix="-reports"),
@@ -199,6 +204,7 @@ class RunningMonitor:
             is_up=self.consumer.is_up,
             # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
             is_ready=lambda: view.readiness()[0],
+            topic_totals=topic_totals,
         )
         registry.register(self._collector)
         self._alerting_collector = AlertingCollector(

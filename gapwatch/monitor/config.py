@@ -24,6 +24,7 @@ from gapwatch.errors import ConfigError, TrackerConfigError
 from gapwatch.kafka.settings import KafkaSettings
 
 StartFrom = Literal["earliest", "latest"]
+MetricsGranularity = Literal["partition", "topic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,9 @@ class HttpSettings:
     # Both set: the API is served over HTTPS (PEM files; the key unencrypted).
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # "topic": every per-partition metric summed per topic, so the number of series does
+    # not grow with the partition count (docs/metrics.md#granularity).
+    metrics_granularity: MetricsGranularity = "partition"
 
     @property
     def scheme(self) -> str:
@@ -127,6 +131,8 @@ class HttpSettings:
             raise ConfigError("http_tls_keyfile", "is needed with http_tls_certfile")
         if self.tls_keyfile is not None and self.tls_certfile is None:
             raise ConfigError("http_tls_certfile", "is needed with http_tls_keyfile")
+        if self.metrics_granularity not in ("partition", "topic"):
+            raise ConfigError("metrics_granularity", "must be partition or topic")
 
 
 @dataclass(frozen=True, slots=True)

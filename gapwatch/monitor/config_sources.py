@@ -105,6 +105,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     _spec("http_tls_certfile", "path", "http.tls_certfile", "serve HTTPS: certificate (PEM)"),
     _spec("http_tls_keyfile", "path", "http.tls_keyfile", "serve HTTPS: private key (PEM)"),
+    _spec(
+        "metrics_granularity",
+        "str",
+        "http.metrics_granularity",
+        "/metrics series per partition, or summed per topic",
+        choices=("partition", "topic"),
+    ),
     _spec("checkpoint_topic", "str", "checkpoints.topic", "compacted topic of checkpoints"),
     _spec("checkpoint_interval", "float", "checkpoints.interval", "seconds between checkpoints"),
     _spec("report_topic", "str", "reports.topic", "topic of producer reports"),

@@ -24,7 +24,7 @@ import yaml
 from monitor_support import monitor_config, start_monitor, wait_until
 
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import AlertingSettings
+from gapwatch.monitor.config import AlertingSettings, MetricsGranularity
 from gapwatch.testing.prometheus import PrometheusServer, run_prometheus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,13 +60,26 @@ class OpsStack:
 
     async def wait_for_scraped_partitions(self, topic: str, partitions: int) -> None:
         """Until Prometheus holds a sample of ``gapwatch_missing_records_total`` for every
-        partition of ``topic`` (so ``increase()`` has a baseline before any loss)."""
+        partition of ``topic`` (so ``increase()`` has a baseline before any loss); at metrics
+        granularity ``topic`` pass 1, the one series of the topic."""
 
         async def scraped() -> bool:
             series = await self.query(f'gapwatch_missing_records_total{{topic="{topic}"}}')
             return len(series) == partitions
 
         await wait_until(scraped, within=60.0)
+
+    async def wait_for_assigned(self, partitions: int) -> None:
+        """Until Prometheus has scraped the monitor owning ``partitions`` partitions. At
+        topic granularity one partition already makes the topic's series, and a partition
+        assigned later starts at the log end (``start_from: latest``), so records written
+        before it would never be read."""
+
+        async def assigned() -> bool:
+            series = await self.query("sum(gapwatch_partitions_assigned)")
+            return bool(series) and float(series[0]["value"][1]) >= partitions
+
+        await wait_until(assigned, within=60.0)
 
 
 @asynccontextmanager
@@ -78,11 +91,14 @@ async def ops_stack(
     alerting: AlertingSettings,
     report_topic: str | None = None,
     alertmanager_url: str | None = None,
+    metrics_granularity: MetricsGranularity = "partition",
 ) -> AsyncIterator[OpsStack]:
-    """A ready monitor watching ``topic`` (grace period 1 s) and a Prometheus that scrapes
-    it every second with the shipped rules; both stopped on exit."""
+    """A ready monitor watching ``topic`` (grace period 1 s, metrics at
+    ``metrics_granularity``) and a Prometheus that scrapes it every second with the shipped
+    rules; both stopped on exit."""
     config = monitor_config(bootstrap, [topic], f"g-{topic}", grace_period=1.0)
-    config = dataclasses.replace(config, alerting=alerting)
+    http = dataclasses.replace(config.http, metrics_granularity=metrics_granularity)
+    config = dataclasses.replace(config, alerting=alerting, http=http)
     if report_topic is not None:
         reports = dataclasses.replace(config.reports, enabled=True, topic=report_topic)
         config = dataclasses.replace(config, reports=reports)

@@ -101,6 +101,18 @@ class TestValidation:
             load_config(flags, {})
         assert info.value.key == "fetch_min_bytes"
 
+    def test_metrics_granularity_default_and_choices(self) -> None:
+        """Per partition by default (as before), "topic" from flag or environment, and
+        nothing else."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        assert load_config({}, env).http.metrics_granularity == "partition"
+        topic_env = {**env, "GAPWATCH_METRICS_GRANULARITY": "topic"}
+        assert load_config({}, topic_env).http.metrics_granularity == "topic"
+        flags = parse_flags("--metrics-granularity", "topic")
+        assert load_config(flags, env).http.metrics_granularity == "topic"
+        with pytest.raises(ConfigError, match=r"metrics_granularity.*partition, topic"):
+            load_config(parse_flags("--metrics-granularity", "broker"), env)
+
     def test_missing_bootstrap_servers(self) -> None:
         """bootstrap_servers is required."""
         with pytest.raises(ConfigError, match="bootstrap_servers"):

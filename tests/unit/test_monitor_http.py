@@ -94,6 +94,18 @@ class TestGaps:
         ).json()
         assert sorted(g["first_seq"] for g in body["gaps"]) == [3, 9, 15, 21, 27]
 
+    async def test_empty_partition_filter_means_every_partition(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """partition= (what an alert link carries at metrics granularity topic) filters
+        nothing; a partition that is not a number is still refused."""
+        empty = await client.get("/gaps?state=confirmed&partition=&limit=100")
+        absent = await client.get("/gaps?state=confirmed&limit=100")
+        assert empty.status_code == 200
+        assert empty.json() == absent.json()
+        assert {g["partition"] for g in empty.json()["gaps"]} == {0, 1}
+        assert (await client.get("/gaps?partition=x")).status_code == 422
+
     async def test_since_accepts_rfc3339(self, client: httpx.AsyncClient) -> None:
         """since takes RFC 3339 as well as epoch seconds."""
         by_iso = await client.get("/gaps", params={"since": "2023-11-14T22:13:48Z"})
@@ -138,9 +150,11 @@ class TestSkipped:
             one = (await http.get("/skipped", params={"topic": "t", "partition": 0})).json()
             topic_only = (await http.get("/skipped", params={"topic": "t"})).json()
             bad = await http.get("/skipped", params={"partition": -1})
+            empty = (await http.get("/skipped?topic=t&partition=")).json()
         assert [s["first_offset"] for s in every] == [40, 30, 20, 10]
         assert [s["first_offset"] for s in one["skipped"]] == [40, 10]
         assert [s["first_offset"] for s in topic_only["skipped"]] == [40, 20, 10]
+        assert empty == topic_only
         assert bad.status_code == 422
 
 

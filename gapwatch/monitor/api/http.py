@@ -73,6 +73,12 @@ def _names_pattern(names: list[str]) -> str:
 # Each value is validated against its pattern, which the schema shows: exactly what is
 # accepted is documented (a contract test checks both ways).
 GAP_STATES_PATTERN = _names_pattern([state.value for state in GapState])
+# A partition filter; empty means every partition, which is what the shipped alert rules'
+# links carry when the metrics have no partition label (metrics_granularity: topic).
+PartitionFilter = Annotated[
+    Annotated[int, Field(ge=0)] | Literal[""] | None,
+    Query(description="one partition; empty or absent: every partition"),
+]
 EVENT_STATES_PATTERN = _names_pattern([state.value for state in GapState] + ["skipped"])
 REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorModel, "description": "a parameter out of its documented range"}
@@ -119,6 +125,11 @@ def _parse_since(raw: float | datetime | None) -> float | None:
 
 def _state_names(raw: list[str]) -> frozenset[str]:
     return frozenset(part.strip() for item in raw for part in item.split(",") if part.strip())
+
+
+def _partition_or_every(partition: int | Literal[""] | None) -> int | None:
+    """The partition a ``partition`` query asks for; ``None`` for every partition."""
+    return None if partition == "" else partition
 
 
 def _parse_states(raw: list[str] | None) -> frozenset[GapState] | None:
@@ -242,7 +253,7 @@ def create_app(
     )
     async def list_gaps(
         topic: str | None = None,
-        partition: Annotated[int | None, Query(ge=0)] = None,
+        partition: PartitionFilter = None,
         producer: str | None = None,
         state: Annotated[
             list[Annotated[str, Field(pattern=GAP_STATES_PATTERN)]] | None,
@@ -259,7 +270,7 @@ def create_app(
         """Gaps of the whole fleet (or ``scope=local``: this instance), newest first."""
         query = GapQuery(
             topic=topic,
-            partition=partition,
+            partition=_partition_or_every(partition),
             producer=producer,
             states=_parse_states(state),
             since=_parse_since(since),
@@ -296,11 +307,12 @@ def create_app(
     )
     async def list_skipped(
         topic: str | None = None,
-        partition: Annotated[int | None, Query(ge=0)] = None,
+        partition: PartitionFilter = None,
         scope: Scope = "fleet",
     ) -> Response:
         """Offset ranges retention deleted before they were read (not loss), newest first;
         optionally of one topic or one partition."""
+        wanted = _partition_or_every(partition)
         if fleet is not None and scope == "fleet":
             owned = fleet.skipped()
         else:
@@ -308,8 +320,7 @@ def create_app(
         items = [
             {**skipped_json(s), "instance": who}
             for s, who in owned
-            if (topic is None or s.topic == topic)
-            and (partition is None or s.partition == partition)
+            if (topic is None or s.topic == topic) and (wanted is None or s.partition == wanted)
         ]
         return JSONResponse({"skipped": items})
 

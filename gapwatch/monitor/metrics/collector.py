@@ -30,10 +30,17 @@ from gapwatch.gaps.metrics import (
     to_metric,
 )
 from gapwatch.monitor.health import MonitorHealth
-from gapwatch.monitor.state.partitions import OwnedPartitions
+from gapwatch.monitor.metrics.topics import TopicSums, TopicTotals
+from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 from gapwatch.version import __version__
 
 LABELS = ("topic", "partition")
+TOPIC_LABELS = ("topic",)
+
+_SKIPPED_HELP = "Offsets deleted by retention before the monitor read them (not loss)."
+_LEADER_CHANGES_HELP = "Partition leader changes seen (each one is checked for a log truncation)."
+_LAG_HELP = "High watermark minus the monitor's read position."
+_LAST_RECORD_HELP = "Timestamp of the newest record read (seconds since the epoch)."
 
 _TRACKER_ATTRIBUTES = tuple(attribute for _, _, attribute in PARTITION_COUNTERS + PARTITION_GAUGES)
 _TRACKER_VALUES = operator.attrgetter(*_TRACKER_ATTRIBUTES)
@@ -56,8 +63,12 @@ class MonitorCollector(Collector):
         *,
         is_up: Callable[[], bool] = lambda: False,
         is_ready: Callable[[], bool] = lambda: False,
+        topic_totals: TopicTotals | None = None,
     ) -> None:
         self._partitions = partitions
+        # Given: metrics granularity "topic", every per-partition family summed per topic
+        # (its restore callback must be wired to the rebalance handler). None: per partition.
+        self._topic_totals = topic_totals
         self._health = health
         # Asked at every scrape: whether the consumer loop fetches (gapwatch_up) and
         # whether /readyz would say ready (gapwatch_ready, which GapwatchNotReady alerts on).
@@ -82,6 +93,24 @@ class MonitorCollector(Collector):
         no record is processed meanwhile, and render the result wherever.
         """
         states = list(self._partitions)
+        if self._topic_totals is None:
+            families = self._per_partition(states)
+        else:
+            families = self._per_topic(self._topic_totals.read(states))
+        families.append(
+            ScalarFamily.from_samples(
+                "gapwatch_partitions_assigned",
+                "gauge",
+                "Partitions this instance owns.",
+                (),
+                [((), len(states))],
+            )
+        )
+        families.extend(self._latency())
+        families.extend(self._process())
+        return families
+
+    def _per_partition(self, states: list[PartitionState]) -> list[Family]:
         labels = [s.labels for s in states]
         # One C-level call per partition for every tracker value, then one column per
         # metric: a scrape of hundreds of partitions reads in a fraction of a millisecond.
@@ -97,7 +126,7 @@ class MonitorCollector(Collector):
             ScalarFamily(
                 "gapwatch_skipped_records",
                 "counter",
-                "Offsets deleted by retention before the monitor read them (not loss).",
+                _SKIPPED_HELP,
                 LABELS,
                 labels,
                 [s.skipped for s in states],
@@ -107,7 +136,7 @@ class MonitorCollector(Collector):
             ScalarFamily(
                 "gapwatch_leader_changes",
                 "counter",
-                "Partition leader changes seen (each one is checked for a log truncation).",
+                _LEADER_CHANGES_HELP,
                 LABELS,
                 labels,
                 [s.leader_changes for s in states],
@@ -121,7 +150,7 @@ class MonitorCollector(Collector):
             ScalarFamily(
                 "gapwatch_consumer_lag_records",
                 "gauge",
-                "High watermark minus the monitor's read position.",
+                _LAG_HELP,
                 LABELS,
                 labels,
                 [s.lag or 0 for s in states],
@@ -131,22 +160,68 @@ class MonitorCollector(Collector):
             ScalarFamily.from_samples(
                 "gapwatch_partition_last_record_timestamp_seconds",
                 "gauge",
-                "Timestamp of the newest record read (seconds since the epoch).",
+                _LAST_RECORD_HELP,
                 LABELS,
                 [(s.labels, s.last_record_ts) for s in states if s.last_record_ts is not None],
             )
         )
+        return families
+
+    def _per_topic(self, sums: list[TopicSums]) -> list[Family]:
+        """The per-partition families with one series per topic (``docs/metrics.md``)."""
+        labels = [(s.topic,) for s in sums]
+        columns = list(zip(*(s.counters for s in sums), strict=True))
+        if not columns:
+            columns = [()] * (len(PARTITION_COUNTERS) + 2)
+        families: list[Family] = [
+            ScalarFamily(name, "counter", help_text, TOPIC_LABELS, labels, column)
+            for (name, help_text, _), column in zip(
+                PARTITION_COUNTERS, columns[: len(PARTITION_COUNTERS)], strict=True
+            )
+        ]
+        skipped, leader_changes = columns[-2], columns[-1]
         families.append(
-            ScalarFamily.from_samples(
-                "gapwatch_partitions_assigned",
-                "gauge",
-                "Partitions this instance owns.",
-                (),
-                [((), len(states))],
+            ScalarFamily(
+                "gapwatch_skipped_records", "counter", _SKIPPED_HELP, TOPIC_LABELS, labels, skipped
             )
         )
-        families.extend(self._latency())
-        families.extend(self._process())
+        families.append(
+            ScalarFamily(
+                "gapwatch_leader_changes",
+                "counter",
+                _LEADER_CHANGES_HELP,
+                TOPIC_LABELS,
+                labels,
+                leader_changes,
+            )
+        )
+        # Gauges describe now: only topics with partitions owned now have them.
+        owned = [s for s in sums if s.owned]
+        owned_labels = [(s.topic,) for s in owned]
+        gauges = {"open_gaps": [s.open_gaps for s in owned], "streams": [s.streams for s in owned]}
+        families.extend(
+            ScalarFamily(name, "gauge", help_text, TOPIC_LABELS, owned_labels, gauges[attribute])
+            for name, help_text, attribute in PARTITION_GAUGES
+        )
+        families.append(
+            ScalarFamily(
+                "gapwatch_consumer_lag_records",
+                "gauge",
+                _LAG_HELP,
+                TOPIC_LABELS,
+                owned_labels,
+                [s.lag for s in owned],
+            )
+        )
+        families.append(
+            ScalarFamily.from_samples(
+                "gapwatch_partition_last_record_timestamp_seconds",
+                "gauge",
+                _LAST_RECORD_HELP,
+                TOPIC_LABELS,
+                [((s.topic,), s.last_record_ts) for s in sums if s.last_record_ts is not None],
+            )
+        )
         return families
 
     def _latency(self) -> list[Family]:
