@@ -69,18 +69,6 @@ class OpsStack:
 
         await wait_until(scraped, within=60.0)
 
-    async def wait_for_assigned(self, partitions: int) -> None:
-        """Until Prometheus has scraped the monitor owning ``partitions`` partitions. At
-        topic granularity one partition already makes the topic's series, and a partition
-        assigned later starts at the log end (``start_from: latest``), so records written
-        before it would never be read."""
-
-        async def assigned() -> bool:
-            series = await self.query("sum(gapwatch_partitions_assigned)")
-            return bool(series) and float(series[0]["value"][1]) >= partitions
-
-        await wait_until(assigned, within=60.0)
-
 
 @asynccontextmanager
 async def ops_stack(
