@@ -6,7 +6,8 @@
    ids, dropping, duplicating and reordering about 1 % of records each.
 4. Waits until the monitor has read every record and no gap is open, then prints the
    monitor's ``/gaps`` next to what the load generator injected, and one line saying
-   whether they agree.
+   whether they agree; then the durability audit's findings (``/topics``), which a
+   one-node cluster and a non-idempotent load generator are bound to have, and why.
 5. Leaves the monitor running with its URLs printed until Ctrl-C or SIGTERM, then stops
    the monitor (checkpoint, commit) and the cluster.
 
@@ -137,6 +138,41 @@ def _side_by_side(truth: dict[str, Any], agreement: Agreement) -> str:
     return "\n".join(lines)
 
 
+# Why the demo's topic has the findings it has: a one-node cluster keeps one copy of every
+# record, and the load generator runs without idempotence (its default).
+_EXPECTED_IN_DEMO = {
+    "rf_below_3": "one broker can hold one copy only",
+    "min_isr_1": "with one copy, min.insync.replicas cannot be more than 1",
+    "min_isr_not_below_rf": "one copy and min ISR 1: that broker down stops writes",
+    "producer_not_idempotent": "gapwatch loadgen runs without --idempotent here",
+}
+
+
+async def _durability_findings(http: httpx.AsyncClient) -> str:
+    """The durability audit of the demo topic, as lines, with why each finding is expected
+    on this demo (bounded wait for the monitor's first audit)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    body: dict[str, Any] = (await http.get("/topics")).json()
+    while body["audited_at"] is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        body = (await http.get("/topics")).json()
+    if body["audited_at"] is None:
+        return f"  (no audit yet: {body['error'] or 'still reading the topic settings'})"
+    lines = []
+    for topic in body["topics"]:
+        for finding in topic["findings"]:
+            why = _EXPECTED_IN_DEMO.get(finding["name"], "not expected in the demo")
+            lines.append(f"  {finding['name']:<24} {finding['detail']}  [{why}]")
+    if not lines:
+        return "  no findings"
+    lines.append(
+        "  A production topic wants replication factor 3, min.insync.replicas=2, unclean "
+        "election off\n  and producers with acks=all and idempotence "
+        "(docs/operations.md#durability-audit)."
+    )
+    return "\n".join(lines)
+
+
 def _verdict(agreement: Agreement, duplicates: int, late: int) -> bool:
     expected = agreement.expected
     counts_agree = duplicates == expected.duplicated and late == len(expected.reordered)
@@ -186,6 +222,7 @@ async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
             truth = await _loadgen(bootstrap)
             records = sum(stream["sent"] for stream in truth["streams"])
             gaps = await _settled(monitor, http, records)
+            durability = await _durability_findings(http)
         agreement = compare(truth, gaps)
         counters = [state.counters for state in monitor.partitions]
         duplicates = sum(c.duplicates for c in counters)
@@ -202,9 +239,12 @@ async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
         print(_side_by_side(truth, agreement))
         print()
         is_agreed = _verdict(agreement, duplicates, late)
+        print("\nDurability audit of the demo topic (GET /topics), risks before any loss:")
+        print(durability)
         if exit_after_check:
             return 0 if is_agreed else 1
         print(f"\nThe monitor keeps running:\n  gaps     {base}/gaps\n  metrics  {base}/metrics")
+        print(f"  topics   {base}/topics")
         print(f"  API docs {base}/docs\n  CLI      gapwatch gaps --url {base}")
         print(f"Kafka: {bootstrap}. Press Ctrl-C to stop.", flush=True)
         await _wait_for_signal()

@@ -243,6 +243,15 @@ async def test_monitor_with_exactly_the_applied_acls_reports_a_loss_exactly(
 
         gaps = await wait_until(confirmed)
         assert gap_ranges(gaps, "confirmed") == {(0, 7, 9)}
+
+        # The durability audit reads the topic's configs and placement with these ACLs too.
+        async def audited() -> dict[str, Any] | None:
+            body: dict[str, Any] = await get_json(monitor, "/topics")
+            return body if body["audited_at"] is not None else None
+
+        body = await wait_until(audited)
+        assert body["error"] is None
+        assert [t["topic"] for t in body["topics"]] == [topic]
     finally:
         await monitor.stop()
 
