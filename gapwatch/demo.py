@@ -148,23 +148,29 @@ _EXPECTED_IN_DEMO = {
 }
 
 
-async def _durability_findings(http: httpx.AsyncClient) -> str:
-    """The durability audit of the demo topic, as lines, with why each finding is expected
-    on this demo (bounded wait for the monitor's first audit)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    body: dict[str, Any] = (await http.get("/topics")).json()
-    while body["audited_at"] is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        body = (await http.get("/topics")).json()
+async def _watch_durability(http: httpx.AsyncClient, until: asyncio.Future[Any]) -> str:
+    """The durability findings of the demo topic seen while ``until`` runs (producer findings
+    hold only while the load generator writes: its final reports end them), as lines, each
+    with why it is expected on this demo."""
+    seen: dict[str, str] = {}
+    error = "still reading the topic settings"
+    while True:
+        body: dict[str, Any] = (await http.get("/topics")).json()
+        error = body["error"] or error
+        for topic in body["topics"]:
+            for finding in topic["findings"]:
+                seen.setdefault(finding["name"], finding["detail"])
+        if until.done():
+            break
+        await asyncio.wait({until}, timeout=0.2)
     if body["audited_at"] is None:
-        return f"  (no audit yet: {body['error'] or 'still reading the topic settings'})"
-    lines = []
-    for topic in body["topics"]:
-        for finding in topic["findings"]:
-            why = _EXPECTED_IN_DEMO.get(finding["name"], "not expected in the demo")
-            lines.append(f"  {finding['name']:<24} {finding['detail']}  [{why}]")
-    if not lines:
+        return f"  (no audit yet: {error})"
+    if not seen:
         return "  no findings"
+    lines = [
+        f"  {name:<24} {detail}  [{_EXPECTED_IN_DEMO.get(name, 'not expected in the demo')}]"
+        for name, detail in seen.items()
+    ]
     lines.append(
         "  A production topic wants replication factor 3, min.insync.replicas=2, unclean "
         "election off\n  and producers with acks=all and idempotence "
@@ -219,10 +225,14 @@ async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
         async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
             await _wait_ready(http)
             print(f"Monitor ready at {base}; running gapwatch loadgen {' '.join(LOADGEN_ARGS)}")
-            truth = await _loadgen(bootstrap)
+            loadgen = asyncio.ensure_future(_loadgen(bootstrap))
+            try:
+                durability = await _watch_durability(http, loadgen)
+            except httpx.HTTPError as error:
+                durability = f"  (not shown: {error!r})"
+            truth = await loadgen
             records = sum(stream["sent"] for stream in truth["streams"])
             gaps = await _settled(monitor, http, records)
-            durability = await _durability_findings(http)
         agreement = compare(truth, gaps)
         counters = [state.counters for state in monitor.partitions]
         duplicates = sum(c.duplicates for c in counters)
