@@ -135,6 +135,9 @@ class TopicFactsReader:
                     key=lambda placement: placement.partition,
                 )
             )
+        unanswered = [name for name in names if name not in placements]
+        if unanswered:
+            raise TopicFactsError(f"the cluster's metadata left out topics {unanswered}")
         configs = await self._configs(names)
         result: dict[str, TopicSettings] = {}
         for name in names:
@@ -143,7 +146,7 @@ class TopicFactsReader:
                 topic=name,
                 min_insync_replicas=_int_value(name, MIN_ISR, values[MIN_ISR]),
                 unclean_leader_election=values[UNCLEAN].strip().lower() == "true",
-                partitions=placements.get(name, ()),
+                partitions=placements[name],
                 racks=racks,
                 config_sources=sources,
             )
