@@ -14,7 +14,8 @@ aiokafka 0.14.
 
 Needs DESCRIBE (implied by READ) and DESCRIBE_CONFIGS on each topic; a refusal raises
 :class:`~gapwatch.errors.KafkaAuthorizationError` with the one line naming the ACL
-(:func:`gapwatch.kafka.acls.denied_line`), a missing topic :class:`TopicFactsError`.
+(:func:`gapwatch.kafka.acls.denied_line`), a missing topic :class:`TopicFactsError`, an
+unreachable cluster :class:`~gapwatch.errors.KafkaStartupError` (one line, as every client).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Final
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     KafkaConnectionError,
+    KafkaError,
     NodeNotReadyError,
     RequestTimedOutError,
     TopicAuthorizationFailedError,
@@ -38,7 +40,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from gapwatch.core.durability import PartitionPlacement, TopicSettings
 from gapwatch.errors import GapwatchError, KafkaAuthorizationError
 from gapwatch.kafka.acls import Acl, Operation, ResourceType, denied_line
-from gapwatch.kafka.startup_errors import describe_kafka_error
+from gapwatch.kafka.startup_errors import describe_kafka_error, explained_start
 
 MIN_ISR: Final = "min.insync.replicas"
 UNCLEAN: Final = "unclean.leader.election.enable"
@@ -80,7 +82,9 @@ class TopicFactsReader:
         # Made here, not in __init__: aiokafka's client needs the running event loop.
         client = AIOKafkaClient(**self._kwargs)
         try:
-            await client.bootstrap()
+            # A cluster that cannot be reached is said in one line, as every client says it.
+            async with explained_start(self._kwargs):
+                await client.bootstrap()
         except BaseException:
             await client.close()
             raise
@@ -212,6 +216,8 @@ class TopicFactsReader:
                 return await client.send(node, request)
             except _UNREACHABLE as exc:
                 last = exc
+            except KafkaError as exc:
+                raise TopicFactsError(f"Kafka refused the request: {exc!r}") from exc
         raise TopicFactsError(f"no broker answered: {last!r}")
 
 
