@@ -6,7 +6,8 @@
    ids, dropping, duplicating and reordering about 1 % of records each.
 4. Waits until the monitor has read every record and no gap is open, then prints the
    monitor's ``/gaps`` next to what the load generator injected, and one line saying
-   whether they agree.
+   whether they agree; then the durability audit's findings (``/topics``), which a
+   one-node cluster and a non-idempotent load generator are bound to have, and why.
 5. Leaves the monitor running with its URLs printed until Ctrl-C or SIGTERM, then stops
    the monitor (checkpoint, commit) and the cluster.
 
@@ -137,6 +138,47 @@ def _side_by_side(truth: dict[str, Any], agreement: Agreement) -> str:
     return "\n".join(lines)
 
 
+# Why the demo's topic has the findings it has: a one-node cluster keeps one copy of every
+# record, and the load generator runs without idempotence (its default).
+_EXPECTED_IN_DEMO = {
+    "rf_below_3": "one broker can hold one copy only",
+    "min_isr_1": "with one copy, min.insync.replicas cannot be more than 1",
+    "min_isr_not_below_rf": "one copy and min ISR 1: that broker down stops writes",
+    "producer_not_idempotent": "gapwatch loadgen runs without --idempotent here",
+}
+
+
+async def _watch_durability(http: httpx.AsyncClient, until: asyncio.Future[Any]) -> str:
+    """The durability findings of the demo topic seen while ``until`` runs (producer findings
+    hold only while the load generator writes: its final reports end them), as lines, each
+    with why it is expected on this demo."""
+    seen: dict[str, str] = {}
+    error = "still reading the topic settings"
+    while True:
+        body: dict[str, Any] = (await http.get("/topics")).json()
+        error = body["error"] or error
+        for topic in body["topics"]:
+            for finding in topic["findings"]:
+                seen.setdefault(finding["name"], finding["detail"])
+        if until.done():
+            break
+        await asyncio.wait({until}, timeout=0.2)
+    if body["audited_at"] is None:
+        return f"  (no audit yet: {error})"
+    if not seen:
+        return "  no findings"
+    lines = [
+        f"  {name:<24} {detail}  [{_EXPECTED_IN_DEMO.get(name, 'not expected in the demo')}]"
+        for name, detail in seen.items()
+    ]
+    lines.append(
+        "  A production topic wants replication factor 3, min.insync.replicas=2, unclean "
+        "election off\n  and producers with acks=all and idempotence "
+        "(docs/operations.md#durability-audit)."
+    )
+    return "\n".join(lines)
+
+
 def _verdict(agreement: Agreement, duplicates: int, late: int) -> bool:
     expected = agreement.expected
     counts_agree = duplicates == expected.duplicated and late == len(expected.reordered)
@@ -183,7 +225,12 @@ async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
         async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
             await _wait_ready(http)
             print(f"Monitor ready at {base}; running gapwatch loadgen {' '.join(LOADGEN_ARGS)}")
-            truth = await _loadgen(bootstrap)
+            loadgen = asyncio.ensure_future(_loadgen(bootstrap))
+            try:
+                durability = await _watch_durability(http, loadgen)
+            except httpx.HTTPError as error:
+                durability = f"  (not shown: {error!r})"
+            truth = await loadgen
             records = sum(stream["sent"] for stream in truth["streams"])
             gaps = await _settled(monitor, http, records)
         agreement = compare(truth, gaps)
@@ -202,9 +249,12 @@ async def _demo(cluster: KafkaCluster, *, exit_after_check: bool) -> int:
         print(_side_by_side(truth, agreement))
         print()
         is_agreed = _verdict(agreement, duplicates, late)
+        print("\nDurability audit of the demo topic (GET /topics), risks before any loss:")
+        print(durability)
         if exit_after_check:
             return 0 if is_agreed else 1
         print(f"\nThe monitor keeps running:\n  gaps     {base}/gaps\n  metrics  {base}/metrics")
+        print(f"  topics   {base}/topics")
         print(f"  API docs {base}/docs\n  CLI      gapwatch gaps --url {base}")
         print(f"Kafka: {bootstrap}. Press Ctrl-C to stop.", flush=True)
         await _wait_for_signal()

@@ -214,6 +214,18 @@ class ProducerReport:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteSettings:
+    """How a producer says it writes, from its reports: its ``acks`` setting (``"0"``,
+    ``"1"`` or ``"all"``) and whether idempotence is on; ``None`` where the report does not
+    say. Facts for the durability audit (:mod:`gapwatch.core.durability`); the tracker
+    never reads them.
+    """
+
+    acks: str | None = None
+    idempotence: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamInfo:
     """A read-only view of one tracked stream, for ``GET /streams``."""
 

@@ -6,12 +6,17 @@ languages can publish reports too::
     key:   ["gapwatch-report",1,"<producer>",<epoch>,"<topic>",<partition>]
     value: {"v":1,"producer":"...","epoch":1700000000000,"topic":"orders","partition":3,
             "assigned":41,"acked":39,"failed":[[7,9]],"final":false,
-            "acks":"all","sent_at_ms":1700000012345}
+            "acks":"all","idempotence":true,"sent_at_ms":1700000012345}
 
 * ``assigned`` / ``acked`` are the highest sequence stamped / acknowledged, or ``null``;
   ``failed`` lists inclusive ``[first, last]`` ranges of sends that failed with an error
   the application received; ``final`` marks the last report of a cleanly closed producer.
-* ``acks`` (the producer's acks setting) and ``sent_at_ms`` are informative only.
+* ``acks`` (the producer's acks setting: ``"0"``, ``"1"`` or ``"all"``; ``"-1"``, ``-1``,
+  ``0`` and ``1`` are read as those) and ``idempotence`` (``true``/``false``: whether the
+  client's idempotent producer is on) are optional: they do not change what the tracker
+  decides, but the durability audit names a producer that writes with ``acks`` other than
+  ``all`` or without idempotence (:func:`decode_report_with_settings`). ``sent_at_ms`` is
+  informative only.
 * The key identifies the stream, so a compacted control topic keeps the latest report of
   each stream. The decoder reads the value only; the key is for compaction.
 
@@ -30,10 +35,11 @@ failed above the highest assigned sequence).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-from gapwatch.core.model import ProducerReport
+from gapwatch.core.model import ProducerReport, WriteSettings
 from gapwatch.core.wire import MAX_U64, validate_producer_id
 from gapwatch.errors import GapwatchError, MalformedStampError
 
@@ -45,6 +51,16 @@ MAX_REPORT_BYTES: Final = 1024 * 1024
 MAX_FAILED_RANGES: Final = 100_000
 MAX_TOPIC_CHARS: Final = 249  # Kafka's own limit on topic names
 MAX_PARTITION: Final = 2**31 - 1
+# The acks values a report may carry, as the audit compares them.
+_ACKS_ON_WIRE: Final[Mapping[str | int, str]] = {
+    "0": "0",
+    "1": "1",
+    "all": "all",
+    "-1": "all",
+    0: "0",
+    1: "1",
+    -1: "all",
+}
 
 
 class ReportDecodeError(GapwatchError):
@@ -56,9 +72,14 @@ class ReportDecodeError(GapwatchError):
 
 
 def encode_report(
-    report: ProducerReport, *, acks: str | None = None, sent_at_ms: int | None = None
+    report: ProducerReport,
+    *,
+    acks: str | None = None,
+    idempotence: bool | None = None,
+    sent_at_ms: int | None = None,
 ) -> bytes:
-    """The record value of ``report`` (compact JSON, UTF-8)."""
+    """The record value of ``report`` (compact JSON, UTF-8); ``acks`` and ``idempotence``
+    say how the producer writes (left out when ``None``)."""
     body: dict[str, Any] = {
         "v": REPORT_FORMAT_VERSION,
         "producer": report.producer,
@@ -72,6 +93,8 @@ def encode_report(
     }
     if acks is not None:
         body["acks"] = acks
+    if idempotence is not None:
+        body["idempotence"] = idempotence
     if sent_at_ms is not None:
         body["sent_at_ms"] = sent_at_ms
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -160,6 +183,15 @@ def _merged(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
 
 def decode_report(value: bytes | bytearray | memoryview | None) -> ProducerReport:
     """The report in a control-topic record value; raises :class:`ReportDecodeError`."""
+    return decode_report_with_settings(value)[0]
+
+
+def decode_report_with_settings(
+    value: bytes | bytearray | memoryview | None,
+) -> tuple[ProducerReport, WriteSettings]:
+    """The report in a control-topic record value and how its producer says it writes;
+    raises :class:`ReportDecodeError` (also for an ``acks`` or ``idempotence`` that is
+    present but not one of the values above)."""
     if value is None:
         raise ReportDecodeError("empty value (tombstone)")
     if not isinstance(value, bytes | bytearray | memoryview):
@@ -214,4 +246,19 @@ def decode_report(value: bytes | bytearray | memoryview | None) -> ProducerRepor
         raise ReportDecodeError("acked is above the highest assigned sequence")
     if any(assigned is None or last > assigned for _, last in report.failed):
         raise ReportDecodeError("failed range above the highest assigned sequence")
-    return replace(report, failed=_merged(report.failed))
+    return replace(report, failed=_merged(report.failed)), _write_settings(body)
+
+
+def _write_settings(body: dict[str, Any]) -> WriteSettings:
+    raw_acks = body.get("acks")
+    acks: str | None = None
+    if raw_acks is not None:
+        if isinstance(raw_acks, bool) or not isinstance(raw_acks, str | int):
+            raise ReportDecodeError("acks is not 0, 1, -1 or all")
+        acks = _ACKS_ON_WIRE.get(raw_acks)
+        if acks is None:
+            raise ReportDecodeError("acks is not 0, 1, -1 or all")
+    idempotence = body.get("idempotence")
+    if idempotence is not None and type(idempotence) is not bool:
+        raise ReportDecodeError("idempotence is not a boolean")
+    return WriteSettings(acks=acks, idempotence=idempotence)

@@ -8,10 +8,12 @@ command's and :mod:`gapwatch.kafka.acl_requests`' business.
 The monitor's rules (:func:`monitor_acls`), in this order (it is also the order in which
 the monitor checks them at start, so the first missing one is named):
 
-1. Each watched topic: READ (consume, list offsets, re-read after a leader change) and
-   DESCRIBE_CONFIGS (the start-up refusal of compacted topics). A topic pattern becomes a
-   PREFIXED ACL granting READ only: the monitor does not describe the configs of topics
-   it finds by pattern.
+1. Each watched topic: READ (consume, list offsets, re-read after a leader change; READ
+   implies DESCRIBE, which the durability audit's metadata needs) and DESCRIBE_CONFIGS (the
+   start-up refusal of compacted topics, and the durability audit's reading of
+   ``min.insync.replicas`` and ``unclean.leader.election.enable``). A topic pattern becomes
+   PREFIXED ACLs granting READ and DESCRIBE_CONFIGS (the durability audit reads the configs
+   of the topics it finds by pattern).
 2. The monitor's group: READ (join, commit, read the committed checkpoint pointers;
    READ implies DESCRIBE).
 3. The checkpoint topic: READ (restore) and WRITE (checkpoint rounds).
@@ -143,6 +145,7 @@ def monitor_acls(access: MonitorAccess) -> list[Acl]:
         acls.append(_topic(who, topic, Operation.DESCRIBE_CONFIGS))
     for prefix in access.topic_prefixes:
         acls.append(_topic(who, prefix, Operation.READ, PatternType.PREFIXED))
+        acls.append(_topic(who, prefix, Operation.DESCRIBE_CONFIGS, PatternType.PREFIXED))
     acls.append(Acl(who, ResourceType.GROUP, access.group_id, Operation.READ))  # rule 2
     for topic in (access.checkpoint_topic, access.gap_log_topic):  # rules 3, 4
         acls.append(_topic(who, topic, Operation.READ))

@@ -14,6 +14,11 @@ Event subscribers, in order: the local gap store, the gap log writer, the fleet 
 (this instance's changes at once; everyone's arrive again from the gap log), then the
 Alertmanager and webhook sinks.
 
+The durability audit (unless ``durability_refresh`` is 0) runs as a task of its own, started
+last: it reads the watched topics' settings and placement every refresh, takes the
+producers' write settings from the report reader, and is shown by ``/topics`` and
+``gapwatch_durability_*``.
+
 Every part is built completely in :class:`RunningMonitor`'s constructor, each given what it
 calls (the consumer's lock and its assignment callbacks, the collector's health
 questions), so nothing is patched onto an object after it was made. Also here, because
@@ -64,6 +69,7 @@ from gapwatch.kafka.acls import (
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.kafka.settings import client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
+from gapwatch.kafka.topic_facts import TopicFactsReader
 from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
     CHECKPOINT_TOPIC_PARTITIONS,
@@ -74,16 +80,20 @@ from gapwatch.kafka.topics import (
 )
 from gapwatch.monitor.api.http import MonitorStatus, create_app
 from gapwatch.monitor.config import HttpSettings, MonitorConfig
+from gapwatch.monitor.durability import DurabilityAudit
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
 from gapwatch.monitor.metrics.collector import MonitorCollector
+from gapwatch.monitor.metrics.durability import DurabilityCollector
 from gapwatch.monitor.metrics.topics import TopicTotals
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.state.producer_writes import ProducerWritesBook
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+DURABILITY_TIMEOUT = 30.0  # one read of the watched topics' settings, at most
 GRACEFUL_SHUTDOWN = 5  # uvicorn's limit for open connections at exit (after /events end)
 _LOSS_STATES = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 
@@ -168,6 +178,7 @@ class RunningMonitor:
         topic_totals = TopicTotals() if config.http.metrics_granularity == "topic" else None
         if topic_totals is not None:
             on_assigned.append(topic_totals.note_assigned)
+        self.durability = build_durability_audit(config)
         if config.reports.enabled:
             self.reports = ReportReader(
                 client_kwargs=client_kwargs(config.kafka, suffix="-reports"),
@@ -176,6 +187,7 @@ class RunningMonitor:
                 partitions=self.partitions,
                 fanout=self.fanout,
                 health=self.health,
+                writes=self.durability.writes if self.durability is not None else None,
             )
             on_assigned.append(self.reports.apply_cached)
         self.consumer = MonitorConsumer(
@@ -216,6 +228,11 @@ class RunningMonitor:
             firing_alerts=self.alertmanager.book.firing_count if self.alertmanager else None,
         )
         registry.register(self._alerting_collector)
+        self._durability_collector: DurabilityCollector | None = None
+        self._durability_task: asyncio.Task[None] | None = None
+        if self.durability is not None:
+            self._durability_collector = DurabilityCollector(self.durability)
+            registry.register(self._durability_collector)
         self.app = create_app(
             store=self.store,
             monitor=view,
@@ -226,6 +243,7 @@ class RunningMonitor:
             hub=self.hub,
             instance=self.instance_id,
             keepalive=config.events.keepalive,
+            topics=self.durability.topics_json if self.durability is not None else None,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
@@ -295,6 +313,11 @@ class RunningMonitor:
         if self.reports is not None:
             await self.reports.start()
             self._tasks.append(asyncio.create_task(self.reports.run(), name="gapwatch-reports"))
+        if self.durability is not None:
+            self._durability_task = asyncio.create_task(
+                self.durability.run(), name="gapwatch-durability"
+            )
+            self._tasks.append(self._durability_task)
 
     async def wait(self) -> None:
         """Until the consumer loop ends (stop requested, or it failed: then re-raise)."""
@@ -307,6 +330,8 @@ class RunningMonitor:
         steps: list[Callable[[], Awaitable[None]]] = [self._join_consumer, self.consumer.stop]
         if self.reports is not None:
             steps.append(self.reports.stop)
+        if self.durability is not None:
+            steps.append(self._stop_durability)
         steps += [self.checkpoints.stop, self.gap_log.stop, self.gap_log_reader.stop]
         if self.alertmanager is not None:
             steps.append(self.alertmanager.stop)
@@ -327,6 +352,17 @@ class RunningMonitor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.registry.unregister(self._collector)
         self.registry.unregister(self._alerting_collector)
+        if self._durability_collector is not None:
+            self.registry.unregister(self._durability_collector)
+
+    async def _stop_durability(self) -> None:
+        # The task first, so no audit is mid-request when its client closes.
+        task = self._durability_task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert self.durability is not None
+        await self.durability.stop()
 
     async def _join_consumer(self) -> None:
         if self.consumer_task is not None:
@@ -357,6 +393,24 @@ async def run_monitor(config: MonitorConfig) -> int:
     failed = monitor.consumer_task in done and monitor.consumer_task.exception() is not None
     await monitor.stop()
     return 1 if failed else 0
+
+
+def build_durability_audit(config: MonitorConfig) -> DurabilityAudit | None:
+    """The durability audit of the watched topics, or ``None`` if it is turned off."""
+    if not config.durability.is_enabled:
+        return None
+    reader = TopicFactsReader(
+        client_kwargs(config.kafka, suffix="-durability"),
+        principal=principal_of(config.kafka.security),
+    )
+    return DurabilityAudit(
+        reader=reader,
+        writes=ProducerWritesBook(),
+        topics=config.watch.topics,
+        topic_pattern=config.watch.topic_pattern,
+        refresh=config.durability.refresh,
+        timeout=DURABILITY_TIMEOUT,
+    )
 
 
 # --- alert sinks: built from the config; links point at this monitor's HTTP API -------

@@ -274,6 +274,24 @@ class AlertingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DurabilitySettings:
+    """The durability audit of the watched topics (docs/operations.md#durability-audit)."""
+
+    # Seconds between reads of the topics' settings and placement; 0 turns the audit off.
+    refresh: float = 60.0
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the monitor audits its topics at all."""
+        return self.refresh > 0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range values."""
+        if self.refresh != 0 and not 1 <= self.refresh <= 86_400:
+            raise ConfigError("durability_refresh", "must be 0 (off) or in [1, 86400] seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorConfig:
     """Everything ``gapwatch monitor`` needs, validated as a whole by :meth:`validate`."""
 
@@ -287,6 +305,7 @@ class MonitorConfig:
     gap_log: GapLogSettings = GapLogSettings()
     events: EventsSettings = EventsSettings()
     alerting: AlertingSettings = AlertingSettings()
+    durability: DurabilitySettings = DurabilitySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def validate(self) -> MonitorConfig:
@@ -300,6 +319,7 @@ class MonitorConfig:
         self.gap_log.validate()
         self.events.validate()
         self.alerting.validate()
+        self.durability.validate()
         if self.gap_log.topic in self.watch.topics:
             raise ConfigError("gap_log_topic", "must not be one of the watched topics")
         if self.checkpoints.topic in self.watch.topics:

@@ -151,6 +151,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _spec("sink_max_retries", "int", "alerting.sink_max_retries", "retries per delivery"),
     _spec("sink_backoff_initial", "float", "alerting.sink_backoff_initial", "first retry (s)"),
     _spec("sink_backoff_max", "float", "alerting.sink_backoff_max", "longest retry delay (s)"),
+    _spec(
+        "durability_refresh",
+        "float",
+        "durability.refresh",
+        "seconds between durability audits of the watched topics (0: off)",
+    ),
     _spec("client_id", "str", "kafka.client_id", "Kafka client id"),
     _spec(
         "isolation_level",

@@ -76,6 +76,7 @@ class ReportPublisher:
         connection: Mapping[str, Any],
         stats: ReportStats,
         acks_label: str,
+        idempotence: bool | None = None,
         prepare: Callable[[], None] = lambda: None,
     ) -> None:
         self._book = book
@@ -85,6 +86,7 @@ class ReportPublisher:
             self._connection["client_id"] = f"{self._connection['client_id']}-gapwatch-reports"
         self._stats = stats
         self._acks_label = acks_label
+        self._idempotence = idempotence
         self._prepare = prepare  # brings the book up to date before a report is taken
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -265,7 +267,12 @@ class ReportPublisher:
                 for report in reports:
                     future = await producer.send(
                         self._config.topic,
-                        encode_report(report, acks=self._acks_label, sent_at_ms=sent_at_ms),
+                        encode_report(
+                            report,
+                            acks=self._acks_label,
+                            idempotence=self._idempotence,
+                            sent_at_ms=sent_at_ms,
+                        ),
                         key=encode_report_key(report),
                     )
                     pending.append((report, future))

@@ -174,10 +174,10 @@ class StampedProducer:
         self._inner = AIOKafkaProducer(**kwargs)
         self._connection = kwargs
         acks = kwargs.get("acks")
+        # aiokafka's default is off; reports say so, for the durability audit.
+        self._is_idempotent = bool(kwargs.get("enable_idempotence"))
         self._acks_label = (
-            default_acks_label(idempotent=bool(kwargs.get("enable_idempotence")))
-            if acks is None
-            else acks_label(acks)
+            default_acks_label(idempotent=self._is_idempotent) if acks is None else acks_label(acks)
         )
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
         self._lane_table = LaneTable(self._book)
@@ -197,6 +197,7 @@ class StampedProducer:
                 connection=kwargs,
                 stats=self._report_stats,
                 acks_label=self._acks_label,
+                idempotence=self._is_idempotent,
                 prepare=self._lane_table.sweep_all,
             )
         )
@@ -475,6 +476,11 @@ class StampedProducer:
     def acks(self) -> str:
         """The acks setting as reports show it: ``"0"``, ``"1"`` or ``"all"``."""
         return self._acks_label
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether the wrapped producer is idempotent, as reports show it."""
+        return self._is_idempotent
 
     @property
     def client(self) -> Any:

@@ -32,6 +32,8 @@ class Stamper:
 
     ``acks`` is the client's acks setting; with ``0`` a successful delivery is booked as
     sent without acknowledgement (librdkafka reports success at once with ``acks=0``).
+    ``idempotence`` is whether the client's idempotent producer is on (``None``: reports
+    do not say); both go into the reports for the monitor's durability audit.
     """
 
     def __init__(
@@ -40,11 +42,13 @@ class Stamper:
         producer_id: str | None = None,
         epoch: int | None = None,
         acks: int | str = "all",
+        idempotence: bool | None = None,
         report_topic: str = DEFAULT_REPORT_TOPIC,
         registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
         self.producer_id, self.epoch = resolve_identity(producer_id, epoch)
         self.acks: AcksLabel = acks_label(acks)
+        self.idempotence = idempotence
         self.report_topic = report_topic
         self._lock = threading.Lock()
         self._book = DeliveryBook(producer=self.producer_id, epoch=self.epoch)
@@ -132,7 +136,10 @@ class Stamper:
     def report_records(self, *, final: bool = False) -> list[tuple[bytes, bytes]]:
         """:meth:`reports` encoded as (key, value) records for :attr:`report_topic`."""
         return [
-            (encode_report_key(r), encode_report(r, acks=self.acks))
+            (
+                encode_report_key(r),
+                encode_report(r, acks=self.acks, idempotence=self.idempotence),
+            )
             for r in self.reports(final=final)
         ]
 

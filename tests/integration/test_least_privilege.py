@@ -243,6 +243,15 @@ async def test_monitor_with_exactly_the_applied_acls_reports_a_loss_exactly(
 
         gaps = await wait_until(confirmed)
         assert gap_ranges(gaps, "confirmed") == {(0, 7, 9)}
+
+        # The durability audit reads the topic's configs and placement with these ACLs too.
+        async def audited() -> dict[str, Any] | None:
+            body: dict[str, Any] = await get_json(monitor, "/topics")
+            return body if body["audited_at"] is not None else None
+
+        body = await wait_until(audited)
+        assert body["error"] is None
+        assert [t["topic"] for t in body["topics"]] == [topic]
     finally:
         await monitor.stop()
 
@@ -363,3 +372,56 @@ def test_the_monitor_command_says_one_line_for_a_missing_acl(
         f"gapwatch monitor: not authorized to read TOPIC {topic}: "
         f"grant READ on TOPIC {topic} to User:mon"
     ]
+
+
+async def audit_outcome(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit code and standard error of one ``gapwatch`` run (in a thread: it runs its own
+    event loop)."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, argv)
+    return code, capsys.readouterr().err
+
+
+async def test_the_durability_audit_names_a_missing_describe_configs(
+    cluster: KafkaCluster, make_topic: MakeTopic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gapwatch audit --durability`` as ``mon`` with READ but not DESCRIBE_CONFIGS on the
+    topic exits 2 with the one line naming the missing ACL; once it is granted, it audits
+    (exit 1: a one-node topic has findings)."""
+    topic = await make_topic(cluster=cluster, partitions=1)
+    principal = f"User:{MON.name}"
+    read = Acl(principal, ResourceType.TOPIC, topic, Operation.READ)
+    describe_configs = Acl(principal, ResourceType.TOPIC, topic, Operation.DESCRIBE_CONFIGS)
+    argv = [
+        "audit",
+        "--durability",
+        "--bootstrap-servers",
+        cluster.bootstrap_servers,
+        "--topic",
+        topic,
+        "--timeout",
+        "30",
+        "--security-protocol",
+        "SASL_PLAINTEXT",
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-username",
+        MON.name,
+        "--sasl-password",
+        MON.password,
+    ]
+    async with admin_client(cluster) as client:
+        await create_acls(client, [read])
+        denied = f"gapwatch audit: {denied_line(describe_configs)}"
+
+        async def refused_for_describe_configs() -> bool:
+            code, err = await audit_outcome(argv, capsys)
+            return code == 2 and denied in err
+
+        await wait_until(refused_for_describe_configs, within=ACL_PROPAGATION_S + 30)
+        await create_acls(client, [describe_configs])
+
+        async def audited() -> bool:
+            return (await audit_outcome(argv, capsys))[0] == 1
+
+        await wait_until(audited, within=ACL_PROPAGATION_S + 30)

@@ -36,6 +36,11 @@ async def test_demo_proves_agreement_and_exits_zero() -> None:
     agree = [line for line in out.splitlines() if line.startswith("AGREE: ")]
     assert len(agree) == 1
     assert "DISAGREE" not in out
+    # The one-node cluster's durability findings, each with why it is expected there.
+    audit = out.split("Durability audit of the demo topic", 1)[1]
+    for name in ("rf_below_3", "min_isr_1", "min_isr_not_below_rf", "producer_not_idempotent"):
+        assert name in audit, audit
+    assert "not expected in the demo" not in audit
 
 
 async def test_demo_keeps_serving_until_sigterm_then_stops_cleanly() -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from gapwatch.alerting.changes import changes_from_events
+from gapwatch.core.durability import PartitionPlacement, TopicSettings
+from gapwatch.core.model import ProducerReport, WriteSettings
 from gapwatch.core.wire import Stamp
 from gapwatch.gaps.store import GapQuery
 from gapwatch.kafka.settings import KafkaSettings
@@ -76,12 +79,35 @@ def feed_loss(monitor: RunningMonitor) -> FedLoss:
     event_ids = tuple(range(len(changes)))
     for event_id, change in zip(event_ids, changes, strict=True):
         monitor.hub.publish(event_id, change)
+    feed_durability(monitor, now)
     gaps = sorted(monitor.store.values(), key=lambda gap: gap.first_seq)
     first_page = monitor.store.query(GapQuery(), limit=1)
     assert first_page.next_cursor is not None
     return FedLoss(
         gap_ids=tuple(gap.id for gap in gaps), cursor=first_page.next_cursor, event_ids=event_ids
     )
+
+
+def feed_durability(monitor: RunningMonitor, now: float) -> None:
+    """The durability audit holds :data:`TOPIC` with RF 2, min ISR 1 and one partition
+    under-replicated, and a producer reporting acks=1 without idempotence."""
+    audit = monitor.durability
+    assert audit is not None, "the audit is on by default"
+    placements = (
+        PartitionPlacement(0, leader=1, replicas=(1, 2), isr=(1, 2)),
+        PartitionPlacement(1, leader=2, replicas=(2, 1), isr=(2,)),
+    )
+    settings = TopicSettings(
+        topic=TOPIC,
+        min_insync_replicas=1,
+        unclean_leader_election=False,
+        partitions=placements,
+        racks={1: None, 2: None},
+        config_sources={"min.insync.replicas": "kafka default"},
+    )
+    audit.record({TOPIC: settings}, now)
+    report = ProducerReport("p-1", 1, TOPIC, 0, highest_assigned=10, highest_acked=10)
+    audit.writes.note(report, WriteSettings(acks="1", idempotence=False), at=time.time())
 
 
 def free_port() -> int:

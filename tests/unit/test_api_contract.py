@@ -119,7 +119,7 @@ class TestSchemaClaims:
             "security" not in op for ops in open_paths["paths"].values() for op in ops.values()
         )
         secured = {path for path, ops in guarded["paths"].items() if "security" in ops["get"]}
-        assert secured == {"/gaps", "/gaps/{gap_id}", "/skipped", "/streams", "/events"}
+        assert secured == {"/gaps", "/gaps/{gap_id}", "/skipped", "/streams", "/events", "/topics"}
         assert all("401" in guarded["paths"][path]["get"]["responses"] for path in secured)
 
 

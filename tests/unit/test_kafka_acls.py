@@ -76,10 +76,13 @@ class TestMonitorAcls:
         ]
 
     def test_a_pattern_is_a_prefixed_read(self) -> None:
-        """A topic pattern grants READ on the prefix; configs are not described for it."""
+        """A topic pattern grants READ on the prefix, and DESCRIBE_CONFIGS for the
+        durability audit of the topics it matches."""
         acls = monitor_acls(monitor(topics=(), topic_prefixes=("app-",)))
         assert acls[0] == topic("app-", Operation.READ, PatternType.PREFIXED)
-        assert all(a.operation is not Operation.DESCRIBE_CONFIGS for a in acls)
+        assert acls[1] == topic("app-", Operation.DESCRIBE_CONFIGS, PatternType.PREFIXED)
+        described = [a for a in acls if a.operation is Operation.DESCRIBE_CONFIGS]
+        assert described == [acls[1]]
 
     def test_without_reports_the_report_topic_is_not_named(self) -> None:
         """A monitor that reads no reports needs nothing on the report topic."""

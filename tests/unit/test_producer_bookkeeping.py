@@ -151,6 +151,21 @@ class TestStamper:
         assert key.startswith(b'["gapwatch-report",1,"svc",1,"t",0]')
         assert decode_report(value).final
 
+    def test_report_records_say_how_the_client_writes(self) -> None:
+        """acks and, when given, idempotence go into every report for the durability
+        audit; without idempotence given the reports do not claim either way."""
+        from gapwatch.core.model import WriteSettings
+        from gapwatch.core.report_codec import decode_report_with_settings
+
+        stamper = Stamper(producer_id="svc", epoch=1, acks=1, idempotence=False, registry=None)
+        stamper.stamp("t", 0)
+        ((_, value),) = stamper.report_records(final=True)
+        assert decode_report_with_settings(value)[1] == WriteSettings("1", False)
+        silent = Stamper(producer_id="svc2", epoch=1, acks="all", registry=None)
+        silent.stamp("t", 0)
+        ((_, value),) = silent.report_records(final=True)
+        assert decode_report_with_settings(value)[1] == WriteSettings("all", None)
+
     def test_concurrent_threads_never_share_a_sequence(self) -> None:
         """Stamping from several threads hands out each sequence exactly once."""
         stamper = Stamper(producer_id="svc", epoch=1, registry=None)

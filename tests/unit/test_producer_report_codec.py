@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gapwatch.core.model import ProducerReport
+from gapwatch.core.model import ProducerReport, WriteSettings
 from gapwatch.core.report_codec import (
     ReportDecodeError,
     decode_report,
+    decode_report_with_settings,
     encode_report,
     encode_report_key,
 )
@@ -147,3 +148,59 @@ class TestRejects:
         except GapwatchError:
             return
         assert isinstance(report, ProducerReport)
+
+
+class TestWriteSettings:
+    """``acks`` and ``idempotence``: how the producer writes, for the durability audit."""
+
+    def test_both_round_trip_beside_the_report(self) -> None:
+        """The report decodes as before; the settings come with it."""
+        value = encode_report(REPORT, acks="1", idempotence=False, sent_at_ms=5)
+        assert decode_report_with_settings(value) == (
+            REPORT,
+            WriteSettings(acks="1", idempotence=False),
+        )
+
+    def test_absent_fields_are_unknown(self) -> None:
+        """A report that says neither (an older producer) decodes with both unknown."""
+        assert decode_report_with_settings(encode_report(REPORT))[1] == WriteSettings()
+
+    @pytest.mark.parametrize(
+        ("raw", "label"),
+        [("all", "all"), ("-1", "all"), (-1, "all"), ("1", "1"), (1, "1"), ("0", "0"), (0, "0")],
+    )
+    def test_acks_spellings_of_other_clients_are_read_as_labels(
+        self, raw: object, label: str
+    ) -> None:
+        """librdkafka's and the JVM's spellings of acks mean the same labels."""
+        assert decode_report_with_settings(_body(acks=raw))[1].acks == label
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"acks": "2"}, "acks is not"),
+            ({"acks": True}, "acks is not"),
+            ({"acks": 1.0}, "acks is not"),
+            ({"acks": ["all"]}, "acks is not"),
+            ({"idempotence": "true"}, "idempotence is not a boolean"),
+            ({"idempotence": 1}, "idempotence is not a boolean"),
+        ],
+    )
+    def test_present_but_malformed_settings_are_refused(
+        self, changes: dict[str, object], reason: str
+    ) -> None:
+        """A value that is there but not one of the documented ones is a bad report."""
+        with pytest.raises(ReportDecodeError, match=reason):
+            decode_report_with_settings(_body(**changes))
+
+    @given(st.dictionaries(st.sampled_from(["acks", "idempotence"]), st.from_type(object)))
+    def test_any_settings_values_decode_or_raise_decode_error(
+        self, changes: dict[str, object]
+    ) -> None:
+        """Whatever JSON-ish values the two fields hold, only ReportDecodeError escapes."""
+        try:
+            value = _body(**changes)
+        except (TypeError, ValueError):
+            return  # not representable as JSON: nothing a producer could send
+        with contextlib.suppress(ReportDecodeError):
+            decode_report_with_settings(value)

@@ -16,6 +16,8 @@ does not hold the event loop that also runs the consumer. With a token configure
 the consumer group, from the gap log: :class:`~gapwatch.alerting.fleet.FleetStore`) with
 the owning instance on each item; ``?scope=local`` answers from this instance's own store.
 ``/events`` streams gap changes as Server-Sent Events (:mod:`gapwatch.alerting.eventhub`).
+``/topics`` shows the durability audit of the watched topics (settings, producers, findings;
+:mod:`gapwatch.monitor.durability`), guarded by the token like ``/streams``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations
@@ -52,6 +54,7 @@ from gapwatch.monitor.api.models import (
     SkippedPageModel,
     StatusModel,
     StreamsModel,
+    TopicsModel,
 )
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.metrics.collector import MonitorCollector
@@ -199,12 +202,14 @@ def create_app(
     hub: EventHub | None = None,
     instance: str = "",
     keepalive: float = 15.0,
+    topics: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The ASGI application serving ``store`` and ``monitor`` (one per process).
 
     ``/metrics`` shows ``collector``'s families (rendered lean) and everything else in
     ``registry``; the collector may also be registered there (it is then not repeated).
-    Without ``fleet`` every scope is local; without ``hub`` there is no ``/events``.
+    Without ``fleet`` every scope is local; without ``hub`` there is no ``/events``; without
+    ``topics`` (the durability audit's body of ``/topics``) there is no ``/topics``.
     """
 
     encoder = GapEncoder()
@@ -362,6 +367,15 @@ def create_app(
     async def streams() -> Response:
         """The partitions this instance owns and the producer streams on each."""
         return JSONResponse(monitor.streams_json())
+
+    if topics is not None:
+        topics_json = topics
+
+        @app.get("/topics", response_model=TopicsModel, dependencies=guarded, responses=denied)
+        async def list_topics() -> Response:
+            """The durability audit: each watched topic's settings, stamped producers and
+            findings (risks of loss, each with its reason and fix)."""
+            return JSONResponse(topics_json())
 
     @app.get("/healthz", response_model=StatusModel, responses=FAILING)
     async def healthz() -> Response:

@@ -129,3 +129,55 @@ class ErrorModel(BaseModel):
     """
 
     detail: str | list[FieldErrorModel]
+
+
+class TopicSettingsModel(BaseModel):
+    """A topic's durability settings: effective values, with where each came from."""
+
+    partitions: int
+    replication_factor: int = Field(description="the smallest replica count of any partition")
+    min_insync_replicas: int
+    unclean_leader_election_enable: bool
+    smallest_isr: int = Field(description="the fewest in-sync replicas of any partition now")
+    config_sources: dict[str, str] = Field(
+        description="config -> topic | broker | cluster | broker file | kafka default"
+    )
+
+
+class ProducerWritesModel(BaseModel):
+    """How a stamped producer writing to the topic says it writes (its latest report)."""
+
+    producer: str
+    acks: str | None = Field(description="0 | 1 | all; null: its reports do not say")
+    idempotence: bool | None = Field(description="null: its reports do not say")
+
+
+class FindingModel(BaseModel):
+    """A durability risk that holds for the topic."""
+
+    name: str = Field(
+        description="rf_below_3 | min_isr_1 | min_isr_not_below_rf | unclean_election_enabled"
+        " | partition_offline | under_min_isr | under_replicated | replicas_share_rack"
+        " | producer_acks_not_all | producer_not_idempotent"
+    )
+    detail: str = Field(description="the facts that make it hold")
+    reason: str = Field(description="why it risks losing records, in one sentence")
+    fix: str
+
+
+class TopicAuditModel(BaseModel):
+    """One watched topic: settings, its stamped producers and the findings."""
+
+    topic: str
+    settings: TopicSettingsModel
+    producers: list[ProducerWritesModel]
+    findings: list[FindingModel]
+
+
+class TopicsModel(BaseModel):
+    """The durability audit of every watched topic."""
+
+    refresh_interval: float = Field(description="seconds between audits (0: audit off)")
+    audited_at: float | None = Field(description="when settings were last read (epoch s)")
+    error: str | None = Field(description="why the last read failed, if it did")
+    topics: list[TopicAuditModel]

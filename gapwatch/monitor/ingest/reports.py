@@ -5,7 +5,9 @@ latest report of every stream. The reader keeps the newest report per stream (bo
 ``max_streams``, oldest dropped first) so that a partition assigned later (restart,
 rebalance) still learns about producers that reported before: the tracker's rules make
 applying the same report again harmless. Reports about partitions another instance owns
-are only cached. Undecodable records are counted and skipped.
+are only cached. Undecodable records are counted and skipped. How each producer says it
+writes (``acks``, idempotence) goes to the durability audit's
+:class:`~gapwatch.monitor.state.producer_writes.ProducerWritesBook`, when one is given.
 
 The monitor creates the report topic at start if it is missing, exactly as producers would
 (:func:`ensure_report_topic`): a consumer subscribed to a topic that does not exist yet only
@@ -27,7 +29,7 @@ from aiokafka.errors import KafkaError
 
 from gapwatch.core.events import Event
 from gapwatch.core.model import ProducerReport, StreamKey
-from gapwatch.core.report_codec import ReportDecodeError, decode_report
+from gapwatch.core.report_codec import ReportDecodeError, decode_report_with_settings
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.kafka.topics import (
     REPORT_TOPIC_CONFIGS,
@@ -37,6 +39,7 @@ from gapwatch.kafka.topics import (
 )
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
+from gapwatch.monitor.state.producer_writes import ProducerWritesBook
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,10 @@ class ReportReader:
         health: MonitorHealth,
         max_streams: int = 100_000,
         clock: Callable[[], float] = time.time,
+        writes: ProducerWritesBook | None = None,
     ) -> None:
         self._kwargs = dict(client_kwargs)
+        self._writes = writes
         self._topic = topic
         # The consumer loop's lock (its rule 4): trackers are changed by one task at a time.
         self._lock = lock
@@ -114,12 +119,18 @@ class ReportReader:
             for records in batches.values():
                 for record in records:
                     try:
-                        reports.append(decode_report(record.value))
+                        report, settings = decode_report_with_settings(record.value)
                     except ReportDecodeError as exc:
                         self._health.reports_malformed += 1
                         log.warning(
                             "undecodable producer report at offset %d: %s", record.offset, exc
                         )
+                        continue
+                    reports.append(report)
+                    if self._writes is not None:
+                        # The record's time, not the reading's: at start every report is
+                        # read at once, also those of producers long gone.
+                        self._writes.note(report, settings, at=record.timestamp / 1000)
             if reports:
                 async with self._lock:
                     self._apply(reports)
