@@ -244,6 +244,10 @@ def explain_failure(version: str, output: str, jars: JarSet = BROKER_JARS) -> st
             f"is a mirror configured in ~/.m2/settings.xml / ${MAVEN_ARGS_ENV}?). "
             f"Maven said:\n{tail}"
         )
-    if "Could not find artifact" in output or "could not be resolved" in output:
+    # "was not found in": Maven's wording when an earlier miss is cached in ~/.m2.
+    if any(
+        hint in output
+        for hint in ("Could not find artifact", "could not be resolved", "was not found in")
+    ):
         return f"Maven could not resolve {what} (does the version exist?):\n{tail}"
     return f"Maven failed while fetching {what}:\n{tail}"
