@@ -169,6 +169,7 @@ class Mirror:
             extra_jvm_args=_extra_jvm_args(),
         )
         if not self.is_detached:
+            atexit.unregister(self.close)  # once, however often it is relaunched
             atexit.register(self.close)
         process = JvmProcess(files)
         self._process = process
@@ -389,7 +390,7 @@ def _extra_jvm_args() -> list[str]:
 
 def _up(args: argparse.Namespace) -> int:
     root = Path(args.state_dir).resolve()
-    if has_mirror_state(root) and Mirror.attach(root).is_running():
+    if _is_running_in(root):
         raise ClusterStateError(f"{root} already has a running MirrorMaker; run 'down' first")
     settings = MirrorSettings(
         source_bootstrap=args.source,
@@ -413,6 +414,16 @@ def _up(args: argparse.Namespace) -> int:
     )
     _launch_and_report(mirror, args, offset_reset=None)
     return 0
+
+
+def _is_running_in(root: Path) -> bool:
+    """Whether ``root`` records a MirrorMaker that still runs (unreadable leftovers: no)."""
+    if not has_mirror_state(root):
+        return False
+    try:
+        return Mirror.attach(root).is_running()
+    except ClusterStateError:
+        return False
 
 
 def _launch_and_report(
