@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from aiokafka.errors import KafkaError
+
 from gapwatch.testing import _admin, _mirror_admin, _mirror_watch
 from gapwatch.testing._config import JVM_OPTS_ENV, jvm_command, resolve_version
 from gapwatch.testing._errors import ClusterStateError, KafkaTestbedError, MirrorError
@@ -189,11 +191,11 @@ class Mirror:
         start with ``offset_reset="latest"`` first copied from the earliest offset for a
         second. Without stored configs the first task already runs with the new ones.
         """
-        _admin.run_sync(
-            lambda: _mirror_admin.delete_topic(
-                self.settings.target_bootstrap, self.settings.configs_topic
-            )
-        )
+        target = self.settings.target_bootstrap
+        try:
+            _admin.run_sync(lambda: _mirror_admin.delete_topic(target, self.settings.configs_topic))
+        except KafkaError as exc:
+            raise MirrorError(f"cannot reach the target cluster at {target}: {exc!r}") from exc
 
     async def wait_copying(self, timeout_s: float | None = None) -> float:
         """Wait until a probe record written to the source now reaches the target; the
@@ -205,6 +207,11 @@ class Mirror:
             )
         except MirrorError as exc:
             raise MirrorError(f"{exc}\n{self._log_tail()}") from None
+        except KafkaError as exc:
+            raise MirrorError(
+                f"a cluster did not answer while waiting for MirrorMaker to copy: {exc!r}\n"
+                f"{self._log_tail()}"
+            ) from exc
         self.last_copying_seconds = time.monotonic() - self._launched_at
         return self.last_copying_seconds
 
