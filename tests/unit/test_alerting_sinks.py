@@ -22,7 +22,10 @@ from gapwatch.core.model import Gap, GapState
 from gapwatch.testing.receiver import Receiver, run_receiver
 
 SECRET = "0123456789abcdef-secret"
-FAST = DeliverySettings(timeout=0.5, max_retries=2, backoff_initial=0.05, backoff_max=0.1)
+# A generous request timeout: on a loaded machine a local receiver can take longer than half
+# a second to answer, and a retry would then deliver twice what the tests expect once. The
+# test of a hanging receiver sets a short one itself.
+FAST = DeliverySettings(timeout=5.0, max_retries=2, backoff_initial=0.05, backoff_max=0.1)
 
 
 def confirmed(first_seq: int, *, partition: int = 0) -> Gap:
@@ -121,7 +124,9 @@ class TestWebhookSink:
     async def test_hanging_receiver_times_out_and_handle_never_waits(self) -> None:
         """A receiver that never answers costs the sink timeouts, never the caller."""
         with run_receiver("hang") as hanging:
-            sink = webhook(hanging.url, settings=dataclasses.replace(FAST, max_retries=0))
+            sink = webhook(
+                hanging.url, settings=dataclasses.replace(FAST, timeout=0.5, max_retries=0)
+            )
             sink.start()
             try:
                 started = time.perf_counter()
