@@ -13,6 +13,7 @@ same tracker decisions. ``gapwatch audit`` gives the same result on either path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -171,7 +172,25 @@ async def test_audit_finds_the_same_on_both_paths(
         )
         for direct in (False, True)
     ]
-    assert results[0] == results[1]
+    # Equal but for when each audit ran (the gaps' times).
+    timeless = [
+        (
+            result.counters,
+            result.ranges,
+            [
+                dataclasses.replace(
+                    g,
+                    opened_at=0,
+                    updated_at=0,
+                    confirmed_at=g.confirmed_at and 0,
+                    healed_at=g.healed_at and 0,
+                )
+                for g in result.gaps
+            ],
+        )
+        for result in results
+    ]
+    assert timeless[0] == timeless[1]
     assert results[1].counters[0]["malformed"] == 2
     assert {(g.producer, g.first_seq, g.last_seq) for g in results[1].gaps if g.is_loss} == {
         ("p1", 11, 11)
