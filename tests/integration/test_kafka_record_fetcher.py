@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import aiokafka
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -195,3 +196,35 @@ async def test_audit_finds_the_same_on_both_paths(
     assert {(g.producer, g.first_seq, g.last_seq) for g in results[1].gaps if g.is_loss} == {
         ("p1", 11, 11)
     }
+
+
+async def test_another_aiokafka_version_reads_through_getmany(
+    kafka: KafkaCluster, make_topic: MakeTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate: on the checked aiokafka version a started consumer is read directly; on
+    any other (the version string changed) the fetcher is ``getmany()`` itself."""
+    topic = await make_topic(partitions=1)
+    bootstrap = kafka.bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"v", partition=0, headers=encode_stamp("p", 1, 0))
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    assert RecordFetcher(consumer).reads_batches_directly is False  # not started yet
+    await consumer.start()
+    try:
+        assert RecordFetcher(consumer).reads_batches_directly is True
+        monkeypatch.setattr(aiokafka, "__version__", "0.15.0")
+        fetcher = RecordFetcher(consumer)
+        assert fetcher.reads_batches_directly is False
+        consumer.assign([TopicPartition(topic, 0)])
+        async with asyncio.timeout(30):
+            records: list[Any] = []
+            while not records:
+                records = [r for rs in (await fetcher.getmany(timeout_ms=500)).values() for r in rs]
+        assert [type(r) for r in records] == [ConsumerRecord]
+        assert list(records[0].headers) == list(encode_stamp("p", 1, 0))
+    finally:
+        await consumer.stop()
