@@ -48,7 +48,7 @@ from typing import Any, Final, Protocol
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException
 
 
@@ -102,8 +102,17 @@ FetchedBatches = Mapping[TopicPartition, Sequence[FetchedRecord]]
 
 # The aiokafka minor version whose fetcher this module was read against (see the docstring).
 CHECKED_AIOKAFKA_VERSION: Final = (0, 14)
-# The fetcher members the direct path reads or calls; any missing one means "public path".
-_FETCHER_MEMBERS: Final = ("_records", "_subscriptions", "_notify", "_create_fetch_waiter")
+# What the direct path reads or calls; anything missing means "the public path".
+_MODULE_MEMBERS: Final = ("FetchResult", "PartitionRecords", "READ_COMMITTED")
+_CONSUMER_MEMBERS: Final = ("_closed", "_coordinator", "_subscription", "_max_poll_records")
+_FETCHER_MEMBERS: Final = (
+    "_records",
+    "_subscriptions",
+    "_notify",
+    "_create_fetch_waiter",
+    "_wait_consume_future",
+    "_closed",
+)
 _PARTITION_RECORDS_MEMBERS: Final = (
     "_unpack_records",
     "_consume_aborted_up_to",
@@ -118,12 +127,19 @@ def can_read_batches_directly(consumer: AIOKafkaConsumer) -> bool:
     checked aiokafka version, started, and every member it relies on present."""
     version = tuple(int(part) for part in aiokafka.__version__.split(".")[:2] if part.isdigit())
     fetcher = getattr(consumer, "_fetcher", None)
+    if not all(hasattr(aiokafka_fetcher, name) for name in _MODULE_MEMBERS):
+        return False
+    partition_records, fetch_result = (
+        aiokafka_fetcher.PartitionRecords,
+        aiokafka_fetcher.FetchResult,
+    )
     return (
         version == CHECKED_AIOKAFKA_VERSION
         and fetcher is not None
+        and all(hasattr(consumer, name) for name in _CONSUMER_MEMBERS)
         and all(hasattr(fetcher, name) for name in _FETCHER_MEMBERS)
-        and all(hasattr(PartitionRecords, name) for name in _PARTITION_RECORDS_MEMBERS)
-        and all(hasattr(FetchResult, name) for name in ("_update_position", "check_assignment"))
+        and all(hasattr(partition_records, name) for name in _PARTITION_RECORDS_MEMBERS)
+        and all(hasattr(fetch_result, name) for name in ("_update_position", "check_assignment"))
     )
 
 
@@ -204,7 +220,7 @@ def _drain_fetched(
                 del buffered[tp]  # a revoked partition's leftovers
             continue
         result = buffered[tp]
-        if type(result) is not FetchResult:
+        if type(result) is not aiokafka_fetcher.FetchResult:
             # A fetch error: raised once, unless records are already taken in this call
             # (then it is raised by the next one).
             if drained:
@@ -224,7 +240,7 @@ def _drain_fetched(
     return drained
 
 
-def _take(result: FetchResult, tp: TopicPartition, limit: int) -> Sequence[FetchedRecord]:
+def _take(result: Any, tp: TopicPartition, limit: int) -> Sequence[FetchedRecord]:
     """Up to ``limit`` records of one fetch result; moves the consumer's position past them."""
     # Also drops the result if the partition was revoked, paused or sought meanwhile.
     if not result.check_assignment(tp) or not result.has_more():
@@ -259,7 +275,7 @@ class BatchReader:
 
     __slots__ = ("_batches", "_error", "_owner", "_rest", "_rest_at", "_rest_end")
 
-    def __init__(self, owner: PartitionRecords) -> None:
+    def __init__(self, owner: Any) -> None:
         self._owner = owner
         self._batches = owner._records
         self._rest: list[Any] = []  # records of a batch cut by a limit, from _rest_at on
@@ -268,7 +284,7 @@ class BatchReader:
         self._error: Exception | None = None
 
     @classmethod
-    def of(cls, owner: PartitionRecords) -> BatchReader | None:
+    def of(cls, owner: Any) -> BatchReader | None:
         """``owner``'s reader, installed now if its public iterator has not started yet;
         ``None`` if the public iterator is under way."""
         current = owner._records_iterator
@@ -338,7 +354,10 @@ class BatchReader:
         batch = self._batches.next_batch()
         if owner._check_crcs and not batch.validate_crc():
             raise CorruptRecordException(f"Invalid CRC - {owner._tp}")
-        if owner._isolation_level == READ_COMMITTED and batch.producer_id is not None:
+        if (
+            owner._isolation_level == aiokafka_fetcher.READ_COMMITTED
+            and batch.producer_id is not None
+        ):
             owner._consume_aborted_up_to(batch.base_offset)
             if batch.is_control_batch and owner._contains_abort_marker(batch):
                 owner._aborted_producers.discard(batch.producer_id)
