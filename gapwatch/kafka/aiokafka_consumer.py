@@ -271,6 +271,12 @@ class BatchReader:
     skipped; records below the fetch offset (the head of a batch fetched from its middle)
     are skipped; after a batch, the next fetch offset is the batch's end, even when
     compaction removed its last records.
+
+    One difference, on purpose: when a ``max_records`` limit falls exactly at the end of a
+    batch, the position moves to the batch's end at once, where aiokafka's generator,
+    suspended on the batch's last record, moves it there on the next call. The two differ
+    only for a batch whose last records compaction removed, and only by offsets that hold
+    no record; no record is skipped or handed out twice.
     """
 
     __slots__ = ("_batches", "_error", "_owner", "_rest", "_rest_at", "_rest_end")
