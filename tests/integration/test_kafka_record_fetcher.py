@@ -83,10 +83,17 @@ async def write_mixed_log(bootstrap: str, topic: str) -> None:
 
 
 async def read_all(
-    bootstrap: str, topic: str, *, direct: bool, committed: bool, start: int
+    bootstrap: str,
+    topic: str,
+    *,
+    direct: bool,
+    committed: bool,
+    start: int,
+    seek_back_after: int | None = None,
 ) -> tuple[list[Any], list[int], int, dict[str, Any]]:
     """Every getmany() call's records and the position after it, the end position, and
-    what a tracker fed chunk by chunk decided."""
+    what a tracker fed chunk by chunk decided. ``seek_back_after``: after that many calls,
+    seek back to ``start`` once (dropping what the consumer had buffered) and read on."""
     tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -115,6 +122,8 @@ async def read_all(
                 assert all(isinstance(r, ConsumerRecord) is not direct for r in records)
                 calls.append([(r.offset, r.timestamp, tuple(r.headers)) for r in records])
                 positions.append(await consumer.position(tp))
+                if len(calls) == seek_back_after:
+                    consumer.seek(tp, start)
                 feed_records(
                     records, tracker=tracker, stamps=stamps, latency=None, now=NOW, events=events
                 )
@@ -133,8 +142,9 @@ async def test_direct_path_reads_the_log_as_getmany_does(
     kafka: KafkaCluster, make_topic: MakeTopic, committed: bool
 ) -> None:
     """From the start and from offset 3 (inside the first compressed batch): the same
-    records in the same calls, positions after each call and at the end, tracker events,
-    counters and gaps; reading committed, the aborted transaction's records are skipped."""
+        records in the same calls, positions after each call and at the end, tracker events,
+        counters and gaps, also with a seek back after two calls (a buffered fetch dropped
+    midway); reading committed, the aborted transaction's records are skipped."""
     topic = await make_topic(partitions=1)
     bootstrap = kafka.bootstrap_servers
     await write_mixed_log(bootstrap, topic)
@@ -142,6 +152,15 @@ async def test_direct_path_reads_the_log_as_getmany_does(
         public = await read_all(bootstrap, topic, direct=False, committed=committed, start=start)
         direct = await read_all(bootstrap, topic, direct=True, committed=committed, start=start)
         assert direct == public
+        # A seek in the middle of a buffered fetch: both paths start over alike.
+        reread = [
+            await read_all(
+                bootstrap, topic, direct=d, committed=committed, start=start, seek_back_after=2
+            )
+            for d in (False, True)
+        ]
+        assert reread[0] == reread[1]
+        assert reread[1][0][2] == direct[0][0]  # the third call reads the first one again
         calls, positions, end, outcome = direct
         assert positions[-1] == end  # past the last transaction marker too
         offsets = [offset for call in calls for offset, _, _ in call]
