@@ -8,7 +8,9 @@ the ``gapwatch audit`` command, ``--default-gc`` for CPython's defaults):
 * **bare**: a consumer without a group, with the audit's fetch settings, assigned every
   partition from the beginning, that only counts what ``getmany`` returns until it has
   read every record;
-* **audit**: :func:`gapwatch.commands.range_audit.run_audit` over the whole topic.
+* **audit**: :func:`gapwatch.commands.range_audit.run_audit` over the whole topic;
+* **audit, public path**: the same with ``read_batches_directly=False`` (aiokafka's
+  ``getmany()`` and its ``ConsumerRecord`` objects, as the audit read before).
 
 Both are timed as wall time from building the consumer to the last record read (the
 audit's also includes its topic description and the offsets it asks for, a few round
@@ -64,9 +66,12 @@ async def bare_read(bootstrap: str, total: int) -> None:
         await consumer.stop()
 
 
-async def audit_read(bootstrap: str, total: int) -> None:
-    """The audit of the whole topic; it must have read ``total`` records."""
-    result = await run_audit(client_kwargs={"bootstrap_servers": bootstrap}, topic=TOPIC)
+async def audit_read(bootstrap: str, total: int, *, direct: bool = True) -> None:
+    """The audit of the whole topic; it must have read ``total`` records. ``direct=False``:
+    through aiokafka's public ``getmany()``."""
+    result = await run_audit(
+        client_kwargs={"bootstrap_servers": bootstrap}, topic=TOPIC, read_batches_directly=direct
+    )
     read = sum(stop - start for start, stop in result.ranges.values())
     if read != total or result.gaps:
         raise RuntimeError(f"audit read {read} of {total} records, {len(result.gaps)} gaps")
@@ -104,6 +109,7 @@ async def main(args: argparse.Namespace) -> int:
         await bare_read(bootstrap, total)  # warm-up: the broker's page cache, the JIT
         bare: list[tuple[float, float]] = []
         audit: list[tuple[float, float]] = []
+        public: list[tuple[float, float]] = []
         for round_ in range(args.rounds):
             # Alternating, so a burst of load from elsewhere on the machine hits both.
             with gc_settings(default=args.default_gc):
@@ -114,10 +120,13 @@ async def main(args: argparse.Namespace) -> int:
                 audit.append(await timed(audit_read(bootstrap, total), total))
                 if profile is not None:
                     profile.disable()
+            with gc_settings(default=args.default_gc):
+                public.append(await timed(audit_read(bootstrap, total, direct=False), total))
             print(
                 f"round {round_ + 1}: bare {bare[-1][0]:,.0f}/s ({bare[-1][1]:,.0f}/CPU-s), "
                 f"audit {audit[-1][0]:,.0f}/s ({audit[-1][1]:,.0f}/CPU-s), "
-                f"ratio {audit[-1][0] / bare[-1][0]:.2f}",
+                f"ratio {audit[-1][0] / bare[-1][0]:.2f}; audit through the public getmany "
+                f"{public[-1][0]:,.0f}/s ({public[-1][1]:,.0f}/CPU-s)",
                 flush=True,
             )
     if profile is not None:
@@ -126,6 +135,8 @@ async def main(args: argparse.Namespace) -> int:
     audit_median = statistics.median(rate for rate, _ in audit)
     cpu_ratio = statistics.median(c for _, c in audit) / statistics.median(c for _, c in bare)
     ratios = sorted(a[0] / b[0] for a, b in zip(audit, bare, strict=True))
+    public_ratios = sorted(a[0] / b[0] for a, b in zip(public, bare, strict=True))
+    public_cpu = statistics.median(c for _, c in public) / statistics.median(c for _, c in bare)
     gc_name = "CPython's default GC" if args.default_gc else "gapwatch audit's GC settings"
     print()
     print(
@@ -136,6 +147,11 @@ async def main(args: argparse.Namespace) -> int:
         f"  ratio audit/bare, median of the rounds: {statistics.median(ratios):.2f}  "
         f"(target >= 0.90); per round {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"records per CPU-s of this process: {cpu_ratio:.2f}"
+    )
+    print(
+        f"  the audit through aiokafka's public getmany (read_batches_directly=False): "
+        f"{statistics.median(public_ratios):.2f}; per round "
+        f"{', '.join(f'{r:.2f}' for r in public_ratios)}; per CPU-s {public_cpu:.2f}"
     )
     return 0
 

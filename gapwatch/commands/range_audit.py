@@ -7,11 +7,12 @@ the grace period is 0: a reordered record anywhere in the range heals its gap, a
 still missing at the end is loss within the range. Streams first seen inside the range take
 their first sequence as baseline (loss before the range start is not claimed).
 
-Records go through the monitor's record path (:func:`~gapwatch.monitor.ingest.recordpath.
-feed_records`, without latencies), fetched as the monitor fetches (:func:`audit_fetch_settings`)
-and, in the ``gapwatch audit`` command, with the monitor's GC settings: the audit has no
-HTTP server and no checkpoints, so it reads at least as fast as the monitor
-(``bench/bench_audit.py``, ``docs/benchmarks.md``).
+Records are fetched by :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher` (without a
+``ConsumerRecord`` each where the aiokafka version allows it) and go through the monitor's
+record path (:func:`~gapwatch.monitor.ingest.recordpath.feed_records`, without latencies),
+fetched as the monitor fetches (:func:`audit_fetch_settings`) and, in the ``gapwatch audit``
+command, with the monitor's GC settings: the audit has no HTTP server and no checkpoints, so
+it reads at least as fast as the monitor (``bench/bench_audit.py``, ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gapwatch.core.model import Gap
 from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import explain_code
@@ -86,8 +88,12 @@ async def run_audit(
     to_offset: int | None = None,
     from_time_ms: int | None = None,
     deadline_s: float = 300.0,
+    read_batches_directly: bool = True,
 ) -> AuditResult:
-    """Audit ``topic`` (all partitions unless given) over the offset or time range."""
+    """Audit ``topic`` (all partitions unless given) over the offset or time range.
+
+    ``read_batches_directly=False`` reads through aiokafka's public ``getmany()`` instead of
+    :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher`'s direct path (same results)."""
     consumer = AIOKafkaConsumer(
         **client_kwargs,
         group_id=None,
@@ -98,9 +104,17 @@ async def run_audit(
     try:
         async with explained_start(client_kwargs):
             await consumer.start()
+        fetcher = RecordFetcher(consumer, direct=read_batches_directly)
         async with asyncio.timeout(deadline_s):
             return await _audit(
-                client_kwargs, consumer, topic, partitions, from_offset, to_offset, from_time_ms
+                client_kwargs,
+                consumer,
+                fetcher,
+                topic,
+                partitions,
+                from_offset,
+                to_offset,
+                from_time_ms,
             )
     finally:
         await consumer.stop()
@@ -130,6 +144,7 @@ async def _partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> set[in
 async def _audit(
     client_kwargs: Mapping[str, Any],
     consumer: AIOKafkaConsumer,
+    fetcher: RecordFetcher,
     topic: str,
     partitions: Sequence[int] | None,
     from_offset: int | None,
@@ -162,7 +177,7 @@ async def _audit(
     stamps = StampReader()
     events: list[Event] = []  # the tracker's events: the audit reads its gaps at the end
     while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=1000)
+        batches = await fetcher.getmany(*pending, timeout_ms=1000)
         for tp, records in batches.items():
             stop = stops[tp]
             if records and records[-1].offset >= stop:

@@ -205,6 +205,9 @@ class KafkaSettings:
     # under a trickle of records decoded a full response per produce request.
     fetch_min_bytes: int = 64 * 1024
     max_partition_fetch_bytes: int = 1024 * 1024
+    # Take fetched records from aiokafka's record batches without a ConsumerRecord each
+    # (gapwatch.kafka.aiokafka_consumer.RecordFetcher); False: aiokafka's public getmany().
+    read_batches_directly: bool = True
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def validate(self) -> None:

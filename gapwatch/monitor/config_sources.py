@@ -170,6 +170,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _spec("fetch_min_bytes", "int", "kafka.fetch_min_bytes", "bytes a fetch waits for"),
     _spec("max_partition_fetch_bytes", "int", "kafka.max_partition_fetch_bytes", "fetch size"),
     _spec(
+        "read_batches_directly",
+        "bool",
+        "kafka.read_batches_directly",
+        "read fetched record batches without aiokafka ConsumerRecords (aiokafka 0.14)",
+    ),
+    _spec(
         "security_protocol",
         "str",
         "kafka.security.security_protocol",

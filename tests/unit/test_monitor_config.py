@@ -75,6 +75,15 @@ class TestPrecedence:
         flags = parse_flags("--no-allow-compacted")
         assert load_config(flags, env).watch.allow_compacted is False
 
+    def test_reading_batches_directly_is_on_unless_turned_off(self) -> None:
+        """read_batches_directly defaults to true; the flag or the variable turn it off."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        assert load_config({}, env).kafka.read_batches_directly is True
+        off = {**env, "GAPWATCH_READ_BATCHES_DIRECTLY": "false"}
+        assert load_config({}, off).kafka.read_batches_directly is False
+        flags = parse_flags("--no-read-batches-directly")
+        assert load_config(flags, env).kafka.read_batches_directly is False
+
 
 class TestValidation:
     def test_error_names_key_and_environment_variable(self) -> None:

@@ -41,7 +41,7 @@ from gapwatch.core.events import Event
 from gapwatch.core.stamps import StampReader
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore
-from gapwatch.kafka.aiokafka_consumer import fetch_state
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher, fetch_state
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.health import MonitorHealth
@@ -91,6 +91,7 @@ class MonitorConsumer:
         self._clock = clock
         self.lock = lock
         self._consumer: AIOKafkaConsumer | None = None
+        self._fetcher: RecordFetcher | None = None
         self._rounds = CheckpointRounds(
             partitions=partitions, checkpoints=checkpoints, health=health, clock=clock
         )
@@ -138,6 +139,7 @@ class MonitorConsumer:
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
         )
         await self._consumer.start()
+        self._fetcher = RecordFetcher(self._consumer, direct=kafka.read_batches_directly)
         listener = _Listener(self)
         if self._config.watch.topics:
             self._consumer.subscribe(topics=list(self._config.watch.topics), listener=listener)
@@ -170,14 +172,15 @@ class MonitorConsumer:
 
     async def run(self) -> None:
         """Fetch, track, report facts and checkpoint until :meth:`request_stop`."""
-        consumer = self._consumer
+        consumer, fetcher = self._consumer, self._fetcher
         assert consumer is not None, "start() first"
+        assert fetcher is not None, "start() first"
         next_tick = next_checkpoint = next_leader_check = 0.0
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():
                 try:
-                    batches = await consumer.getmany(timeout_ms=200)
+                    batches = await fetcher.getmany(timeout_ms=200)
                 except OffsetOutOfRangeError as exc:
                     async with self.lock:
                         await self._out_of_range(exc)

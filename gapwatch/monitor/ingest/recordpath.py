@@ -12,6 +12,10 @@ headers, new producers, malformed values) goes through the one parse-and-observe
 :func:`gapwatch.core.intake.observe_record`, with ``StampReader.read``, so results and
 errors are always those of ``parse_stamp``.
 
+Records come from :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher`: the record
+batches' own record objects rather than aiokafka ``ConsumerRecord`` objects where the aiokafka
+version allows it (only ``offset``, ``timestamp`` and ``headers`` are read).
+
 ``gapwatch audit`` reads its range through the same function, without a latency histogram
 (it judges a range after the fact: how old its records are says nothing). It used to call
 ``observe_record`` per record and ran at half the speed of a bare ``getmany`` loop
@@ -43,9 +47,10 @@ def feed_records(
     now: float,
     events: list[Event],
 ) -> Any:
-    """Feed ``records`` (aiokafka ``ConsumerRecord``s of one partition, in offset order) to
-    ``tracker``; events go to ``events``, end-to-end latencies to ``latency`` unless it is
-    ``None``. Returns the last record (``None`` if empty)."""
+    """Feed ``records`` (of one partition, in offset order: anything with ``offset``,
+    ``timestamp`` and ``headers``, as :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher`
+    hands out) to ``tracker``; events go to ``events``, end-to-end latencies to ``latency``
+    unless it is ``None``. Returns the last record (``None`` if empty)."""
     observe = tracker.observe_fields
     known = stamps.known
     record = None
@@ -87,6 +92,6 @@ def _observe_slowly(
         now=now,
         read_stamp=stamps.read,
         on_malformed=lambda offset, reason: log.debug(
-            "malformed stamp at %s@%d: %s", record.topic, offset, reason
+            "malformed stamp at %s-%d@%d: %s", tracker.topic, tracker.partition, offset, reason
         ),
     )

@@ -35,6 +35,16 @@ class Tracker(Protocol):
         """Plain int counters, read by metrics at scrape time."""
         ...
 
+    @property
+    def topic(self) -> str:
+        """The topic of the partition tracked."""
+        ...
+
+    @property
+    def partition(self) -> int:
+        """The partition tracked."""
+        ...
+
     def observe(self, offset: int, timestamp_ms: int, stamp: Stamp, now: float) -> Sequence[Event]:
         """One stamped record."""
         ...
