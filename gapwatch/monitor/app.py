@@ -61,6 +61,8 @@ from gapwatch.kafka.acls import (
     monitor_acls,
     principal_of,
 )
+from gapwatch.kafka.canary.metrics import CanaryCollector, PartitionLatencies
+from gapwatch.kafka.canary.runner import Canary
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.kafka.settings import client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
@@ -73,7 +75,7 @@ from gapwatch.kafka.topics import (
     refuse_compacted,
 )
 from gapwatch.monitor.api.http import MonitorStatus, create_app
-from gapwatch.monitor.config import HttpSettings, MonitorConfig
+from gapwatch.monitor.config import HttpSettings, MonitorConfig, with_canary_watched
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
@@ -111,7 +113,16 @@ class RunningMonitor:
         # Names the owner of each gap in the fleet view; unique per process by default.
         self.instance_id = instance_id or f"{socket.gethostname()}/{os.getpid()}"
         self._kwargs = client_kwargs(config.kafka)
-        self.partitions = OwnedPartitions(config.tracker.to_tracker_config())
+        # The canary writes its topic; the consumer reads it with the watched topics.
+        self.canary = (
+            Canary(config.canary, client_kwargs=client_kwargs(config.kafka))
+            if config.canary.enabled
+            else None
+        )
+        self.partitions = OwnedPartitions(
+            config.tracker.to_tracker_config(),
+            latency_per_partition=(config.canary.topic,) if self.canary is not None else (),
+        )
         self.store = GapStore(
             closed_retention=config.gap_store.closed_retention,
             closed_limit=config.gap_store.closed_limit,
@@ -179,7 +190,7 @@ class RunningMonitor:
             )
             on_assigned.append(self.reports.apply_cached)
         self.consumer = MonitorConsumer(
-            config=config,
+            config=with_canary_watched(config),
             client_kwargs=self._kwargs,
             partitions=self.partitions,
             fanout=self.fanout,
@@ -216,6 +227,10 @@ class RunningMonitor:
             firing_alerts=self.alertmanager.book.firing_count if self.alertmanager else None,
         )
         registry.register(self._alerting_collector)
+        self._canary_collector: CanaryCollector | None = None
+        if self.canary is not None:
+            self._canary_collector = CanaryCollector(self.canary, end_to_end=self._canary_latencies)
+            registry.register(self._canary_collector)
         self.app = create_app(
             store=self.store,
             monitor=view,
@@ -237,6 +252,11 @@ class RunningMonitor:
         if self.webhook is not None:
             stats.append(self.webhook.stats)
         return stats
+
+    def _canary_latencies(self) -> PartitionLatencies:
+        """End-to-end latency of each canary partition this monitor reads."""
+        by_partition = self.partitions.latency_by_partition(self.config.canary.topic)
+        return {p: (h.cumulative(), h.total) for p, h in by_partition.items()}
 
     def _on_assigned(self, state: PartitionState) -> None:
         """A partition is restored here: publish its open gaps as ours, take over the
@@ -289,6 +309,9 @@ class RunningMonitor:
         if self.webhook is not None:
             self.webhook.start()
         await self.checkpoints.start()
+        if self.canary is not None:
+            # Before the consumer subscribes: the canary creates its topic if missing.
+            await self.canary.start()
         await self.consumer.start()
         self.consumer_task = asyncio.create_task(self.consumer.run(), name="gapwatch-consumer")
         self._tasks.append(self.consumer_task)
@@ -304,7 +327,10 @@ class RunningMonitor:
     async def stop(self) -> None:
         """Checkpoint and commit, leave the group, stop HTTP (each step even if one fails)."""
         self.consumer.request_stop()
-        steps: list[Callable[[], Awaitable[None]]] = [self._join_consumer, self.consumer.stop]
+        steps: list[Callable[[], Awaitable[None]]] = []
+        if self.canary is not None:
+            steps.append(self.canary.stop)
+        steps += [self._join_consumer, self.consumer.stop]
         if self.reports is not None:
             steps.append(self.reports.stop)
         steps += [self.checkpoints.stop, self.gap_log.stop, self.gap_log_reader.stop]
@@ -327,6 +353,8 @@ class RunningMonitor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.registry.unregister(self._collector)
         self.registry.unregister(self._alerting_collector)
+        if self._canary_collector is not None:
+            self.registry.unregister(self._canary_collector)
 
     async def _join_consumer(self) -> None:
         if self.consumer_task is not None:
