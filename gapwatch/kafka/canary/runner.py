@@ -131,15 +131,6 @@ class Canary:
         self.stats = CanaryStats()
         self._clock = clock
         self._kwargs = dict(client_kwargs)
-        timeout_ms = int(settings.request_timeout * 1000)
-        self._producer = AIOKafkaProducer(
-            **{**self._kwargs, "client_id": f"{self._kwargs.get('client_id', 'gapwatch')}-canary"},
-            acks="all",
-            linger_ms=0,
-            request_timeout_ms=timeout_ms,
-            # Leadership must be seen soon after it moves; the canary knows few topics.
-            metadata_max_age_ms=max(1000, int(settings.check_interval * 1000)),
-        )
         self._value = canary_value(settings.value_size)
         self._lanes: dict[int, Lane] = {}
         self._writes: set[asyncio.Task[None]] = set()
@@ -148,11 +139,30 @@ class Canary:
         self._placement = Placement()
         self._last_writes: dict[int, LastWrite] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._started: AIOKafkaProducer | None = None
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        assert self._started is not None, "the canary is not started"
+        return self._started
+
+    def _build_producer(self) -> AIOKafkaProducer:
+        # Built at start, not in __init__: aiokafka needs the running event loop.
+        client_id = f"{self._kwargs.get('client_id', 'gapwatch')}-canary"
+        return AIOKafkaProducer(
+            **{**self._kwargs, "client_id": client_id},
+            acks="all",
+            linger_ms=0,
+            request_timeout_ms=int(self.settings.request_timeout * 1000),
+            # Leadership must be seen soon after it moves; the canary knows few topics.
+            metadata_max_age_ms=max(1000, int(self.settings.check_interval * 1000)),
+        )
 
     # --- life cycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, create or re-place the topic, start writing. Bounded by 60 s."""
+        self._started = self._build_producer()
         async with asyncio.timeout(START_TIMEOUT):
             await self._producer.start()
             await self._check()
@@ -172,7 +182,8 @@ class Canary:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writes:
             await asyncio.wait(self._writes, timeout=self.settings.request_timeout + 1.0)
-        await self._producer.stop()
+        if self._started is not None:
+            await self._started.stop()
 
     # --- what it knows ---------------------------------------------------------------
 
