@@ -16,6 +16,7 @@ _OPERATION_NAMES: Final = {
     Operation.WRITE: "Write",
     Operation.CREATE: "Create",
     Operation.DESCRIBE: "Describe",
+    Operation.ALTER: "Alter",
     Operation.DESCRIBE_CONFIGS: "DescribeConfigs",
     Operation.IDEMPOTENT_WRITE: "IdempotentWrite",
 }

@@ -13,9 +13,10 @@ P3. A partition whose replicas name a broker that left, repeat a broker, or numb
     brokers following it in id order (a ring), so followers spread evenly.
 P4. A broker with no partition of its own takes over a partition whose preferred leader
     left (the lowest such partition first), else a new partition is added for it.
-P5. Partitions are never removed (Kafka cannot); one whose preferred leader left and that
-    no broker took over is reassigned to the ring of a broker by its number, so its
-    replicas live on brokers that exist.
+P5. Partitions are never removed (Kafka cannot); one that no broker owns is a spare: it
+    keeps its replicas if they are sound, else it is reassigned to the ring of a broker
+    chosen by its number, so its replicas live on brokers that exist. Spares are written
+    like any partition but count for no broker's availability.
 
 Which brokers "left" is the caller's decision: a broker paused or restarting drops out of
 the metadata for a while, and moving its data for that would be wrong, so the runner only
@@ -53,12 +54,14 @@ def ring_from(leader: int, brokers: Sequence[int], count: int) -> tuple[int, ...
 class Placement:
     """What to change so the canary topic matches the brokers.
 
-    ``owners``: the broker each partition belongs to (its wanted preferred leader);
-    ``reassign``: partition -> the full replica list it should get; ``new_partitions``:
-    replica lists of partitions to add, in order after the existing ones.
+    ``owners``: partition -> the broker it belongs to (its wanted preferred leader), each
+    broker once; ``spares``: partition -> wanted preferred leader of the partitions no
+    broker owns (P5); ``reassign``: partition -> the full replica list it should get;
+    ``new_partitions``: replica lists of partitions to add, in order after the existing ones.
     """
 
     owners: Mapping[int, int] = field(default_factory=dict)
+    spares: Mapping[int, int] = field(default_factory=dict)
     reassign: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     new_partitions: tuple[tuple[int, ...], ...] = ()
 
@@ -94,10 +97,18 @@ def plan_placement(brokers: Collection[int], assignment: Mapping[int, Sequence[i
             owners[orphans.pop(0)] = broker  # P4: take over
         else:
             new_owners.append(broker)  # P4: a new partition
+    spares: dict[int, int] = {}
     for partition in orphans:
-        owners[partition] = live[partition % len(live)]  # P5
+        replicas = tuple(assignment[partition])
+        if replicas and _is_sound(replicas, replicas[0], live, rf):
+            spares[partition] = replicas[0]  # P5: kept as it is
+        else:
+            # P5: moved, preferably to a broker owning a lower partition, which keeps
+            # its ownership when planned again (the lowest claim wins, P2).
+            below = sorted(b for p, b in owners.items() if p < partition) or live
+            spares[partition] = below[partition % len(below)]
     reassign: dict[int, tuple[int, ...]] = {}
-    for partition, owner in owners.items():
+    for partition, owner in (*owners.items(), *spares.items()):
         replicas = tuple(assignment[partition])
         if not _is_sound(replicas, owner, live, rf):
             reassign[partition] = ring_from(owner, live, rf)  # P3
@@ -106,7 +117,8 @@ def plan_placement(brokers: Collection[int], assignment: Mapping[int, Sequence[i
         owners[start + offset] = broker
     return Placement(
         owners=dict(sorted(owners.items())),
-        reassign=reassign,
+        spares=dict(sorted(spares.items())),
+        reassign=dict(sorted(reassign.items())),
         new_partitions=tuple(ring_from(b, live, rf) for b in new_owners),
     )
 

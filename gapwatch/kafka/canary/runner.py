@@ -26,14 +26,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError
 from aiokafka.protocol.api import Request
 from aiokafka.structs import TopicPartition
 
@@ -109,6 +109,38 @@ async def read_topic_view(client: AIOKafkaClient, topic: str) -> TopicView:
     return TopicView(brokers=brokers, exists=False)
 
 
+async def create_canary_topic(
+    admin: AIOKafkaAdminClient, topic: str, *, brokers: Sequence[int] | None = None
+) -> bool:
+    """Create the canary topic with a partition led by each broker (``brokers``, default
+    those the metadata lists); ``False`` if it exists. ``gapwatch acls --apply`` calls this
+    as the admin, the canary itself when the topic is missing."""
+    if brokers is None:
+        cluster = await admin.describe_cluster()
+        brokers = [int(b["node_id"]) for b in cluster["brokers"]]
+    placement = plan_placement(brokers, {})
+    assignments = {p: list(r) for p, r in enumerate(placement.new_partitions)}
+    new = NewTopic(
+        topic,
+        num_partitions=-1,
+        replication_factor=-1,
+        replica_assignments=assignments,
+        topic_configs=canary_topic_configs(len(brokers)),
+    )
+    response = await admin.create_topics([new])
+    for topic_error in response.topic_errors:
+        code = topic_error[1]
+        if code == TOPIC_ALREADY_EXISTS:
+            return False
+        if code:
+            message = topic_error[2] if len(topic_error) > 2 else ""
+            raise TopicSetupError(
+                f"cannot create canary topic {topic!r}: {explain_code(code, message)}"
+            )
+    log.info("created canary topic %s: %s", topic, assignments)
+    return True
+
+
 def canary_identity() -> tuple[str, int]:
     """This canary's producer id (host and process) and epoch (start time in ms)."""
     return f"gapwatch-canary/{socket.gethostname()}/{os.getpid()}", time.time_ns() // 1_000_000
@@ -140,6 +172,8 @@ class Canary:
         self._last_writes: dict[int, LastWrite] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started: AIOKafkaProducer | None = None
+        # Cleared (and said once) when the cluster refuses ALTER: writing goes on.
+        self._may_move = True
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -199,16 +233,17 @@ class Canary:
 
     def brokers(self) -> list[int]:
         """Every broker seen since start, present or not (unavailable ones stay listed)."""
-        return sorted(set(self._last_seen) | set(self.owners.values()))
+        return sorted(set(dict(self._last_seen)) | set(dict(self.owners).values()))
 
     def availability(self) -> dict[int, bool]:
         """Broker -> whether it takes canary writes now (rules of
         :mod:`gapwatch.kafka.canary.availability`)."""
+        # Copies (one C call each): a scrape may run in another thread (gapwatch canary).
         return availability(
             self.brokers(),
-            owners=self.owners,
-            leaders=self._view.leaders,
-            last_writes=self._last_writes,
+            owners=dict(self.owners),
+            leaders=dict(self._view.leaders),
+            last_writes=dict(self._last_writes),
             now=self._clock(),
             window=self.settings.window,
         )
@@ -241,35 +276,26 @@ class Canary:
         placement = plan_placement(present, view.replicas)
         self._view = view
         self._placement = placement
-        if not placement.is_settled:
-            await self._apply(placement, view)
-        await self._restore_leaders(view, placement)
+        if not self._may_move:
+            return
+        try:
+            if not placement.is_settled:
+                await self._apply(placement, view)
+            await self._restore_leaders(view, placement)
+        except ClusterAuthorizationFailedError:
+            self._may_move = False
+            log.warning(
+                "canary: not authorized to alter the cluster, so it cannot restore preferred "
+                "leaders or move partitions (gapwatch acls --role canary); it keeps writing"
+            )
 
     async def _create_topic(self, brokers: list[int]) -> None:
-        placement = plan_placement(brokers, {})
-        assignments = {p: list(r) for p, r in enumerate(placement.new_partitions)}
         admin = AIOKafkaAdminClient(**self._kwargs)
         await admin.start()
         try:
-            new = NewTopic(
-                self.settings.topic,
-                num_partitions=-1,
-                replication_factor=-1,
-                replica_assignments=assignments,
-                topic_configs=canary_topic_configs(len(brokers)),
-            )
-            response = await admin.create_topics([new])
+            await create_canary_topic(admin, self.settings.topic, brokers=brokers)
         finally:
             await admin.close()
-        for topic_error in response.topic_errors:
-            code = topic_error[1]
-            if code and code != TOPIC_ALREADY_EXISTS:
-                message = topic_error[2] if len(topic_error) > 2 else ""
-                raise TopicSetupError(
-                    f"cannot create canary topic {self.settings.topic!r}: "
-                    f"{explain_code(code, message)}"
-                )
-        log.info("created canary topic %s: %s", self.settings.topic, assignments)
 
     async def _apply(self, placement: Placement, view: TopicView) -> None:
         topic = self.settings.topic
