@@ -82,12 +82,12 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CanarySettings, KafkaS
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gapwatch canary``."""
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings, kafka = settings_from_args(args)
     except ConfigError as exc:
         print(f"gapwatch canary: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return asyncio.run(_run(settings, kafka, args.metrics_host, args.metrics_port))
     except (GapwatchError, TimeoutError) as exc:

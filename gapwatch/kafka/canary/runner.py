@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError, for_code
 from aiokafka.protocol.api import Request
 from aiokafka.structs import TopicPartition
 
@@ -98,6 +98,8 @@ async def read_topic_view(client: AIOKafkaClient, topic: str) -> TopicView:
             continue
         if error_code == UNKNOWN_TOPIC_OR_PARTITION:
             return TopicView(brokers=brokers, exists=False)
+        if error_code:
+            raise for_code(error_code)(f"metadata of the canary topic {topic!r}")
         leaders: dict[int, int | None] = {}
         replicas: dict[int, tuple[int, ...]] = {}
         in_sync: dict[int, frozenset[int]] = {}
