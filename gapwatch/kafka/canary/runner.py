@@ -261,6 +261,11 @@ class Canary:
             except (KafkaError, TimeoutError, OSError) as exc:
                 self.stats.check_failures += 1
                 log.warning("canary check failed: %s", exc or type(exc).__name__)
+            except Exception:
+                # Anything else (a refused topic creation...) is counted and logged too:
+                # the canary keeps writing, and the next check tries again.
+                self.stats.check_failures += 1
+                log.exception("canary check failed")
 
     async def _check(self) -> None:
         client = self._producer.client
@@ -387,6 +392,10 @@ class Canary:
             if broker is not None:
                 self.stats.failed(broker)
             log.debug("canary write to %s failed: %s", tp, exc or type(exc).__name__)
+        except Exception:
+            # Not the broker's doing (aiokafka refusing a partition its metadata does not
+            # know yet...): logged, not counted against a broker; the next tick retries.
+            log.exception("canary write to %s failed", tp)
         else:
             finished = self._clock()
             leader = cluster.leader_for_partition(tp)
