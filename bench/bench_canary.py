@@ -78,7 +78,8 @@ def with_canary(config: MonitorConfig, topic: str) -> MonitorConfig:
 async def main(args: argparse.Namespace) -> int:
     cluster = KafkaCluster(nodes=3).start()
     try:
-        bootstrap = cluster.bootstrap_servers
+        # harness.monitor_config takes one server; the other two are found from it.
+        bootstrap = cluster.bootstrap_servers.split(",")[0]
         app_topic = "bench-idle"
         await cluster.create_topic(app_topic, partitions=3, replication_factor=3)
         canary_topic = "__gapwatch_canary_bench"

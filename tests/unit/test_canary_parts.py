@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from gapwatch.cli import main
 from gapwatch.commands.acl_forms import kafka_acls_commands, strimzi_kafka_user
+from gapwatch.core.config import TrackerConfig
 from gapwatch.kafka.acls import (
     CLUSTER_NAME,
     Acl,
@@ -28,6 +29,7 @@ from gapwatch.kafka.canary.leadership import (
 from gapwatch.kafka.canary.metrics import CanaryCollector
 from gapwatch.kafka.canary.runner import Canary, canary_topic_configs
 from gapwatch.kafka.canary.settings import CanarySettings
+from gapwatch.monitor.state.partitions import OwnedPartitions
 
 WHO = "User:canary"
 
@@ -136,3 +138,21 @@ class TestCanaryCommand:
         """A rate out of range: exit 2 with the key, before any connection."""
         assert main(["canary", "--rate", "0"]) == 2
         assert "canary_rate" in capsys.readouterr().err
+
+
+class TestCanaryLatencyPerPartition:
+    def test_canary_partitions_have_their_own_histograms_summed_per_topic(self) -> None:
+        """Each canary partition (one per broker) gets its own latency histogram, kept
+        when the partition is owned again; the topic's histogram is their sum, and other
+        topics stay per topic."""
+        owned = OwnedPartitions(TrackerConfig(), latency_per_partition=("c",))
+        owned.add("c", 0).latency.observe(0.004)
+        owned.add("c", 1).latency.observe(0.2)
+        owned.add("c", 1).latency.observe(0.3)
+        assert owned.add("t", 0).latency is owned.add("t", 1).latency
+        by_partition = owned.latency_by_partition("c")
+        assert {p: h.cumulative()[-1][1] for p, h in by_partition.items()} == {0: 1.0, 1: 2.0}
+        by_topic = dict(owned.latency_by_topic())
+        assert by_topic["c"].cumulative()[-1][1] == 3.0
+        assert by_topic["c"].total == pytest.approx(0.504)
+        assert owned.latency_by_partition("t") == {}
