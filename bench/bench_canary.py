@@ -47,15 +47,11 @@ def log_bytes(state_dir: Path, topic: str) -> dict[tuple[str, int], int]:
     return sizes
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Log end offset of each partition of ``topic``."""
+async def end_offsets(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """Log end offset of each of ``partitions`` of ``topic``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
         offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         return {tp.partition: offset for tp, offset in offsets.items()}
     finally:
@@ -92,11 +88,11 @@ async def main(args: argparse.Namespace) -> int:
             assert canary is not None
             await asyncio.sleep(5.0)
             owners = dict(canary.owners)
-            offsets0 = await end_offsets(bootstrap, canary_topic)
+            offsets0 = await end_offsets(bootstrap, canary_topic, sorted(owners))
             bytes0 = log_bytes(cluster.state_dir, canary_topic)
             wall0 = time.perf_counter()
             await asyncio.sleep(args.seconds)
-            offsets1 = await end_offsets(bootstrap, canary_topic)
+            offsets1 = await end_offsets(bootstrap, canary_topic, sorted(owners))
             bytes1 = log_bytes(cluster.state_dir, canary_topic)
             wall = time.perf_counter() - wall0
             available = canary.availability()
