@@ -512,7 +512,8 @@ def monitor_access(config: MonitorConfig) -> MonitorAccess:
     return MonitorAccess(
         principal=principal_of(config.kafka.security),
         group_id=config.watch.group_id,
-        topics=config.watch.topics,
+        # With --canary the monitor reads the canary topic like a watched one.
+        topics=with_canary_watched(config).watch.topics,
         checkpoint_topic=config.checkpoints.topic,
         gap_log_topic=config.gap_log.topic,
         report_topic=config.reports.topic if config.reports.enabled else None,

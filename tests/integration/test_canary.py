@@ -212,3 +212,30 @@ class TestCanaryOnThreeBrokers:
             after = canary.next_sequences
             assert all(after[p] > before[p] for p in before)
             await assert_no_canary_loss(monitor)
+
+    async def test_a_misplaced_canary_topic_is_placed_again(
+        self, kafka3: KafkaCluster, topic_name: str
+    ) -> None:
+        """An existing canary topic with two partitions both preferring broker 1, two
+        replicas each: the canary moves them (AlterPartitionReassignments) and adds a
+        partition for broker 3 (CreatePartitions), until each broker leads its own with
+        three replicas, and every broker becomes available."""
+        canary_topic = canary_settings(topic_name).topic
+        await kafka3.create_topic(canary_topic, placement=[[1, 2], [1, 3]])
+        async with canary_monitor(kafka3, topic_name) as monitor:
+            canary = monitor.canary
+            assert canary is not None
+
+            async def placed() -> bool:
+                view = canary.leaders
+                return (
+                    dict(canary.owners) == {0: 1, 1: 2, 2: 3}
+                    and canary.placement_is_settled
+                    and all(view.get(p) == b for p, b in canary.owners.items())
+                )
+
+            await wait_until(placed, within=90.0)
+            await wait_until(lambda: all_available(monitor), within=30.0)
+            assert canary.replicas == {0: (1, 2, 3), 1: (2, 3, 1), 2: (3, 1, 2)}
+            assert canary.stats.placement_changes >= 1
+            await assert_no_canary_loss(monitor)

@@ -233,6 +233,16 @@ class Canary:
         """Partition -> its leader, as of the last check."""
         return self._view.leaders
 
+    @property
+    def replicas(self) -> Mapping[int, tuple[int, ...]]:
+        """Partition -> its replica list (preferred leader first), as of the last check."""
+        return self._view.replicas
+
+    @property
+    def placement_is_settled(self) -> bool:
+        """Whether the last check found the topic placed as wanted (nothing to move)."""
+        return self._placement.is_settled
+
     def brokers(self) -> list[int]:
         """Every broker seen since start, present or not (unavailable ones stay listed)."""
         return sorted(set(dict(self._last_seen)) | set(dict(self.owners).values()))
