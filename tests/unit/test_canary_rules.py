@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -22,6 +23,7 @@ from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.canary.stats import Buckets
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.config import MonitorConfig, WatchSettings, with_canary_watched
+from gapwatch.monitor.config_sources import add_arguments, load_config
 
 
 class TestPlacement:
@@ -313,3 +315,24 @@ class TestCanaryWatched:
         )
         with pytest.raises(ConfigError, match="canary_topic"):
             config.validate()
+
+
+class TestCanaryFlags:
+    def parse(self, *argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return parser.parse_args(list(argv))
+
+    def test_monitor_flags_and_variables_reach_the_canary_settings(self) -> None:
+        """--canary alone makes a valid monitor config; its keys come from flags or
+        GAPWATCH_* variables like every other key, and a bad one is named."""
+        config = load_config(
+            self.parse("--canary", "--canary-rate", "4", "--bootstrap-servers", "k:9092"),
+            {"GAPWATCH_CANARY_WINDOW": "3"},
+        )
+        assert config.canary == CanarySettings(enabled=True, rate=4.0, window=3.0)
+        with pytest.raises(ConfigError, match="canary_window"):
+            load_config(
+                self.parse("--canary", "--bootstrap-servers", "k:9092"),
+                {"GAPWATCH_CANARY_WINDOW": "0.5"},
+            )
