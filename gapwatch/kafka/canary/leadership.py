@@ -3,7 +3,8 @@
 aiokafka 0.14 has no ElectLeaders request, so it is defined here from Kafka's
 ``ElectLeadersRequest.json``/``ElectLeadersResponse.json``: version 1 (API key 43), the
 first with ``election_type`` (0: preferred replica) and the last before the flexible
-encoding. Kafka 2.4 through 4.x accept v1 (4.0 removed only v0). Reassignments use
+encoding. Kafka 2.4 through 4.x accept v1 (4.0 removed only v0); both requests were run
+against 3.9.1, 4.3.1 and 4.4.0 brokers of the test bed. Reassignments use
 aiokafka's own AlterPartitionReassignments v0 request. Any broker forwards both to the
 active controller in KRaft, so each is sent to a broker known to be up. Checked against
 aiokafka 0.14.
