@@ -5,10 +5,12 @@ clients, trackers, the gap store, the event fan-out, metrics and the HTTP server
 and all of them run on one asyncio event loop (uvicorn serves the API in the same loop
 as the consumer; one worker). Start-up order: refuse compacted topics, ensure the
 checkpoint, gap log and producer report topics, start the gap log writer, read the gap
-log into the fleet view, start checkpoints and the consumer, the sinks, serve HTTP, run
-the loop. Shutdown (SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit
-(after the gap log has everything, see :mod:`gapwatch.alerting.gaplog`), leave the group,
-drain the gap log, stop the sinks, end ``/events`` streams, stop HTTP.
+log into the fleet view, start checkpoints, the canary (``--canary``: it creates its topic,
+which the consumer then reads like a watched one) and the consumer, the sinks, serve HTTP,
+run the loop. Shutdown (SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): stop the canary's
+writes, checkpoint and commit (after the gap log has everything, see
+:mod:`gapwatch.alerting.gaplog`), leave the group, drain the gap log, stop the sinks, end
+``/events`` streams, stop HTTP.
 
 Event subscribers, in order: the local gap store, the gap log writer, the fleet view
 (this instance's changes at once; everyone's arrive again from the gap log), then the

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from gapwatch.core.wire import parse_stamp
 from gapwatch.errors import ConfigError
-from gapwatch.kafka.canary.availability import LastWrite, availability, is_available
+from gapwatch.kafka.canary.availability import (
+    LastWrite,
+    availability,
+    is_available,
+    listed_brokers,
+)
 from gapwatch.kafka.canary.lanes import Lane, canary_value
 from gapwatch.kafka.canary.placement import (
     min_insync_replicas,
@@ -197,6 +202,16 @@ class TestAvailability:
             window=5.0,
         )
         assert result == {3: False}
+
+
+class TestListedBrokers:
+    def test_a0_a_missing_broker_stays_listed_until_its_departure(self) -> None:
+        """Broker 3 unseen for 100 s (departure 600 s) is listed (at 0); unseen for 700 s
+        and owning nothing it is dropped; an owner is always listed."""
+        last_seen = {1: 1000.0, 2: 1000.0, 3: 900.0, 4: 300.0, 5: 200.0}
+        owners = {0: 1, 1: 2, 2: 3, 3: 5}
+        listed = listed_brokers(last_seen, owners, now=1000.0, departure=600.0)
+        assert listed == [1, 2, 3, 5]
 
 
 class TestLane:

@@ -1,5 +1,9 @@
 """Whether each broker takes canary writes: pure, facts and ``now`` in, a verdict out.
 
+Which brokers are answered for (rule A0): every broker seen in the metadata within the
+departure time (one that is down stays listed, at 0) and every partition owner; a broker
+gone for longer has had its partition moved and drops out.
+
 A broker is available (rule A1 and A2 both hold) only while:
 
 A1. it leads the canary partition it owns (its preferred-leader partition, see
@@ -68,3 +72,11 @@ def availability(
         )
         for broker in sorted(set(brokers))
     }
+
+
+def listed_brokers(
+    last_seen: Mapping[int, float], owners: Mapping[int, int], *, now: float, departure: float
+) -> list[int]:
+    """Rule A0: the brokers the availability gauge has a series for."""
+    recent = {broker for broker, seen in last_seen.items() if now - seen <= departure}
+    return sorted(recent | set(owners.values()))

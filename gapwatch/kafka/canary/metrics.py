@@ -2,8 +2,9 @@
 
 A custom collector over the runner's state (:class:`~gapwatch.kafka.canary.runner.Canary`)
 and, in the monitor, the end-to-end latency of the canary partitions as read by the
-monitor's consumer. Every broker the canary has seen keeps its series, at 0 when it is
-unavailable, so an alert on ``gapwatch_canary_broker_available == 0`` sees it go.
+monitor's consumer. A broker keeps its series, at 0 while it is unavailable, until it has
+been gone for the canary's ``departure`` time, so an alert on
+``gapwatch_canary_broker_available == 0`` sees it go.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from aiokafka.protocol.api import Request
 from aiokafka.structs import TopicPartition
 
 from gapwatch.kafka.acl_requests import MetadataV8Request
-from gapwatch.kafka.canary.availability import LastWrite, availability
+from gapwatch.kafka.canary.availability import LastWrite, availability, listed_brokers
 from gapwatch.kafka.canary.lanes import CanaryRecord, Lane, canary_value
 from gapwatch.kafka.canary.leadership import elect_preferred_leaders, reassign_partitions
 from gapwatch.kafka.canary.placement import Placement, min_insync_replicas, plan_placement
@@ -244,8 +244,14 @@ class Canary:
         return self._placement.is_settled
 
     def brokers(self) -> list[int]:
-        """Every broker seen since start, present or not (unavailable ones stay listed)."""
-        return sorted(set(dict(self._last_seen)) | set(dict(self.owners).values()))
+        """The brokers the canary answers for (rule A0 of
+        :mod:`gapwatch.kafka.canary.availability`)."""
+        return listed_brokers(
+            dict(self._last_seen),
+            dict(self.owners),
+            now=self._clock(),
+            departure=self.settings.departure,
+        )
 
     def availability(self) -> dict[int, bool]:
         """Broker -> whether it takes canary writes now (rules of
