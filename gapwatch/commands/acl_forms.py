@@ -18,6 +18,7 @@ _OPERATION_NAMES: Final = {
     Operation.DESCRIBE: "Describe",
     Operation.ALTER: "Alter",
     Operation.DESCRIBE_CONFIGS: "DescribeConfigs",
+    Operation.ALTER_CONFIGS: "AlterConfigs",
     Operation.IDEMPOTENT_WRITE: "IdempotentWrite",
 }
 

@@ -27,7 +27,8 @@ on any topic instead of IDEMPOTENT_WRITE on the cluster.
 The canary's rules (:func:`canary_acls`; ``gapwatch monitor --canary`` needs these and the
 monitor's, with the canary topic among the watched topics):
 
-1. The canary topic: WRITE (its records), ALTER (CreatePartitions, when a broker joins).
+1. The canary topic: WRITE (its records), ALTER (CreatePartitions, when a broker joins),
+   ALTER_CONFIGS (``min.insync.replicas`` follows the replication factor when it changes).
 2. The cluster: ALTER (ElectLeaders, to restore preferred leaders, and
    AlterPartitionReassignments, to move a departed broker's partition). Without it the
    canary still writes and measures; it only cannot move leadership or partitions back.
@@ -71,6 +72,7 @@ class Operation(enum.Enum):
     ALTER = 7
     DESCRIBE = 8
     DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
     IDEMPOTENT_WRITE = 12
 
 
@@ -92,6 +94,7 @@ _VERBS: Final = {
     Operation.DESCRIBE: "describe",
     Operation.ALTER: "alter",
     Operation.DESCRIBE_CONFIGS: "describe the configs of",
+    Operation.ALTER_CONFIGS: "alter the configs of",
     Operation.IDEMPOTENT_WRITE: "write idempotently to",
 }
 
@@ -182,6 +185,7 @@ def canary_acls(access: CanaryAccess) -> list[Acl]:
     acls = [
         _topic(who, access.topic, Operation.WRITE),  # rule 1
         _topic(who, access.topic, Operation.ALTER),
+        _topic(who, access.topic, Operation.ALTER_CONFIGS),
         Acl(who, ResourceType.CLUSTER, CLUSTER_NAME, Operation.ALTER),  # rule 2
     ]
     if access.allow_create:  # rule 3

@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from monitor_support import get_json, metric_value, monitor_config, start_monitor, wait_until
 from ops_support import RULES, OpsStack
 
@@ -116,6 +118,24 @@ async def assert_no_canary_loss(monitor: RunningMonitor) -> None:
         and float(line.rsplit(" ", 1)[1]) != 0.0
     ]
     assert missing == []
+
+
+async def min_insync_replicas(kafka3: KafkaCluster, topic: str) -> str | None:
+    """The topic's ``min.insync.replicas`` as DescribeConfigs reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka3.bootstrap_servers)
+    await admin.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})
+        (response,) = await admin.describe_configs([resource])
+    finally:
+        await admin.close()
+    for error_code, _message, _type, _name, entries, *_ in response.resources:
+        assert error_code == 0
+        for entry in entries:
+            if entry[0] == "min.insync.replicas":
+                value: str | None = entry[1]
+                return value
+    return None
 
 
 def owned_by(monitor: RunningMonitor, broker: int) -> int:
@@ -229,7 +249,9 @@ class TestCanaryOnThreeBrokers:
         partition for broker 3 (CreatePartitions), until each broker leads its own with
         three replicas, and every broker becomes available."""
         canary_topic = canary_settings(topic_name).topic
-        await kafka3.create_topic(canary_topic, placement=[[1, 2], [1, 3]])
+        await kafka3.create_topic(
+            canary_topic, placement=[[1, 2], [1, 3]], configs={"min.insync.replicas": "1"}
+        )
         async with canary_monitor(kafka3, topic_name) as monitor:
             canary = monitor.canary
             assert canary is not None
@@ -246,4 +268,6 @@ class TestCanaryOnThreeBrokers:
             await wait_until(lambda: all_available(monitor), within=30.0)
             assert canary.replicas == {0: (1, 2, 3), 1: (2, 3, 1), 2: (3, 1, 2)}
             assert canary.stats.placement_changes >= 1
+            # Three replicas now: min.insync.replicas followed the replication factor.
+            assert await min_insync_replicas(kafka3, canary_topic) == "2"
             await assert_no_canary_loss(monitor)

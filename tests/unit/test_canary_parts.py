@@ -36,11 +36,13 @@ WHO = "User:canary"
 
 class TestCanaryAcls:
     def test_writes_alters_its_topic_and_alters_the_cluster(self) -> None:
-        """WRITE and ALTER on the canary topic, ALTER on the cluster; CREATE only if asked."""
+        """WRITE, ALTER and ALTER_CONFIGS on the canary topic, ALTER on the cluster;
+        CREATE only if asked."""
         acls = canary_acls(CanaryAccess(principal=WHO, topic="__gapwatch_canary"))
         assert acls == [
             Acl(WHO, ResourceType.TOPIC, "__gapwatch_canary", Operation.WRITE),
             Acl(WHO, ResourceType.TOPIC, "__gapwatch_canary", Operation.ALTER),
+            Acl(WHO, ResourceType.TOPIC, "__gapwatch_canary", Operation.ALTER_CONFIGS),
             Acl(WHO, ResourceType.CLUSTER, CLUSTER_NAME, Operation.ALTER),
         ]
         with_create = canary_acls(CanaryAccess(principal=WHO, topic="c", allow_create=True))
@@ -50,11 +52,11 @@ class TestCanaryAcls:
         """kafka-acls.sh gets --operation Alter --cluster; Strimzi a cluster resource."""
         acls = canary_acls(CanaryAccess(principal=WHO, topic="__gapwatch_canary"))
         commands = kafka_acls_commands(acls, bootstrap="k:9092")
-        assert "--operation Write \\\n    --operation Alter" in commands
+        assert "--operation Alter \\\n    --operation AlterConfigs" in commands
         assert "--operation Alter \\\n    --cluster" in commands
         user = strimzi_kafka_user(acls, principal=WHO, cluster="c", authentication="tls")
         assert "type: cluster" in user
-        assert denied_line(acls[2]) == (
+        assert denied_line(acls[3]) == (
             "not authorized to alter CLUSTER kafka-cluster: "
             "grant ALTER on CLUSTER kafka-cluster to User:canary"
         )

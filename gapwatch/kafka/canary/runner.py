@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError, for_code
 from aiokafka.protocol.api import Request
@@ -327,6 +328,16 @@ class Canary:
             log.info("canary: moving partitions %s", dict(placement.reassign))
             node = _some_leader(view)
             await reassign_partitions(self._producer.client, node, topic, placement.reassign)
+            resized = any(
+                len(replicas) != len(view.replicas[p]) for p, replicas in placement.reassign.items()
+            )
+            if resized:
+                # The replication factor changes (the cluster grew or shrank past three
+                # brokers, or from one): min.insync.replicas follows it (rule P1).
+                # The new replica count stands for the broker count: the settings depend
+                # on the cluster only through min(3, brokers).
+                replication = len(next(iter(placement.reassign.values())))
+                await self._set_topic_configs(canary_topic_configs(replication))
         if placement.new_partitions:
             log.info("canary: adding partitions %s", placement.new_partitions)
             admin = AIOKafkaAdminClient(**self._kwargs)
@@ -340,6 +351,22 @@ class Canary:
             finally:
                 await admin.close()
             self._producer.client.force_metadata_update()
+
+    async def _set_topic_configs(self, configs: Mapping[str, str]) -> None:
+        # AlterConfigs replaces the topic's dynamic configs as a whole: the canary owns its
+        # topic, and these are all the configs it sets.
+        admin = AIOKafkaAdminClient(**self._kwargs)
+        await admin.start()
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, self.settings.topic, dict(configs))
+            responses = await admin.alter_configs([resource])
+        finally:
+            await admin.close()
+        for response in responses:
+            for error_code, message, _type, name in response.resources:
+                if error_code:
+                    raise for_code(error_code)(f"configs of {name}: {message}")
+        log.info("canary: topic configs set to %s", dict(configs))
 
     async def _restore_leaders(self, view: TopicView, placement: Placement) -> None:
         stray = [
