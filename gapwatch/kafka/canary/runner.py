@@ -34,7 +34,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError, for_code
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 from aiokafka.protocol.api import Request
 from aiokafka.structs import TopicPartition
 
@@ -306,11 +311,12 @@ class Canary:
             if not placement.is_settled:
                 await self._apply(placement, view)
             await self._restore_leaders(view, placement)
-        except ClusterAuthorizationFailedError:
+        except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as exc:
             self._may_move = False
             log.warning(
-                "canary: not authorized to alter the cluster, so it cannot restore preferred "
-                "leaders or move partitions (gapwatch acls --role canary); it keeps writing"
+                "canary: not authorized to move leaders or partitions (%s; see gapwatch acls "
+                "--role canary); it keeps writing and measuring",
+                type(exc).__name__,
             )
 
     async def _create_topic(self, brokers: list[int]) -> None:
