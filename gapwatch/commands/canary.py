@@ -20,6 +20,7 @@ import sys
 from prometheus_client import CollectorRegistry, start_http_server
 
 from gapwatch.errors import ConfigError, GapwatchError
+from gapwatch.kafka.acls import principal_of
 from gapwatch.kafka.canary.metrics import CanaryCollector
 from gapwatch.kafka.canary.runner import Canary
 from gapwatch.kafka.canary.settings import DEFAULT_CANARY_TOPIC, CanarySettings
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(settings: CanarySettings, kafka: KafkaSettings, host: str, port: int) -> int:
     kwargs = client_kwargs(kafka)
-    canary = Canary(settings, client_kwargs=kwargs)
+    canary = Canary(settings, client_kwargs=kwargs, principal=principal_of(kafka.security))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -117,7 +117,11 @@ class RunningMonitor:
         self._kwargs = client_kwargs(config.kafka)
         # The canary writes its topic; the consumer reads it with the watched topics.
         self.canary = (
-            Canary(config.canary, client_kwargs=client_kwargs(config.kafka))
+            Canary(
+                config.canary,
+                client_kwargs=client_kwargs(config.kafka),
+                principal=principal_of(config.kafka.security),
+            )
             if config.canary.enabled
             else None
         )

@@ -43,7 +43,8 @@ from aiokafka.errors import (
 from aiokafka.protocol.api import Request
 from aiokafka.structs import TopicPartition
 
-from gapwatch.kafka.acl_requests import MetadataV8Request
+from gapwatch.kafka.acl_requests import MetadataV8Request, require_granted
+from gapwatch.kafka.acls import Acl, Operation, ResourceType
 from gapwatch.kafka.canary.availability import LastWrite, availability, listed_brokers
 from gapwatch.kafka.canary.lanes import CanaryRecord, Lane, canary_value
 from gapwatch.kafka.canary.leadership import elect_preferred_leaders, reassign_partitions
@@ -164,9 +165,12 @@ class Canary:
         settings: CanarySettings,
         *,
         client_kwargs: Mapping[str, Any],
+        principal: str = "User:ANONYMOUS",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        # Named in the one line a refused WRITE stops the start with.
+        self.principal = principal
         self.producer_id, self.epoch = canary_identity()
         self.stats = CanaryStats()
         self._clock = clock
@@ -182,6 +186,7 @@ class Canary:
         self._started: AIOKafkaProducer | None = None
         # Cleared (and said once) when the cluster refuses ALTER: writing goes on.
         self._may_move = True
+        self._said_write_refused = False
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -212,6 +217,10 @@ class Canary:
                 await asyncio.sleep(0.2)
                 await self._check()
             await self._producer.partitions_for(self.settings.topic)
+            # Refused writes would look like failing brokers: refuse to start instead,
+            # naming the ACL (the moving ones are optional, see _check).
+            write = Acl(self.principal, ResourceType.TOPIC, self.settings.topic, Operation.WRITE)
+            await require_granted(self._kwargs, [write])
         self._tasks = [
             asyncio.create_task(self._check_loop(), name="gapwatch-canary-check"),
             asyncio.create_task(self._write_loop(), name="gapwatch-canary-write"),
@@ -434,6 +443,15 @@ class Canary:
                 # Shielded: a write that times out here may still complete inside the
                 # producer; the retry with the same stamp is then a duplicate, not a gap.
                 await asyncio.shield(future)
+        except TopicAuthorizationFailedError:
+            # Not the broker's fault (ACLs changed after start): said once, never counted.
+            if not self._said_write_refused:
+                self._said_write_refused = True
+                log.error(
+                    "canary: not authorized to write %s (grant WRITE to %s)",
+                    topic,
+                    self.principal,
+                )
         except (KafkaError, TimeoutError) as exc:
             broker = sent_to if sent_to is not None and sent_to >= 0 else None
             if broker is None:
