@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gapwatch.commands.gaps",
     "gapwatch.commands.audit",
     "gapwatch.commands.acls",
+    "gapwatch.commands.canary",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -16,7 +16,9 @@ _OPERATION_NAMES: Final = {
     Operation.WRITE: "Write",
     Operation.CREATE: "Create",
     Operation.DESCRIBE: "Describe",
+    Operation.ALTER: "Alter",
     Operation.DESCRIBE_CONFIGS: "DescribeConfigs",
+    Operation.ALTER_CONFIGS: "AlterConfigs",
     Operation.IDEMPOTENT_WRITE: "IdempotentWrite",
 }
 

@@ -5,7 +5,7 @@ Prints them as ``kafka-acls.sh`` commands and as a Strimzi ``KafkaUser`` resourc
 ``--security-protocol``, ``--sasl-*``, ``--ssl-*`` and their ``GAPWATCH_*`` variables) it
 creates them, and creates as the admin every missing topic the
 role owns (the monitor's checkpoint, gap log and report topics; the producer's report
-topic) with the settings gapwatch gives them, so the principal needs no CREATE.
+topic; the canary's topic) with the settings gapwatch gives them, so the principal needs no CREATE.
 ``--allow-create`` grants CREATE on those topics instead. Which ACLs, and why each:
 :mod:`gapwatch.kafka.acls` and ``docs/security.md``.
 """
@@ -22,11 +22,14 @@ from gapwatch.commands.acl_forms import kafka_acls_commands, strimzi_kafka_user
 from gapwatch.errors import ConfigError, GapwatchError
 from gapwatch.kafka.acls import (
     Acl,
+    CanaryAccess,
     MonitorAccess,
     ProducerAccess,
+    canary_acls,
     monitor_acls,
     producer_acls,
 )
+from gapwatch.kafka.canary.settings import DEFAULT_CANARY_TOPIC
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.config import (
     CheckpointSettings,
@@ -48,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add = parser.add_argument
     add("--principal", required=True, help="User:NAME, the principal the ACLs are for")
-    add("--role", choices=("monitor", "producer"), default="monitor")
+    add("--role", choices=("monitor", "producer", "canary"), default="monitor")
     add("--group-id", default=WatchSettings().group_id, help="the monitor's consumer group")
     add("--topic", action="append", default=[], help="watched or written topic; repeatable")
     add(
@@ -68,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the monitor's gap_history_retention (s): the gap log topic's retention",
     )
     add("--report-topic", default=ReportSettings().topic)
+    add("--canary-topic", default=DEFAULT_CANARY_TOPIC, help="--role canary: its topic")
     add("--no-reports", action="store_true", help="the monitor reads (producer: writes) none")
     add("--allow-create", action="store_true", help="grant CREATE on the role's own topics")
     add(
@@ -133,7 +137,7 @@ def argument_problem(args: argparse.Namespace) -> str | None:
     kind, sep, name = args.principal.partition(":")
     if not sep or not kind or not name:
         return f"--principal must be TYPE:NAME such as User:gapwatch, not {args.principal!r}"
-    if not args.topic and not args.topic_pattern:
+    if not args.topic and not args.topic_pattern and args.role != "canary":
         return "give --topic (repeatable) or --topic-pattern"
     if args.apply and not args.bootstrap_servers:
         return "--apply needs --bootstrap-servers (and the admin's --sasl-*/--ssl-* settings)"
@@ -143,6 +147,12 @@ def argument_problem(args: argparse.Namespace) -> str | None:
 def role_acls(args: argparse.Namespace) -> list[Acl]:
     """The ACLs of ``--role`` for the parsed arguments."""
     report_topic = None if args.no_reports else args.report_topic
+    if args.role == "canary":
+        return canary_acls(
+            CanaryAccess(
+                principal=args.principal, topic=args.canary_topic, allow_create=args.allow_create
+            )
+        )
     if args.role == "producer":
         return producer_acls(
             ProducerAccess(
@@ -175,6 +185,7 @@ async def apply(args: argparse.Namespace, acls: Sequence[Acl]) -> list[str]:
     from aiokafka.client import AIOKafkaClient
 
     from gapwatch.kafka.acl_requests import create_acls
+    from gapwatch.kafka.canary.runner import create_canary_topic
     from gapwatch.kafka.settings import client_kwargs
     from gapwatch.kafka.startup_errors import explained_start
     from gapwatch.kafka.topics import REPORT_TOPIC_CONFIGS, REPORT_TOPIC_PARTITIONS, ensure_topic
@@ -196,6 +207,8 @@ async def apply(args: argparse.Namespace, acls: Sequence[Acl]) -> list[str]:
                     if config.reports.enabled:
                         owned.append(config.reports.topic)
                     await ensure_own_topics(admin, config, only=owned)
+                elif args.role == "canary":
+                    await create_canary_topic(admin, args.canary_topic)
                 elif config.reports.enabled:
                     await ensure_topic(
                         admin,

@@ -26,6 +26,16 @@ No cluster-level ACL: the broker count comes from metadata, which needs none, an
 Kafka 3.0 (KIP-679) an idempotent producer such as the gap log writer is allowed by WRITE
 on any topic instead of IDEMPOTENT_WRITE on the cluster.
 
+The canary's rules (:func:`canary_acls`; ``gapwatch monitor --canary`` needs these and the
+monitor's, with the canary topic among the watched topics):
+
+1. The canary topic: WRITE (its records), ALTER (CreatePartitions, when a broker joins),
+   ALTER_CONFIGS (``min.insync.replicas`` follows the replication factor when it changes).
+2. The cluster: ALTER (ElectLeaders, to restore preferred leaders, and
+   AlterPartitionReassignments, to move a departed broker's partition). Without it the
+   canary still writes and measures; it only cannot move leadership or partitions back.
+3. With ``allow_create`` only: CREATE on the canary topic.
+
 The producer's rules (:func:`producer_acls`):
 
 1. Each stamped topic (or prefix): WRITE (WRITE implies DESCRIBE, which metadata needs).
@@ -43,6 +53,8 @@ from typing import Final
 from gapwatch.kafka.settings import SecuritySettings
 
 ANY_HOST: Final = "*"
+# The one name of the CLUSTER resource.
+CLUSTER_NAME: Final = "kafka-cluster"
 
 
 class ResourceType(enum.Enum):
@@ -59,8 +71,10 @@ class Operation(enum.Enum):
     READ = 3
     WRITE = 4
     CREATE = 5
+    ALTER = 7
     DESCRIBE = 8
     DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
     IDEMPOTENT_WRITE = 12
 
 
@@ -80,7 +94,9 @@ _VERBS: Final = {
     Operation.WRITE: "write",
     Operation.CREATE: "create",
     Operation.DESCRIBE: "describe",
+    Operation.ALTER: "alter",
     Operation.DESCRIBE_CONFIGS: "describe the configs of",
+    Operation.ALTER_CONFIGS: "alter the configs of",
     Operation.IDEMPOTENT_WRITE: "write idempotently to",
 }
 
@@ -155,6 +171,29 @@ def monitor_acls(access: MonitorAccess) -> list[Acl]:
     if access.allow_create:  # rule 6
         acls.extend(_topic(who, topic, Operation.CREATE) for topic in access.owned_topics)
     return _unique(acls)
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryAccess:
+    """What the canary writes and changes."""
+
+    principal: str
+    topic: str
+    allow_create: bool = False
+
+
+def canary_acls(access: CanaryAccess) -> list[Acl]:
+    """The ACLs the canary needs (rules in the module docstring)."""
+    who = access.principal
+    acls = [
+        _topic(who, access.topic, Operation.WRITE),  # rule 1
+        _topic(who, access.topic, Operation.ALTER),
+        _topic(who, access.topic, Operation.ALTER_CONFIGS),
+        Acl(who, ResourceType.CLUSTER, CLUSTER_NAME, Operation.ALTER),  # rule 2
+    ]
+    if access.allow_create:  # rule 3
+        acls.append(_topic(who, access.topic, Operation.CREATE))
+    return acls
 
 
 def producer_acls(access: ProducerAccess) -> list[Acl]:

@@ -5,10 +5,12 @@ clients, trackers, the gap store, the event fan-out, metrics and the HTTP server
 and all of them run on one asyncio event loop (uvicorn serves the API in the same loop
 as the consumer; one worker). Start-up order: refuse compacted topics, ensure the
 checkpoint, gap log and producer report topics, start the gap log writer, read the gap
-log into the fleet view, start checkpoints and the consumer, the sinks, serve HTTP, run
-the loop. Shutdown (SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): checkpoint and commit
-(after the gap log has everything, see :mod:`gapwatch.alerting.gaplog`), leave the group,
-drain the gap log, stop the sinks, end ``/events`` streams, stop HTTP.
+log into the fleet view, start checkpoints, the canary (``--canary``: it creates its topic,
+which the consumer then reads like a watched one) and the consumer, the sinks, serve HTTP,
+run the loop. Shutdown (SIGTERM/SIGINT or :meth:`RunningMonitor.stop`): stop the canary's
+writes, checkpoint and commit (after the gap log has everything, see
+:mod:`gapwatch.alerting.gaplog`), leave the group, drain the gap log, stop the sinks, end
+``/events`` streams, stop HTTP.
 
 Event subscribers, in order: the local gap store, the gap log writer, the fleet view
 (this instance's changes at once; everyone's arrive again from the gap log), then the
@@ -66,6 +68,8 @@ from gapwatch.kafka.acls import (
     monitor_acls,
     principal_of,
 )
+from gapwatch.kafka.canary.metrics import CanaryCollector, PartitionLatencies
+from gapwatch.kafka.canary.runner import Canary
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.kafka.settings import client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
@@ -79,7 +83,7 @@ from gapwatch.kafka.topics import (
     refuse_compacted,
 )
 from gapwatch.monitor.api.http import MonitorStatus, create_app
-from gapwatch.monitor.config import HttpSettings, MonitorConfig
+from gapwatch.monitor.config import HttpSettings, MonitorConfig, with_canary_watched
 from gapwatch.monitor.durability import DurabilityAudit
 from gapwatch.monitor.health import MonitorHealth
 from gapwatch.monitor.ingest.consumer import MonitorConsumer
@@ -121,7 +125,20 @@ class RunningMonitor:
         # Names the owner of each gap in the fleet view; unique per process by default.
         self.instance_id = instance_id or f"{socket.gethostname()}/{os.getpid()}"
         self._kwargs = client_kwargs(config.kafka)
-        self.partitions = OwnedPartitions(config.tracker.to_tracker_config())
+        # The canary writes its topic; the consumer reads it with the watched topics.
+        self.canary = (
+            Canary(
+                config.canary,
+                client_kwargs=client_kwargs(config.kafka),
+                principal=principal_of(config.kafka.security),
+            )
+            if config.canary.enabled
+            else None
+        )
+        self.partitions = OwnedPartitions(
+            config.tracker.to_tracker_config(),
+            latency_per_partition=(config.canary.topic,) if self.canary is not None else (),
+        )
         self.store = GapStore(
             closed_retention=config.gap_store.closed_retention,
             closed_limit=config.gap_store.closed_limit,
@@ -191,7 +208,7 @@ class RunningMonitor:
             )
             on_assigned.append(self.reports.apply_cached)
         self.consumer = MonitorConsumer(
-            config=config,
+            config=with_canary_watched(config),
             client_kwargs=self._kwargs,
             partitions=self.partitions,
             fanout=self.fanout,
@@ -233,6 +250,10 @@ class RunningMonitor:
         if self.durability is not None:
             self._durability_collector = DurabilityCollector(self.durability)
             registry.register(self._durability_collector)
+        self._canary_collector: CanaryCollector | None = None
+        if self.canary is not None:
+            self._canary_collector = CanaryCollector(self.canary, end_to_end=self._canary_latencies)
+            registry.register(self._canary_collector)
         self.app = create_app(
             store=self.store,
             monitor=view,
@@ -255,6 +276,11 @@ class RunningMonitor:
         if self.webhook is not None:
             stats.append(self.webhook.stats)
         return stats
+
+    def _canary_latencies(self) -> PartitionLatencies:
+        """End-to-end latency of each canary partition this monitor reads."""
+        by_partition = self.partitions.latency_by_partition(self.config.canary.topic)
+        return {p: (h.cumulative(), h.total) for p, h in by_partition.items()}
 
     def _on_assigned(self, state: PartitionState) -> None:
         """A partition is restored here: publish its open gaps as ours, take over the
@@ -307,6 +333,9 @@ class RunningMonitor:
         if self.webhook is not None:
             self.webhook.start()
         await self.checkpoints.start()
+        if self.canary is not None:
+            # Before the consumer subscribes: the canary creates its topic if missing.
+            await self.canary.start()
         await self.consumer.start()
         self.consumer_task = asyncio.create_task(self.consumer.run(), name="gapwatch-consumer")
         self._tasks.append(self.consumer_task)
@@ -327,7 +356,10 @@ class RunningMonitor:
     async def stop(self) -> None:
         """Checkpoint and commit, leave the group, stop HTTP (each step even if one fails)."""
         self.consumer.request_stop()
-        steps: list[Callable[[], Awaitable[None]]] = [self._join_consumer, self.consumer.stop]
+        steps: list[Callable[[], Awaitable[None]]] = []
+        if self.canary is not None:
+            steps.append(self.canary.stop)
+        steps += [self._join_consumer, self.consumer.stop]
         if self.reports is not None:
             steps.append(self.reports.stop)
         if self.durability is not None:
@@ -354,6 +386,8 @@ class RunningMonitor:
         self.registry.unregister(self._alerting_collector)
         if self._durability_collector is not None:
             self.registry.unregister(self._durability_collector)
+        if self._canary_collector is not None:
+            self.registry.unregister(self._canary_collector)
 
     async def _stop_durability(self) -> None:
         # The task first, so no audit is mid-request when its client closes.
@@ -538,7 +572,8 @@ def monitor_access(config: MonitorConfig) -> MonitorAccess:
     return MonitorAccess(
         principal=principal_of(config.kafka.security),
         group_id=config.watch.group_id,
-        topics=config.watch.topics,
+        # With --canary the monitor reads the canary topic like a watched one.
+        topics=with_canary_watched(config).watch.topics,
         checkpoint_topic=config.checkpoints.topic,
         gap_log_topic=config.gap_log.topic,
         report_topic=config.reports.topic if config.reports.enabled else None,

@@ -10,7 +10,7 @@ span several fields and raises :class:`ConfigError` naming the offending key.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,7 @@ from gapwatch.core.config import (
     TrackerConfig,
 )
 from gapwatch.errors import ConfigError, TrackerConfigError
+from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.settings import KafkaSettings
 
 StartFrom = Literal["earliest", "latest"]
@@ -307,11 +308,12 @@ class MonitorConfig:
     alerting: AlertingSettings = AlertingSettings()
     durability: DurabilitySettings = DurabilitySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    canary: CanarySettings = field(default_factory=CanarySettings)
 
     def validate(self) -> MonitorConfig:
         """Return ``self`` if valid, else raise :class:`ConfigError` naming the key."""
         self.kafka.validate()
-        self.watch.validate()
+        with_canary_watched(self).watch.validate()
         self.tracker.validate()
         self.checkpoints.validate()
         self.http.validate()
@@ -326,4 +328,25 @@ class MonitorConfig:
             raise ConfigError("checkpoint_topic", "must not be one of the watched topics")
         if self.reports.topic in self.watch.topics:
             raise ConfigError("report_topic", "must not be one of the watched topics")
+        if self.canary.enabled:
+            self.canary.validate()
+            own = (self.gap_log.topic, self.checkpoints.topic, self.reports.topic)
+            if self.canary.topic in own:
+                raise ConfigError("canary_topic", "must not be one of gapwatch's own topics")
         return self
+
+
+def with_canary_watched(config: MonitorConfig) -> MonitorConfig:
+    """``config`` with the canary topic among the watched topics when the canary is on
+    (added to ``topic``, or as an alternative of ``topic_pattern``), so the monitor reads
+    it like any topic and its loss is found by the same tracker."""
+    canary = config.canary
+    watch = config.watch
+    if not canary.enabled:
+        return config
+    if watch.topic_pattern is not None:
+        pattern = f"(?:{watch.topic_pattern})|{re.escape(canary.topic)}"
+        return replace(config, watch=replace(watch, topic_pattern=pattern))
+    if canary.topic in watch.topics:
+        return config
+    return replace(config, watch=replace(watch, topics=(*watch.topics, canary.topic)))

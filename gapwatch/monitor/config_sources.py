@@ -244,6 +244,13 @@ FIELDS: tuple[FieldSpec, ...] = (
         "file holding the client key password",
     ),
     _spec("ssl_check_hostname", "bool", "kafka.security.ssl_check_hostname", "verify hostname"),
+    _spec("canary", "bool", "canary.enabled", "write and watch the canary topic (per broker)"),
+    _spec("canary_topic", "str", "canary.topic", "the canary topic"),
+    _spec("canary_rate", "float", "canary.rate", "canary records/s per partition (per broker)"),
+    _spec("canary_request_timeout", "float", "canary.request_timeout", "canary write timeout"),
+    _spec("canary_window", "float", "canary.window", "seconds a canary write keeps a broker up"),
+    _spec("canary_check_interval", "float", "canary.check_interval", "canary metadata checks"),
+    _spec("canary_departure", "float", "canary.departure", "move a broker's partition after (s)"),
     _spec(
         "log_level",
         "str",

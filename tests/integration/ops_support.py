@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from monitor_support import monitor_config, start_monitor, wait_until
 
+from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import AlertingSettings, MetricsGranularity
 from gapwatch.testing.prometheus import PrometheusServer, run_prometheus
@@ -94,11 +95,13 @@ async def ops_stack(
     metrics_granularity: MetricsGranularity = "partition",
 ) -> AsyncIterator[OpsStack]:
     """A ready monitor watching ``topic`` (grace period 1 s, metrics at
-    ``metrics_granularity``) and a Prometheus that scrapes it every second with the shipped
-    rules; both stopped on exit."""
+    ``metrics_granularity``) with its canary on (on a topic of its own, so the dashboard's
+    canary row and rules have series), and a Prometheus that scrapes it every second with
+    the shipped rules; both stopped on exit."""
     config = monitor_config(bootstrap, [topic], f"g-{topic}", grace_period=1.0)
     http = dataclasses.replace(config.http, metrics_granularity=metrics_granularity)
-    config = dataclasses.replace(config, alerting=alerting, http=http)
+    canary = CanarySettings(enabled=True, topic=f"__gapwatch_canary_{topic}")
+    config = dataclasses.replace(config, alerting=alerting, http=http, canary=canary)
     if report_topic is not None:
         reports = dataclasses.replace(config.reports, enabled=True, topic=report_topic)
         config = dataclasses.replace(config, reports=reports)

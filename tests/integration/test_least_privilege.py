@@ -31,15 +31,20 @@ from gapwatch.core.wire import encode_stamp
 from gapwatch.errors import KafkaAuthorizationError
 from gapwatch.kafka.acl_requests import create_acls
 from gapwatch.kafka.acls import (
+    CLUSTER_NAME,
     Acl,
+    CanaryAccess,
     Operation,
     PatternType,
     ProducerAccess,
     ResourceType,
+    canary_acls,
     denied_line,
     monitor_acls,
     producer_acls,
 )
+from gapwatch.kafka.canary.runner import Canary
+from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.monitor.app import RunningMonitor, monitor_access
 from gapwatch.monitor.config import MonitorConfig, ReportSettings
@@ -425,3 +430,57 @@ async def test_the_durability_audit_names_a_missing_describe_configs(
             return (await audit_outcome(argv, capsys))[0] == 1
 
         await wait_until(audited, within=ACL_PROPAGATION_S + 30)
+
+
+async def test_the_canary_with_the_applied_acls_writes_and_is_refused_without(
+    cluster: KafkaCluster,
+) -> None:
+    """As ``app`` with no ACL the canary cannot start; ``gapwatch acls --role canary
+    --apply`` creates its topic and exactly the canary's ACLs, after which the canary
+    writes and finds the broker available. The ACLs are removed again (other tests count
+    ``app``'s)."""
+    topic = f"__gapwatch_canary_{time.monotonic_ns()}"
+    settings = CanarySettings(enabled=True, topic=topic)
+    kwargs = client_kwargs(kafka_settings(cluster, APP.name))
+    refused = Canary(settings, client_kwargs=kwargs)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await refused.start()
+    finally:
+        await refused.stop()
+    expected = canary_acls(CanaryAccess(principal=f"User:{APP.name}", topic=topic))
+    argv = ["acls", "--principal", f"User:{APP.name}", "--role", "canary"]
+    argv += ["--canary-topic", topic, *admin_apply_args(cluster)]
+    assert await asyncio.to_thread(main, argv) == 0
+    try:
+        async with admin_client(cluster) as client:
+            granted = await acls_of(client, f"User:{APP.name}")
+        # app may hold a producer's ACLs from another test of this module.
+        assert {a for a in granted if a.resource_name in (topic, CLUSTER_NAME)} == set(expected)
+        deadline = time.monotonic() + ACL_PROPAGATION_S
+        canary = Canary(settings, client_kwargs=kwargs)
+        while True:
+            try:
+                await canary.start()
+                break
+            except TopicAuthorizationFailedError:
+                await canary.stop()
+                if time.monotonic() > deadline:
+                    raise
+                canary = Canary(settings, client_kwargs=kwargs)
+                await asyncio.sleep(0.5)
+        try:
+
+            async def available() -> bool:
+                return canary.availability() == {1: True}
+
+            await wait_until(available, within=30.0)
+            assert canary.stats.by_broker[1].successes >= 1
+            assert canary.stats.check_failures == 0
+            assert canary.owners == {0: 1}
+        finally:
+            await canary.stop()
+    finally:
+        async with admin_client(cluster) as client:
+            for acl in expected:
+                await delete_acl(client, acl)

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import AlertingSettings, MonitorConfig, WatchSettings
@@ -55,6 +56,7 @@ def exported_families() -> dict[str, tuple[str, frozenset[str]]]:
         alerting=AlertingSettings(
             alertmanager_urls=("http://alertmanager:9093",), webhook_url="http://hooks:80/x"
         ),
+        canary=CanarySettings(enabled=True),
     ).validate()
     registry = CollectorRegistry()
     monitor = RunningMonitor(config, registry=registry)

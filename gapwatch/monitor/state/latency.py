@@ -76,6 +76,13 @@ class LatencyHistogram:
         self.clock_skewed += n - past
         self.total += (past * now_ms - sum(ordered[:past])) * 0.001
 
+    def add(self, other: LatencyHistogram) -> None:
+        """Add every count of ``other`` to this one (a sum of histograms)."""
+        for k, count in enumerate(tuple(other.counts)):
+            self.counts[k] += count
+        self.total += other.total
+        self.clock_skewed += other.clock_skewed
+
     def cumulative(self) -> list[tuple[str, float]]:
         """Prometheus-style cumulative buckets, ``+Inf`` last."""
         counts = tuple(self.counts)  # one atomic copy: a scrape may run in another thread

@@ -9,7 +9,7 @@ copied atomically (``tuple(dict.values())``) before iterating.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from gapwatch.core.config import TrackerConfig
@@ -353,10 +353,16 @@ class PartitionState:
 class OwnedPartitions:
     """Registry of owned partitions by ``(topic, partition)``, plus per-topic latency."""
 
-    def __init__(self, tracker_config: TrackerConfig) -> None:
+    def __init__(
+        self, tracker_config: TrackerConfig, *, latency_per_partition: Collection[str] = ()
+    ) -> None:
         self._tracker_config = tracker_config
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._latency: dict[str, LatencyHistogram] = {}
+        # The canary topic: its partitions belong to different brokers, so each gets its
+        # own histogram (merged into the topic's at scrape time).
+        self._per_partition = frozenset(latency_per_partition)
+        self._partition_latency: dict[tuple[str, int], LatencyHistogram] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -371,9 +377,14 @@ class OwnedPartitions:
 
     def add(self, topic: str, partition: int) -> PartitionState:
         """Start owning a partition with a fresh tracker (restore happens afterwards)."""
-        latency = self._latency.get(topic)
-        if latency is None:
-            latency = self._latency[topic] = LatencyHistogram()
+        if topic in self._per_partition:
+            latency = self._partition_latency.get((topic, partition))
+            if latency is None:
+                latency = self._partition_latency[(topic, partition)] = LatencyHistogram()
+        else:
+            latency = self._latency.get(topic)
+            if latency is None:
+                latency = self._latency[topic] = LatencyHistogram()
         state = PartitionState(
             topic, partition, new_tracker(topic, partition, self._tracker_config), latency
         )
@@ -389,5 +400,16 @@ class OwnedPartitions:
         return self._states.pop((topic, partition), None)
 
     def latency_by_topic(self) -> list[tuple[str, LatencyHistogram]]:
-        """Latency histograms of every topic ever owned (kept: histograms are cumulative)."""
-        return list(tuple(self._latency.items()))
+        """Latency histograms of every topic ever owned (kept: histograms are cumulative);
+        a topic with histograms per partition gets their sum."""
+        result = list(tuple(self._latency.items()))
+        merged: dict[str, LatencyHistogram] = {}
+        for (topic, _partition), histogram in tuple(self._partition_latency.items()):
+            merged.setdefault(topic, LatencyHistogram()).add(histogram)
+        result.extend(merged.items())
+        return result
+
+    def latency_by_partition(self, topic: str) -> dict[int, LatencyHistogram]:
+        """The histogram of each partition of ``topic`` ever owned, if it is one with
+        histograms per partition (``latency_per_partition``), else nothing."""
+        return {p: h for (t, p), h in tuple(self._partition_latency.items()) if t == topic}
