@@ -357,8 +357,9 @@ def _decode(t: TrackerState, data: bytes) -> None:
         raise _BadFieldError("ring stream")
     if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
         raise _BadFieldError("ring offsets out of order")
-    owners = [None if k < 0 else streams[k] for k in owner_ids]
-    t.ring.load(list(zip(offsets, owners, seqs, stamps, strict=True)), records)
+    by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
+    owners = list(map(by_index.__getitem__, owner_ids))
+    t.ring.load(offsets, owners, seqs, stamps, records)
 
 
 # --- field validators ------------------------------------------------------------------

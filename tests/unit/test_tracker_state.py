@@ -39,9 +39,7 @@ def _report(**fields: object) -> ProducerReport:
 
 def _write(ring: Ring, offset: int, st: Stream | None, seq: int, ts: int) -> None:
     # What the tracker's hot path does for one record.
-    i = ring.n & ring.mask
-    ring.offsets[i], ring.streams[i], ring.seqs[i], ring.ts[i] = offset, st, seq, ts
-    ring.n += 1
+    ring.write(offset, st, seq, ts)
 
 
 class TestRing:
