@@ -39,20 +39,23 @@ blocks deflate worse, larger ones keep more ints alive."""
 
 # The columns of a sealed block: (array code, bytes per value), in stored order.
 _BLOCK_COLUMNS = (("q", 8), ("Q", 8), ("q", 8), ("H", 2))
+_U64 = (1 << 64) - 1
 
 
 class _Block:
     """A sealed block of records ``base..base+count-1``: its four columns (offsets int64,
     sequences uint64, timestamps int64, a uint16 index into ``streams`` per record) as
-    little-endian byte planes (byte 0 of every value, then byte 1, ...), where a plane
-    whose bytes are all equal is kept as that one byte.
+    little-endian byte planes (byte 0 of every value, then byte 1, ...), keeping only
+    the low planes that differ between values.
 
-    Why planes and not zlib: the upper bytes of a block's offsets, sequences, timestamps
-    and stream indexes hardly ever change within 256 records, so dropping constant planes
-    alone takes a block from 6.6 KB to ~1.5 KB, in C, several times faster than deflating
-    it (measured; sealing runs inside ``observe()`` once per block)."""
+    Every value between a column's lowest and highest shares their common high bits, so
+    the planes above the highest differing bit of (lowest XOR highest) are the lowest
+    value's bytes and are not stored. Offsets, sequences and timestamps of 256 records
+    rarely differ above their two low bytes: a block takes ~1.3 KB instead of 6.6 KB,
+    found by C-level ``min``/``max`` and a slice per kept plane (measured: several times
+    cheaper than deflating the block; sealing runs inside ``observe()``)."""
 
-    __slots__ = ("base", "constant", "count", "data", "streams")
+    __slots__ = ("base", "count", "data", "lows", "streams", "widths")
 
     def __init__(
         self,
@@ -63,29 +66,28 @@ class _Block:
         owners: list[Stream | None],
     ) -> None:
         self.base = base
-        count = self.count = len(offsets)
+        self.count = len(offsets)
         # Index 0 is "no stream"; dict.fromkeys and map run in C.
         streams: tuple[Stream | None, ...] = (None, *dict.fromkeys(owners).keys() - {None})
         self.streams = streams
         index = {st: k for k, st in enumerate(streams)}
         planes: list[bytes] = []
-        constant = 0
-        bit = 1
+        lows: list[int] = []
+        widths: list[int] = []
         for (code, width), values in zip(
-            _BLOCK_COLUMNS, (offsets, seqs, ts, map(index.__getitem__, owners)), strict=True
+            _BLOCK_COLUMNS, (offsets, seqs, ts, list(map(index.__getitem__, owners))), strict=True
         ):
-            packed = array(code, values)
-            if sys.byteorder != "little":
-                packed.byteswap()
-            data = packed.tobytes()
-            for k in range(width):
-                plane = data[k::width]
-                if plane.count(plane[:1]) == count:
-                    constant |= bit
-                    plane = plane[:1]
-                planes.append(plane)
-                bit <<= 1
-        self.constant = constant
+            low, high = min(values), max(values)
+            # Two's complement: order is kept within one sign; across signs the top bit
+            # differs and every plane is kept.
+            kept = min(width, (((low ^ high) & _U64).bit_length() + 7) // 8)
+            if kept:
+                data = pack_column(code, values)
+                planes.extend(data[k::width] for k in range(kept))
+            lows.append(low)
+            widths.append(kept)
+        self.lows = tuple(lows)
+        self.widths = tuple(widths)
         self.data = b"".join(planes)
 
     def columns(self) -> tuple[list[int], list[int], list[int], list[Stream | None]]:
@@ -99,25 +101,20 @@ class _Block:
 
     def _unpack(self, columns: int) -> list[list[int]]:
         # The first ``columns`` columns as lists of ints.
-        count, data, constant = self.count, self.data, self.constant
+        count, data = self.count, self.data
         at = 0
-        bit = 1
         values: list[list[int]] = []
-        for code, width in _BLOCK_COLUMNS[:columns]:
-            out = bytearray(count * width)
-            for k in range(width):
-                if constant & bit:
-                    out[k::width] = data[at : at + 1] * count
-                    at += 1
-                else:
-                    out[k::width] = data[at : at + count]
-                    at += count
-                bit <<= 1
-            column = array(code)
-            column.frombytes(out)
-            if sys.byteorder != "little":
-                column.byteswap()
-            values.append(column.tolist())
+        for (code, width), low, kept in zip(
+            _BLOCK_COLUMNS[:columns], self.lows, self.widths, strict=False
+        ):
+            if not kept:
+                values.append([low] * count)
+                continue
+            out = bytearray(pack_column(code, [low]) * count)
+            for k in range(kept):
+                out[k::width] = data[at : at + count]
+                at += count
+            values.append(unpack_column(code, bytes(out)))
         return values
 
 
