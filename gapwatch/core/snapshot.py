@@ -112,7 +112,8 @@ def encode(t: TrackerState) -> bytes:
     for gap in book.active.values():
         owner = book.owner.get(gap.id)
         gaps.append([_gap_row(gap), -1 if owner is None else add(owner, _ROLE_OTHER)])
-    ring_streams = ring.valid_streams()
+    window = ring.window()
+    ring_streams = window[3]
     # map() over a dict's get runs in C; a stream only the ring names is added after.
     by_stream: dict[Stream | None, int] = {None: -1}
     for known in [*table, *book.owner.values()]:
@@ -123,7 +124,7 @@ def encode(t: TrackerState) -> bytes:
         for k, ring_owner in enumerate(ring_streams):
             if owners[k] is None and ring_owner is not None:
                 owners[k] = by_stream[ring_owner] = add(ring_owner, _ROLE_OTHER)
-    packed = ring.pack([-1 if k is None else k for k in owners])
+    packed = ring.pack(window, [-1 if k is None else k for k in owners])
     body = {
         "topic": t.topic,
         "partition": t.partition,
@@ -357,8 +358,9 @@ def _decode(t: TrackerState, data: bytes) -> None:
         raise _BadFieldError("ring stream")
     if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
         raise _BadFieldError("ring offsets out of order")
-    owners = [None if k < 0 else streams[k] for k in owner_ids]
-    t.ring.load(list(zip(offsets, owners, seqs, stamps, strict=True)), records)
+    by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
+    owners = list(map(by_index.__getitem__, owner_ids))
+    t.ring.load(offsets, owners, seqs, stamps, records)
 
 
 # --- field validators ------------------------------------------------------------------
