@@ -2,10 +2,13 @@
 (a script, not a test).
 
 Each figure is measured in a fresh process that builds ``N`` partition trackers and feeds
-each one more than a full ring of records shaped like a real topic's: 4 producers writing
-batches of 1-64 records each in turn, timestamps that climb about 1 ms per 20 records with
-jitter, offsets beyond 2^32. RSS is read after a full GC. The slope between 30 and 300
-partitions is the cost of one more owned partition (the process's fixed cost cancels).
+each one more than a full ring of records shaped like a real topic's, timestamps that
+climb about 1 ms per 20 records with jitter, offsets beyond 2^32, in one of three shapes:
+``single`` (one producer), ``batches`` (4 producers writing batches of 1-64 records each
+in turn) and ``interleaved`` (4 producers taking turns record by record, the issue's
+reference workload at its most mixed). RSS is read after a full GC. The slope between 30
+and 300 partitions is the cost of one more owned partition (the process's fixed cost
+cancels).
 
     .venv/bin/python bench/bench_memory.py                      # this checkout
     .venv/bin/python bench/bench_memory.py --base /work/main    # and a base checkout, same run
@@ -22,6 +25,7 @@ import sys
 from pathlib import Path
 
 SMALL, LARGE = 30, 300
+SHAPES = ("single", "batches", "interleaved")
 TARGET_BYTES = 200 * 1024
 
 _CHILD = """
@@ -33,7 +37,8 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 
-partitions = int(sys.argv[1])
+partitions, shape = int(sys.argv[1]), sys.argv[2]
+producers = 1 if shape == "single" else 4
 rnd = random.Random(7)
 trackers = []
 for p in range(partitions):
@@ -43,8 +48,8 @@ for p in range(partitions):
     seqs = [0, 0, 0, 0]
     read = 0
     while read < ring + 3_000:
-        producer = rnd.randrange(4)
-        for _ in range(rnd.randint(1, 64)):
+        producer = rnd.randrange(producers) if shape != "interleaved" else read % 4
+        for _ in range(rnd.randint(1, 64) if shape == "batches" else 1):
             stamp = Stamp(f"producer-{producer}", 1, seqs[producer])
             t.observe(offset, ts + rnd.randint(0, 3), stamp, 1.0)
             seqs[producer] += 1
@@ -59,9 +64,9 @@ print(rss())
 """
 
 
-def _rss(checkout: Path, partitions: int) -> int:
+def _rss(checkout: Path, partitions: int, shape: str) -> int:
     result = subprocess.run(
-        [str(checkout / ".venv/bin/python"), "-c", _CHILD, str(partitions)],
+        [str(checkout / ".venv/bin/python"), "-c", _CHILD, str(partitions), shape],
         cwd=checkout,
         capture_output=True,
         text=True,
@@ -70,8 +75,8 @@ def _rss(checkout: Path, partitions: int) -> int:
     return int(result.stdout.split()[-1])
 
 
-def _slope(checkout: Path) -> tuple[int, int, float]:
-    small, large = _rss(checkout, SMALL), _rss(checkout, LARGE)
+def _slope(checkout: Path, shape: str) -> tuple[int, int, float]:
+    small, large = _rss(checkout, SMALL, shape), _rss(checkout, LARGE, shape)
     return small, large, (large - small) / (LARGE - SMALL)
 
 
@@ -83,15 +88,15 @@ def main() -> None:
     checkouts = [("this", Path.cwd())]
     if args.base is not None:
         checkouts.insert(0, ("base", args.base.resolve()))
-    for name, checkout in checkouts:
-        small, large, slope = _slope(checkout)
+    for shape, name, checkout in [(s, *c) for s in SHAPES for c in checkouts]:
+        small, large, slope = _slope(checkout, shape)
         print(
-            f"{name} ({checkout}): RSS {small / 2**20:.1f} MiB at {SMALL} partitions, "
+            f"{shape}, {name} ({checkout}): RSS {small / 2**20:.1f} MiB at {SMALL} partitions, "
             f"{large / 2**20:.1f} MiB at {LARGE}; {slope / 1024:,.1f} KiB per partition "
             f"with a full ring (target <= {TARGET_BYTES // 1024} KiB: "
             f"{'met' if slope <= TARGET_BYTES else 'NOT met'})"
         )
-    sys.stdout.flush()
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

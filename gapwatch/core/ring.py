@@ -13,7 +13,7 @@ Two tiers, so that a full ring costs tens of kilobytes, not megabytes. The newes
 of records lives in public lists written by index ``n & mask`` on the tracker's hot path
 (:meth:`PartitionTracker.observe`), where a method call per record would cost more than
 the rest of the record. When that block is full, the next write seals it (:meth:`seal`):
-its four columns become compact byte planes (see :class:`_Block`), with the block's
+its four columns become compact byte planes (see :class:`SealedBlock`), with the block's
 streams as a small table, so the Python ints of the block are freed. Older
 blocks are read back only for the rare questions (a gap opening whose previous record is
 no longer in the newest block, truncation, divergence, snapshots). Everything else goes
@@ -22,7 +22,9 @@ through the methods here.
 
 from __future__ import annotations
 
+import struct
 import sys
+import zlib
 from array import array
 from collections import deque
 from collections.abc import Iterable
@@ -34,88 +36,171 @@ from gapwatch.core.wire import Stamp
 BLOCK_SIZE = 256
 """Records per sealed block (at most the ring size): the newest block's lists and ints
 take ~33 KB; a sealed block ~1-1.5 KB. Sealing costs a fixed step per block plus a few
-C-level conversions per record, so larger blocks save little time and keep more ints."""
+C-level passes per record, so larger blocks save little time and keep more ints."""
 
 
-# The columns of a sealed block: (array code, bytes per value), in stored order.
+# The columns of a sealed block: (struct code, bytes per value), in stored order:
+# offsets, sequences, timestamps, and an index into the block's stream table.
 _BLOCK_COLUMNS = (("q", 8), ("Q", 8), ("q", 8), ("H", 2))
-_U64 = (1 << 64) - 1
+_HEAD_SIZE = sum(width for _, width in _BLOCK_COLUMNS)
+# ``widths[0]`` of a block whose offsets climb by one from its first (the usual case: a
+# partition without transactions or compaction): no offset bytes are stored at all.
+CONSECUTIVE = -1
 
 
-class _Block:
-    """A sealed block of records ``base..base+count-1``: its four columns (offsets int64,
-    sequences uint64, timestamps int64, a uint16 index into ``streams`` per record) as
-    little-endian byte planes (byte 0 of every value, then byte 1, ...), keeping only
-    the low planes that differ between values.
+class SealedBlock:
+    """A sealed block of records ``base..base+count-1``.
 
-    Every value between a column's lowest and highest shares their common high bits, so
-    the planes above the highest differing bit of (lowest XOR highest) are the lowest
-    value's bytes and are not stored. Offsets, sequences and timestamps of 256 records
-    rarely differ above their two low bytes: a block takes ~1.3 KB instead of 6.6 KB,
-    found by C-level ``min``/``max`` and a slice per kept plane (measured: several times
-    cheaper than deflating the block; sealing runs inside ``observe()``)."""
+    Each column (offsets int64, sequences uint64, timestamps int64, a uint16 index into
+    ``streams`` per record) is kept as little-endian byte planes (byte 0 of every value,
+    then byte 1, ...), and only the low planes that differ between the values: the planes
+    above them equal the first value's bytes, kept in ``head``. Offsets, sequences and
+    timestamps of 256 records rarely differ above their two low bytes, and consecutive
+    offsets take no bytes at all, so a block takes ~1-1.3 KB instead of 6.6 KB. Every
+    step is a C-level pass over the block (packing, slicing, counting bytes): sealing
+    runs inside ``observe()``.
 
-    __slots__ = ("base", "count", "data", "lows", "streams", "widths")
+    ``deflated`` caches the block as a snapshot writes it (see :meth:`deflate`): a block
+    never changes, so each checkpoint compresses only the blocks sealed since the last.
+    """
+
+    __slots__ = ("base", "count", "data", "deflated", "head", "streams", "widths")
 
     def __init__(
         self,
+        base: int,
+        count: int,
+        head: bytes,
+        widths: tuple[int, ...],
+        data: bytes,
+        streams: tuple[Stream | None, ...],
+    ) -> None:
+        self.base = base
+        self.count = count
+        self.head = head
+        self.widths = widths
+        self.data = data
+        self.streams = streams
+        self.deflated: bytes | None = None
+
+    @classmethod
+    def seal(
+        cls,
         base: int,
         offsets: list[int],
         seqs: list[int],
         ts: list[int],
         owners: list[Stream | None],
-    ) -> None:
-        self.base = base
-        self.count = len(offsets)
-        # Index 0 is "no stream"; dict.fromkeys and map run in C.
-        streams: tuple[Stream | None, ...] = (None, *dict.fromkeys(owners).keys() - {None})
-        self.streams = streams
-        index = {st: k for k, st in enumerate(streams)}
-        planes: list[bytes] = []
-        lows: list[int] = []
+    ) -> SealedBlock:
+        """A block of the given columns (all of the same length, at least one value)."""
+        count = len(offsets)
+        # The block's streams in first-seen order; dict.fromkeys and map run in C.
+        index: dict[Stream | None, int] = dict.fromkeys(owners, 0)
+        streams = tuple(index)
+        for k, st in enumerate(streams):
+            index[st] = k
+        head: list[bytes] = []
         widths: list[int] = []
-        for (code, width), values in zip(
-            _BLOCK_COLUMNS, (offsets, seqs, ts, list(map(index.__getitem__, owners))), strict=True
-        ):
-            low, high = min(values), max(values)
-            # Two's complement: order is kept within one sign; across signs the top bit
-            # differs and every plane is kept.
-            kept = min(width, (((low ^ high) & _U64).bit_length() + 7) // 8)
-            if kept:
-                data = pack_column(code, values)
-                planes.extend(data[k::width] for k in range(kept))
-            lows.append(low)
+        planes: list[bytes] = []
+        first = offsets[0]
+        columns: tuple[tuple[list[int], int], ...]
+        if offsets == list(range(first, first + count)):
+            head.append(pack_column("q", [first]))
+            widths.append(CONSECUTIVE)
+            columns = ((seqs, 1), (ts, 2), (list(map(index.__getitem__, owners)), 3))
+        else:
+            columns = (
+                (offsets, 0),
+                (seqs, 1),
+                (ts, 2),
+                (list(map(index.__getitem__, owners)), 3),
+            )
+        for values, c in columns:
+            code, width = _BLOCK_COLUMNS[c]
+            raw = pack_column(code, values)
+            kept = width
+            while kept:  # the highest plane that is not the same byte in every value
+                plane = raw[kept - 1 :: width]
+                if plane.count(plane[0]) != count:
+                    break
+                kept -= 1
+            head.append(raw[:width])
             widths.append(kept)
-        self.lows = tuple(lows)
-        self.widths = tuple(widths)
-        self.data = b"".join(planes)
+            planes.extend(raw[k::width] for k in range(kept))
+        return cls(base, count, b"".join(head), tuple(widths), b"".join(planes), streams)
 
     def columns(self) -> tuple[list[int], list[int], list[int], list[Stream | None]]:
         """The block's (offsets, seqs, timestamps, streams), oldest first."""
-        offsets, seqs, ts, owners = self._unpack(len(_BLOCK_COLUMNS))
+        offsets, seqs, ts, owners = self._unpack((0, 1, 2, 3))
         return offsets, seqs, ts, list(map(self.streams.__getitem__, owners))
 
     def offsets(self) -> list[int]:
         """The block's offsets alone (what a search compares)."""
-        return self._unpack(1)[0]
+        return self._unpack((0,))[0]
 
-    def _unpack(self, columns: int) -> list[list[int]]:
-        # The first ``columns`` columns as lists of ints.
-        count, data = self.count, self.data
-        at = 0
+    def stream_indexes(self) -> list[int]:
+        """Per record, its index into :attr:`streams`."""
+        return self._unpack((3,))[0]
+
+    def _unpack(self, wanted: tuple[int, ...]) -> list[list[int]]:
+        # The columns numbered ``wanted`` (ascending) as lists of ints.
+        count, data, head = self.count, self.data, self.head
+        at = head_at = 0
         values: list[list[int]] = []
-        for (code, width), low, kept in zip(
-            _BLOCK_COLUMNS[:columns], self.lows, self.widths, strict=False
-        ):
-            if not kept:
-                values.append([low] * count)
+        for c, ((code, width), kept) in enumerate(zip(_BLOCK_COLUMNS, self.widths, strict=True)):
+            first = head[head_at : head_at + width]
+            head_at += width
+            if c not in wanted:
+                at += max(kept, 0) * count
                 continue
-            out = bytearray(pack_column(code, [low]) * count)
+            if kept == CONSECUTIVE:
+                start = unpack_column(code, first)[0]
+                values.append(list(range(start, start + count)))
+                continue
+            out = bytearray(first * count)
             for k in range(kept):
                 out[k::width] = data[at : at + count]
                 at += count
             values.append(unpack_column(code, bytes(out)))
         return values
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def deflate(self) -> bytes:
+        """The block's head, widths and planes, compressed (cached: blocks never change)."""
+        deflated = self.deflated
+        if deflated is None:
+            widths = bytes(w & 0xFF for w in self.widths)
+            deflated = self.deflated = zlib.compress(widths + self.head + self.data, 1)
+        return deflated
+
+    @classmethod
+    def inflate(
+        cls, base: int, count: int, deflated: bytes, streams: tuple[Stream | None, ...]
+    ) -> SealedBlock:
+        """The inverse of :meth:`deflate`; raises ``ValueError`` if the bytes do not hold
+        a block of ``count`` records whose stream indexes fall within ``streams``."""
+        inflater = zlib.decompressobj()
+        # At most every plane of every column: refuse anything larger (zip bombs).
+        limit = len(_BLOCK_COLUMNS) + _HEAD_SIZE + count * _HEAD_SIZE
+        raw = inflater.decompress(deflated, limit)
+        if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
+            raise ValueError("block bytes")
+        signed = [w - 256 if w > 127 else w for w in raw[: len(_BLOCK_COLUMNS)]]
+        widths = tuple(signed)
+        for w, (_, width), c in zip(widths, _BLOCK_COLUMNS, range(4), strict=True):
+            if not (0 <= w <= width or (w == CONSECUTIVE and c == 0)):
+                raise ValueError("block widths")
+        head_end = len(_BLOCK_COLUMNS) + _HEAD_SIZE
+        data = raw[head_end:]
+        if len(data) != count * sum(max(w, 0) for w in widths):
+            raise ValueError("block size")
+        block = cls(base, count, raw[len(_BLOCK_COLUMNS) : head_end], widths, data, streams)
+        owners = block._unpack((3,))[0]
+        if count and max(owners) >= len(streams):
+            raise ValueError("block stream")
+        block.deflated = deflated
+        return block
 
 
 class Ring:
@@ -132,6 +217,7 @@ class Ring:
         "mask",
         "n",
         "offsets",
+        "origin",
         "records_base",
         "seqs",
         "size",
@@ -147,8 +233,11 @@ class Ring:
         self.records_base = 0
         # Entries below ``floor`` were invalidated by a rewind (see :meth:`rewind`).
         self.floor = 0
+        # The first position entries were written at: 0, or after a restore that kept
+        # the blocks as they were, the position of the oldest restored entry.
+        self.origin = 0
         self.hot_base = 0
-        self.blocks: deque[_Block] = deque()
+        self.blocks: deque[SealedBlock] = deque()
         # Lists, not array.array: a list store is a pointer write, while an array store
         # converts the int (measured: 0.25 us more per record for four columns). Only
         # the newest block is kept this way.
@@ -168,7 +257,9 @@ class Ring:
         n, hot_base = self.n, self.hot_base
         if n == hot_base:
             return
-        self.blocks.append(_Block(hot_base, self.offsets, self.seqs, self.ts, self.streams))
+        self.blocks.append(
+            SealedBlock.seal(hot_base, self.offsets, self.seqs, self.ts, self.streams)
+        )
         self.hot_base = n
         start, blocks = self.start(), self.blocks
         while blocks and blocks[0].base + blocks[0].count <= start:
@@ -298,7 +389,7 @@ class Ring:
         """Truncated offsets older than the ring, when a truncation reaches entry ``j``."""
         oldest = self.start()
         first = self._slice(oldest, oldest + 1)[0][0]
-        if j == oldest and first > new_end and oldest > 0:
+        if j == oldest and first > new_end and oldest > self.origin:
             return first - new_end
         return 0
 
@@ -448,7 +539,9 @@ class Ring:
         for base in range(0, hot_base, block):
             end = base + block
             self.blocks.append(
-                _Block(base, offsets[base:end], seqs[base:end], ts[base:end], owners[base:end])
+                SealedBlock.seal(
+                    base, offsets[base:end], seqs[base:end], ts[base:end], owners[base:end]
+                )
             )
         hot = count - hot_base
         self.offsets[:hot], self.seqs[:hot] = offsets[hot_base:], seqs[hot_base:]
@@ -456,6 +549,44 @@ class Ring:
         self.hot_base = hot_base
         self.n = count
         self.records_base = records - count
+
+    def sealed_view(
+        self,
+    ) -> tuple[int, list[SealedBlock], tuple[list[int], list[int], list[int], list[Stream | None]]]:
+        """What a snapshot writes as it is: ``(phase, blocks, hot)``, the sealed blocks
+        holding valid entries, the entries ``hot_base..n-1`` of the lists as columns,
+        and how many entries of the first of them (block or lists) are not valid."""
+        start, hot_base, n = self.start(), self.hot_base, self.n
+        blocks = [b for b in self.blocks if b.base + b.count > start]
+        first = blocks[0].base if blocks else hot_base
+        hot = self._slice(hot_base, n) if n > hot_base else ([], [], [], [])
+        return start - first, blocks, hot
+
+    def block_size(self) -> int:
+        """Records per sealed block of this ring (a snapshot's blocks fit another ring
+        only if its block size and ring size are the same)."""
+        return self.mask + 1
+
+    def load_sealed(
+        self,
+        phase: int,
+        blocks: list[SealedBlock],
+        hot: tuple[list[int], list[int], list[int], list[Stream | None]],
+        records: int,
+    ) -> None:
+        """Fill an empty ring with the blocks and lists of :meth:`sealed_view` of a ring
+        of the same geometry (blocks built with bases ``0, block, 2 * block, ...``),
+        without unpacking them; ``records`` were read in all."""
+        self.blocks.extend(blocks)
+        offsets, seqs, ts, owners = hot
+        count = len(offsets)
+        self.offsets[:count], self.seqs[:count] = offsets, seqs
+        self.ts[:count], self.streams[:count] = ts, owners
+        self.hot_base = len(blocks) * (self.mask + 1)
+        self.n = self.hot_base + count
+        # Positions keep the blocks' geometry: the entries before ``phase`` are stale.
+        self.floor = self.origin = phase
+        self.records_base = records - self.n
 
 
 class _Reader:
@@ -468,7 +599,7 @@ class _Reader:
         self._offsets: dict[int, list[int]] = {}
         self._columns: dict[int, tuple[list[int], list[int], list[int], list[Stream | None]]] = {}
 
-    def _block(self, k: int) -> _Block:
+    def _block(self, k: int) -> SealedBlock:
         blocks = self._ring.blocks
         return blocks[(k - blocks[0].base) // (self._ring.mask + 1)]
 
@@ -518,10 +649,9 @@ def unshuffle_bytes(data: bytes, width: int) -> bytes:
 
 def pack_column(code: str, values: list[Any]) -> bytes:
     """``values`` as an ``array`` of type ``code``, little-endian whatever the host."""
-    packed = array(code, values)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tobytes()
+    # struct, not array: its per-value conversion is the cheaper one (sealing runs inside
+    # observe()). Standard sizes with "<": q and Q 8 bytes, i 4, H 2.
+    return struct.pack(f"<{len(values)}{code}", *values)
 
 
 def unpack_column(code: str, data: bytes) -> list[Any]:
