@@ -12,6 +12,7 @@ cancels).
 
     .venv/bin/python bench/bench_memory.py                      # this checkout
     .venv/bin/python bench/bench_memory.py --base /work/main    # and a base checkout, same run
+    .venv/bin/python bench/bench_memory.py --checkpointed       # after one snapshot each
 
 ``--base`` runs the same measurement with the other checkout's ``.venv/bin/python`` and
 source, alternately with this one. Target (issue 13): <= 200 KiB per owned partition.
@@ -37,7 +38,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 
-partitions, shape = int(sys.argv[1]), sys.argv[2]
+partitions, shape, checkpointed = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 producers = 1 if shape == "single" else 4
 rnd = random.Random(7)
 trackers = []
@@ -57,6 +58,8 @@ for p in range(partitions):
             read += 1
             if read % 20 == 0:
                 ts += 1
+    if checkpointed:
+        t.snapshot()  # what a checkpoint round leaves behind (cached compressed blocks)
     trackers.append(t)
 del stamp
 gc.collect()
@@ -64,9 +67,16 @@ print(rss())
 """
 
 
-def _rss(checkout: Path, partitions: int, shape: str) -> int:
+def _rss(checkout: Path, partitions: int, shape: str, checkpointed: bool) -> int:
     result = subprocess.run(
-        [str(checkout / ".venv/bin/python"), "-c", _CHILD, str(partitions), shape],
+        [
+            str(checkout / ".venv/bin/python"),
+            "-c",
+            _CHILD,
+            str(partitions),
+            shape,
+            str(int(checkpointed)),
+        ],
         cwd=checkout,
         capture_output=True,
         text=True,
@@ -75,8 +85,9 @@ def _rss(checkout: Path, partitions: int, shape: str) -> int:
     return int(result.stdout.split()[-1])
 
 
-def _slope(checkout: Path, shape: str) -> tuple[int, int, float]:
-    small, large = _rss(checkout, SMALL, shape), _rss(checkout, LARGE, shape)
+def _slope(checkout: Path, shape: str, checkpointed: bool) -> tuple[int, int, float]:
+    small = _rss(checkout, SMALL, shape, checkpointed)
+    large = _rss(checkout, LARGE, shape, checkpointed)
     return small, large, (large - small) / (LARGE - SMALL)
 
 
@@ -84,12 +95,18 @@ def main() -> None:
     """Print RSS at SMALL and LARGE partitions and the slope, per checkout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, help="a base checkout to measure in the same run")
+    parser.add_argument(
+        "--checkpointed",
+        action="store_true",
+        help="take each partition's snapshot once after filling it, as a checkpoint would",
+    )
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=SHAPES)
     args = parser.parse_args()
     checkouts = [("this", Path.cwd())]
     if args.base is not None:
         checkouts.insert(0, ("base", args.base.resolve()))
-    for shape, name, checkout in [(s, *c) for s in SHAPES for c in checkouts]:
-        small, large, slope = _slope(checkout, shape)
+    for shape, name, checkout in [(s, *c) for s in args.shapes for c in checkouts]:
+        small, large, slope = _slope(checkout, shape, args.checkpointed)
         print(
             f"{shape}, {name} ({checkout}): RSS {small / 2**20:.1f} MiB at {SMALL} partitions, "
             f"{large / 2**20:.1f} MiB at {LARGE}; {slope / 1024:,.1f} KiB per partition "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import struct
 import sys
-import zlib
 from array import array
 from collections import deque
 from collections.abc import Iterable
@@ -59,12 +58,9 @@ class SealedBlock:
     offsets take no bytes at all, so a block takes ~1-1.3 KB instead of 6.6 KB. Every
     step is a C-level pass over the block (packing, slicing, counting bytes): sealing
     runs inside ``observe()``.
-
-    ``deflated`` caches the block as a snapshot writes it (see :meth:`deflate`): a block
-    never changes, so each checkpoint compresses only the blocks sealed since the last.
     """
 
-    __slots__ = ("base", "count", "data", "deflated", "head", "streams", "widths")
+    __slots__ = ("base", "count", "data", "head", "streams", "widths")
 
     def __init__(
         self,
@@ -81,7 +77,6 @@ class SealedBlock:
         self.widths = widths
         self.data = data
         self.streams = streams
-        self.deflated: bytes | None = None
 
     @classmethod
     def seal(
@@ -166,40 +161,32 @@ class SealedBlock:
 
     # --- snapshots -------------------------------------------------------------------
 
-    def deflate(self) -> bytes:
-        """The block's head, widths and planes, compressed (cached: blocks never change)."""
-        deflated = self.deflated
-        if deflated is None:
-            widths = bytes(w & 0xFF for w in self.widths)
-            deflated = self.deflated = zlib.compress(widths + self.head + self.data, 1)
-        return deflated
+    def to_bytes(self) -> bytes:
+        """The block as a snapshot writes it: its widths (one signed byte per column),
+        the head, and the kept planes (the snapshot compresses all blocks at once: one
+        deflate call per block would cost more than the rest of the snapshot)."""
+        return bytes(w & 0xFF for w in self.widths) + self.head + self.data
 
     @classmethod
-    def inflate(
-        cls, base: int, count: int, deflated: bytes, streams: tuple[Stream | None, ...]
+    def from_bytes(
+        cls, base: int, count: int, raw: bytes, streams: tuple[Stream | None, ...]
     ) -> SealedBlock:
-        """The inverse of :meth:`deflate`; raises ``ValueError`` if the bytes do not hold
-        a block of ``count`` records whose stream indexes fall within ``streams``."""
-        inflater = zlib.decompressobj()
-        # At most every plane of every column: refuse anything larger (zip bombs).
-        limit = len(_BLOCK_COLUMNS) + _HEAD_SIZE + count * _HEAD_SIZE
-        raw = inflater.decompress(deflated, limit)
-        if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
-            raise ValueError("block bytes")
-        signed = [w - 256 if w > 127 else w for w in raw[: len(_BLOCK_COLUMNS)]]
-        widths = tuple(signed)
-        for w, (_, width), c in zip(widths, _BLOCK_COLUMNS, range(4), strict=True):
+        """The inverse of :meth:`to_bytes`; raises ``ValueError`` unless ``raw`` holds a
+        block of ``count`` records whose stream indexes fall within ``streams``."""
+        columns = len(_BLOCK_COLUMNS)
+        widths = tuple(w - 256 if w > 127 else w for w in raw[:columns])
+        if len(widths) != columns:
+            raise ValueError("block widths")
+        for c, (w, (_, width)) in enumerate(zip(widths, _BLOCK_COLUMNS, strict=True)):
             if not (0 <= w <= width or (w == CONSECUTIVE and c == 0)):
                 raise ValueError("block widths")
-        head_end = len(_BLOCK_COLUMNS) + _HEAD_SIZE
+        head_end = columns + _HEAD_SIZE
         data = raw[head_end:]
         if len(data) != count * sum(max(w, 0) for w in widths):
             raise ValueError("block size")
-        block = cls(base, count, raw[len(_BLOCK_COLUMNS) : head_end], widths, data, streams)
-        owners = block._unpack((3,))[0]
-        if count and max(owners) >= len(streams):
+        block = cls(base, count, raw[columns:head_end], widths, data, streams)
+        if count and max(block.stream_indexes()) >= len(streams):
             raise ValueError("block stream")
-        block.deflated = deflated
         return block
 
 

@@ -139,10 +139,10 @@ def encode(t: TrackerState) -> bytes:
     if None in owners:
         owners = [row_of(owner) for owner in hot_streams]
     packed = Ring.pack(hot, [-1 if k is None else k for k in owners])
-    # Sealed blocks go out as they are kept, compressed once each (cached on the block).
-    deflated = [block.deflate() for block in blocks]
+    # Sealed blocks go out as they are kept, after the newest entries.
+    sealed_bytes = [block.to_bytes() for block in blocks]
     sealed: list[list[Any]] = []
-    for k, (block, data) in enumerate(zip(blocks, deflated, strict=True)):
+    for k, (block, data) in enumerate(zip(blocks, sealed_bytes, strict=True)):
         named: Collection[int] = range(len(block.streams))
         if k == 0 and phase:
             # As above, for the stale entries of the oldest block, whose stream table
@@ -182,7 +182,7 @@ def encode(t: TrackerState) -> bytes:
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     # Level 1: the packed ring is large and regular; higher levels cost more than they save.
     payload = struct.pack(">I", len(raw)) + raw + packed
-    return MAGIC + bytes([VERSION]) + zlib.compress(payload, 1) + b"".join(deflated)
+    return MAGIC + bytes([VERSION]) + zlib.compress(payload + b"".join(sealed_bytes), 1)
 
 
 def _orphan_row(at: float, r: ProducerReport) -> list[Any]:
@@ -374,7 +374,7 @@ def _decode(t: TrackerState, data: bytes) -> None:
         marked.skip_mark = _int(mark, _I64_MIN, _I64_MAX)
     book.restore_open_at_skip({_str(gid) for gid in _list(body.get("doubtful", []))})
     if version >= SEALED_SINCE:
-        _load_sealed(t, body["ring"], ring, inflater.unused_data, streams, records)
+        _load_sealed(t, body["ring"], ring, streams, records)
         return
     count = _int(body["ring_entries"], 0, len(ring) // 28)
     offsets, seqs, stamps, owners = _unpack_entries(ring, count, version, streams)
@@ -411,8 +411,7 @@ def _check_order(offsets: list[int]) -> None:
 def _load_sealed(
     t: TrackerState,
     spec: object,
-    hot_bytes: bytes,
-    sealed_bytes: bytes,
+    ring_bytes: bytes,
     streams: list[Stream],
     records: int,
 ) -> None:
@@ -426,6 +425,7 @@ def _load_sealed(
     if len(rows) * block > size + block:
         raise _BadFieldError("ring blocks")
     hot_count = _int(spec["hot"], 0, block)
+    hot_bytes, sealed_bytes = ring_bytes[: 28 * hot_count], ring_bytes[28 * hot_count :]
     phase = _int(spec["phase"], 0, block - 1 if rows else hot_count)
     by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
     blocks: list[SealedBlock] = []
@@ -434,7 +434,8 @@ def _load_sealed(
         ids, length = _list(row, 2)
         table = tuple(by_index[_int(i, -1, len(streams) - 1)] for i in _list(ids))
         length = _int(length, 1, len(sealed_bytes) - at)
-        blocks.append(SealedBlock.inflate(k * block, block, sealed_bytes[at : at + length], table))
+        sealed = sealed_bytes[at : at + length]
+        blocks.append(SealedBlock.from_bytes(k * block, block, sealed, table))
         at += length
     if at != len(sealed_bytes):
         raise _BadFieldError("ring blocks")
