@@ -15,8 +15,15 @@ in C, so a full ring costs a few milliseconds, not a Python loop per entry. Sinc
 4 each array is byte-shuffled before compression (all first bytes of its values, then all
 second bytes, ...): offsets and timestamps climb steadily, so their upper bytes become
 long runs, and a full ring deflates to ~4 KB instead of ~60 KB, in less than half the
-time. Restoring into a config with a smaller ``ring_size`` keeps the newest entries. Not
-kept: the time of the next idle sweep (the first ``tick`` after a restore sweeps).
+time. Since version 5 only the ring's newest, unsealed entries are packed that way; its
+sealed blocks (:class:`~gapwatch.core.ring.SealedBlock`) follow as the ring keeps them
+(byte planes, a per-block stream table given as stream indexes in body key ``ring``), so
+a snapshot neither unpacks nor repacks them and a restore into a ring of the same size
+takes them back as they are: a full ring snapshots in well under a millisecond and
+restores in about one (``docs/benchmarks.md``). The whole payload is still one deflate
+call (one per block cost more than everything else). Restoring into a config with
+another ``ring_size`` unpacks the entries and keeps the newest. Not kept: the time of the
+next idle sweep (the first ``tick`` after a restore sweeps).
 
 :func:`decode` validates every field and raises :class:`~gapwatch.errors.SnapshotError`,
 and nothing else, for anything it cannot trust. Format changes bump :data:`VERSION`;
@@ -29,7 +36,6 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Collection
 from dataclasses import dataclass, fields
 from itertools import chain
 from typing import Any, Final
@@ -143,12 +149,16 @@ def encode(t: TrackerState) -> bytes:
     sealed_bytes = [block.to_bytes() for block in blocks]
     sealed: list[list[Any]] = []
     for k, (block, data) in enumerate(zip(blocks, sealed_bytes, strict=True)):
-        named: Collection[int] = range(len(block.streams))
         if k == 0 and phase:
             # As above, for the stale entries of the oldest block, whose stream table
             # names them too.
             named = set(block.stream_indexes()[phase:])
-        ids = [row_of(owner) if j in named else -1 for j, owner in enumerate(block.streams)]
+            ids: list[Any] = [
+                row_of(owner) if j in named else -1 for j, owner in enumerate(block.streams)
+            ]
+        else:
+            found: list[int | None] = list(map(by_stream.get, block.streams))
+            ids = list(map(row_of, block.streams)) if None in found else found
         sealed.append([ids, len(data)])
     body = {
         "topic": t.topic,
