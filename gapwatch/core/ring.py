@@ -93,30 +93,34 @@ class SealedBlock:
     ) -> SealedBlock:
         """A block of the given columns (all of the same length, at least one value)."""
         count = len(offsets)
-        # The block's streams in first-seen order; dict.fromkeys and map run in C.
-        index: dict[Stream | None, int] = dict.fromkeys(owners, 0)
-        streams = tuple(index)
-        for k, st in enumerate(streams):
-            index[st] = k
+        streams: tuple[Stream | None, ...]
+        if owners.count(owners[0]) == count:
+            # One stream (an identity test per record): every index is 0, no lookups.
+            streams, codes = (owners[0],), [0]
+        else:
+            # The block's streams in first-seen order; dict.fromkeys and map run in C.
+            index: dict[Stream | None, int] = dict.fromkeys(owners, 0)
+            streams = tuple(index)
+            for k, st in enumerate(streams):
+                index[st] = k
+            codes = list(map(index.__getitem__, owners))
         head: list[bytes] = []
         widths: list[int] = []
         planes: list[bytes] = []
         first = offsets[0]
-        columns: tuple[tuple[list[int], int], ...]
+        columns: tuple[tuple[list[int], int], ...] = ((seqs, 1), (ts, 2), (codes, 3))
         if offsets == list(range(first, first + count)):
             head.append(pack_column("q", [first]))
             widths.append(CONSECUTIVE)
-            columns = ((seqs, 1), (ts, 2), (list(map(index.__getitem__, owners)), 3))
         else:
-            columns = (
-                (offsets, 0),
-                (seqs, 1),
-                (ts, 2),
-                (list(map(index.__getitem__, owners)), 3),
-            )
+            columns = ((offsets, 0), *columns)
         for values, c in columns:
             code, width = _BLOCK_COLUMNS[c]
             raw = pack_column(code, values)
+            if len(values) != count:  # the single stream's index: no plane at all
+                head.append(raw)
+                widths.append(0)
+                continue
             kept = width
             while kept:  # the highest plane that is not the same byte in every value
                 plane = raw[kept - 1 :: width]
@@ -639,7 +643,7 @@ def unshuffle_bytes(data: bytes, width: int) -> bytes:
 
 
 def pack_column(code: str, values: list[Any]) -> bytes:
-    """``values`` as an ``array`` of type ``code``, little-endian whatever the host."""
+    """``values`` packed as ``struct`` type ``code``, little-endian whatever the host."""
     # struct, not array: its per-value conversion is the cheaper one (sealing runs inside
     # observe()). Standard sizes with "<": q and Q 8 bytes, i 4, H 2.
     return struct.pack(f"<{len(values)}{code}", *values)

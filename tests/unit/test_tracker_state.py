@@ -16,7 +16,7 @@ from gapwatch.core.report_ledger import (
     StreamClaim,
     split_told,
 )
-from gapwatch.core.ring import BLOCK_SIZE, Ring
+from gapwatch.core.ring import BLOCK_SIZE, Ring, SealedBlock
 from gapwatch.core.stream import Stream
 from gapwatch.core.streamtable import StreamTable
 from gapwatch.core.wire import Stamp
@@ -99,6 +99,37 @@ class TestRing:
         assert ring.newest_read() == (2**40 + 300, Stamp("p2", 1, 7))
         assert ring.window()[0] == [e[0] for e in entries[:100]] + [2**40 + 300]
         assert ring.records() == len(entries) + 1
+
+    @pytest.mark.parametrize(
+        ("offsets", "owners"),
+        [
+            (range(2**40, 2**40 + 256), "one"),  # consecutive offsets, one stream
+            (range(5, 5 + 3 * 256, 3), "one"),  # offsets with holes, one stream
+            (range(2**40, 2**40 + 256), "mixed"),  # three streams and records of none
+        ],
+        ids=["consecutive-one-stream", "holes-one-stream", "mixed"],
+    )
+    def test_a_sealed_block_keeps_every_value_and_survives_its_bytes(
+        self, offsets: range, owners: str
+    ) -> None:
+        """A sealed block gives back exactly the columns it was sealed from, however few
+        bytes it keeps, and so does a block rebuilt from :meth:`SealedBlock.to_bytes`."""
+        streams = [Stream(f"p{k}", 1, 0, 0, 0.0) for k in range(3)]
+        count = len(offsets)
+        columns = (
+            list(offsets),
+            [2**64 - 1 - k // 3 for k in range(count)],
+            [1_700_000_000_000 + (k * 7) % 50 for k in range(count)],
+            [streams[0]] * count
+            if owners == "one"
+            else [None if k % 5 == 0 else streams[k % 3] for k in range(count)],
+        )
+        block = SealedBlock.seal(0, *columns)
+        assert block.columns() == columns
+        table = block.streams
+        assert SealedBlock.from_bytes(0, count, block.to_bytes(), table).columns() == columns
+        with pytest.raises(ValueError, match="block stream"):
+            SealedBlock.from_bytes(0, count, block.to_bytes(), table[:-1])
 
 
 class TestStreamTable:
