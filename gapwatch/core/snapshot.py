@@ -17,13 +17,14 @@ second bytes, ...): offsets and timestamps climb steadily, so their upper bytes 
 long runs, and a full ring deflates to ~4 KB instead of ~60 KB, in less than half the
 time. Since version 5 only the ring's newest, unsealed entries are packed that way; its
 sealed blocks (:class:`~gapwatch.core.ring.SealedBlock`) follow as the ring keeps them
-(byte planes, a per-block stream table given as stream indexes in body key ``ring``), so
-a snapshot neither unpacks nor repacks them and a restore into a ring of the same size
-takes them back as they are: a full ring snapshots in well under a millisecond and
-restores in about one (``docs/benchmarks.md``). The whole payload is still one deflate
-call (one per block cost more than everything else). Restoring into a config with
-another ``ring_size`` unpacks the entries and keeps the newest. Not kept: the time of the
-next idle sweep (the first ``tick`` after a restore sweeps).
+(byte planes; each block's stream table given as stream indexes in body key ``ring``,
+blocks of the same streams sharing one), so a snapshot neither unpacks nor repacks them
+and a restore into a ring of the same size takes them back as they are: a full ring
+snapshots in under a millisecond and restores in one to two (``docs/benchmarks.md``).
+The whole payload is still one deflate call (one per block cost more than everything
+else). Restoring into a config with another ``ring_size`` unpacks the entries and keeps
+the newest. Not kept: the time of the next idle sweep (the first ``tick`` after a restore
+sweeps).
 
 :func:`decode` validates every field and raises :class:`~gapwatch.errors.SnapshotError`,
 and nothing else, for anything it cannot trust. Format changes bump :data:`VERSION`;
@@ -147,7 +148,8 @@ def encode(t: TrackerState) -> bytes:
     packed = Ring.pack(hot, [-1 if k is None else k for k in owners])
     # Sealed blocks go out as they are kept, after the newest entries.
     sealed_bytes = [block.to_bytes() for block in blocks]
-    sealed: list[list[Any]] = []
+    sealed: list[list[int]] = []
+    tables: dict[tuple[int, ...], int] = {}
     for k, (block, data) in enumerate(zip(blocks, sealed_bytes, strict=True)):
         if k == 0 and phase:
             # As above, for the stale entries of the oldest block, whose stream table
@@ -159,7 +161,8 @@ def encode(t: TrackerState) -> bytes:
         else:
             found: list[int | None] = list(map(by_stream.get, block.streams))
             ids = list(map(row_of, block.streams)) if None in found else found
-        sealed.append([ids, len(data)])
+        # Blocks of the same streams share one table (usually all of them do).
+        sealed.append([tables.setdefault(tuple(ids), len(tables)), len(data)])
     body = {
         "topic": t.topic,
         "partition": t.partition,
@@ -185,6 +188,7 @@ def encode(t: TrackerState) -> bytes:
             "size": ring.size,
             "block": ring.block_size(),
             "phase": phase,
+            "tables": [list(ids) for ids in tables],
             "blocks": sealed,
             "hot": len(hot_streams),
         },
@@ -438,11 +442,15 @@ def _load_sealed(
     hot_bytes, sealed_bytes = ring_bytes[: 28 * hot_count], ring_bytes[28 * hot_count :]
     phase = _int(spec["phase"], 0, block - 1 if rows else hot_count)
     by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
+    tables = [
+        tuple(by_index[_int(i, -1, len(streams) - 1)] for i in _list(ids))
+        for ids in _list(spec["tables"])
+    ]
     blocks: list[SealedBlock] = []
     at = 0
     for k, row in enumerate(rows):
-        ids, length = _list(row, 2)
-        table = tuple(by_index[_int(i, -1, len(streams) - 1)] for i in _list(ids))
+        table_index, length = _list(row, 2)
+        table = tables[_int(table_index, 0, len(tables) - 1)]
         length = _int(length, 1, len(sealed_bytes) - at)
         sealed = sealed_bytes[at : at + length]
         blocks.append(SealedBlock.from_bytes(k * block, block, sealed, table))
