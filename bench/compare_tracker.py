@@ -3,7 +3,8 @@
 Compares the tracker's hot path before and after a change: each round runs
 ``bench_tracker.bench_in_order()`` of checkout A, then of checkout B, each in a fresh
 process with that checkout's own virtualenv and source (so each measures its own code),
-pinned to one core. Alternating spreads machine noise over both alike; the figures are
+pinned to one core; the harness (``bench_tracker.py``, which times in thread CPU time) is
+checkout B's for both. Alternating spreads machine noise over both alike; the figures are
 the best of each checkout's rounds, and the per-round ratios show how steady that is.
 
     .venv/bin/python bench/compare_tracker.py ../gapwatch-base .   # before, after
@@ -19,7 +20,7 @@ from pathlib import Path
 
 _SNIPPET = """
 import sys
-sys.path.insert(0, "bench")
+sys.path.insert(0, sys.argv[1])
 import bench_tracker
 bench_tracker._pin_to_one_core()
 tracker_s, dict_s = bench_tracker.bench_in_order()
@@ -27,9 +28,9 @@ print(tracker_s, dict_s)
 """
 
 
-def _measure(checkout: Path) -> tuple[float, float]:
+def _measure(checkout: Path, harness: Path) -> tuple[float, float]:
     out = subprocess.run(
-        [str(checkout / ".venv/bin/python"), "-c", _SNIPPET],
+        [str(checkout / ".venv/bin/python"), "-c", _SNIPPET, str(harness)],
         cwd=checkout,
         capture_output=True,
         text=True,
@@ -44,10 +45,13 @@ def main() -> None:
     parser.add_argument("after", type=Path, help="checkout measured second in each round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    # Both checkouts run the same harness (the "after" one's bench_tracker.py), each with
+    # its own gapwatch: a change to the harness's clock or workload applies to both.
+    harness = args.after.resolve() / "bench"
     best = {"before": float("inf"), "after": float("inf")}
     for round_no in range(1, args.rounds + 1):
-        before, before_dict = _measure(args.before.resolve())
-        after, after_dict = _measure(args.after.resolve())
+        before, before_dict = _measure(args.before.resolve(), harness)
+        after, after_dict = _measure(args.after.resolve(), harness)
         best["before"] = min(best["before"], before)
         best["after"] = min(best["after"], after)
         print(

@@ -15,8 +15,16 @@ in C, so a full ring costs a few milliseconds, not a Python loop per entry. Sinc
 4 each array is byte-shuffled before compression (all first bytes of its values, then all
 second bytes, ...): offsets and timestamps climb steadily, so their upper bytes become
 long runs, and a full ring deflates to ~4 KB instead of ~60 KB, in less than half the
-time. Restoring into a config with a smaller ``ring_size`` keeps the newest entries. Not
-kept: the time of the next idle sweep (the first ``tick`` after a restore sweeps).
+time. Since version 5 only the ring's newest, unsealed entries are packed that way; its
+sealed blocks (:class:`~gapwatch.core.ring.SealedBlock`) follow as the ring keeps them
+(byte planes; each block's stream table given as stream indexes in body key ``ring``,
+blocks of the same streams sharing one), so a snapshot neither unpacks nor repacks them
+and a restore into a ring of the same size takes them back as they are: a full ring
+snapshots in under a millisecond and restores in one to two (``docs/benchmarks.md``).
+The whole payload is still one deflate call (one per block cost more than everything
+else). Restoring into a config with another ``ring_size`` unpacks the entries and keeps
+the newest. Not kept: the time of the next idle sweep (the first ``tick`` after a restore
+sweeps).
 
 :func:`decode` validates every field and raises :class:`~gapwatch.errors.SnapshotError`,
 and nothing else, for anything it cannot trust. Format changes bump :data:`VERSION`;
@@ -30,6 +38,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, fields
+from itertools import chain
 from typing import Any, Final
 
 from gapwatch.core.counters import COUNTER_NAMES, TrackerCounters
@@ -37,18 +46,19 @@ from gapwatch.core.gapbook import GapBook
 from gapwatch.core.model import Gap, GapCause, GapState, ProducerReport
 from gapwatch.core.progress import ReadProgress
 from gapwatch.core.report_ledger import ReportLedger
-from gapwatch.core.ring import Ring, unpack_column, unshuffle_bytes
+from gapwatch.core.ring import BLOCK_SIZE, Ring, SealedBlock, unpack_column, unshuffle_bytes
 from gapwatch.core.stream import PendingReport, Range, Stream, StreamAux
 from gapwatch.core.streamtable import StreamTable
 from gapwatch.core.wire import MAX_U64
 from gapwatch.errors import SnapshotError
 
 MAGIC: Final = b"GWT"
-VERSION: Final = 4
+VERSION: Final = 5
 # Versions this reader accepts: 2 is 3 without the R16 state (skip marks, doubtful gaps);
-# 3 is 4 with the ring arrays not shuffled.
-READABLE_VERSIONS: Final = frozenset((2, 3, 4))
+# 3 is 4 with the ring arrays not shuffled; 4 is 5 with the whole ring as packed arrays.
+READABLE_VERSIONS: Final = frozenset((2, 3, 4, 5))
 SHUFFLED_SINCE: Final = 4
+SEALED_SINCE: Final = 5
 # A checkpoint is stored in Kafka; refuse to inflate anything absurd (zip bombs).
 MAX_INFLATED_BYTES: Final = 256 * 1024 * 1024
 
@@ -112,18 +122,47 @@ def encode(t: TrackerState) -> bytes:
     for gap in book.active.values():
         owner = book.owner.get(gap.id)
         gaps.append([_gap_row(gap), -1 if owner is None else add(owner, _ROLE_OTHER)])
-    ring_streams = ring.valid_streams()
+    phase, blocks, hot = ring.sealed_view()
     # map() over a dict's get runs in C; a stream only the ring names is added after.
     by_stream: dict[Stream | None, int] = {None: -1}
     for known in [*table, *book.owner.values()]:
         if known is not None:
             by_stream[known] = add(known, _ROLE_OTHER)
-    owners: list[int | None] = list(map(by_stream.get, ring_streams))
+
+    def row_of(owner: Stream | None) -> int:
+        k = by_stream.get(owner)
+        if k is None:
+            assert owner is not None  # None is in by_stream
+            k = by_stream[owner] = add(owner, _ROLE_OTHER)
+        return k
+
+    hot_streams = hot[3]
+    if phase and not blocks:
+        # Entries before the oldest valid one are stale: name no stream for them, or a
+        # stream the tracker has forgotten would come back with a restore.
+        stale: list[Stream | None] = [None] * phase
+        hot_streams = stale + hot_streams[phase:]
+    owners: list[int | None] = list(map(by_stream.get, hot_streams))
     if None in owners:
-        for k, ring_owner in enumerate(ring_streams):
-            if owners[k] is None and ring_owner is not None:
-                owners[k] = by_stream[ring_owner] = add(ring_owner, _ROLE_OTHER)
-    packed = ring.pack([-1 if k is None else k for k in owners])
+        owners = [row_of(owner) for owner in hot_streams]
+    packed = Ring.pack(hot, [-1 if k is None else k for k in owners])
+    # Sealed blocks go out as they are kept, after the newest entries.
+    sealed_bytes = [block.to_bytes() for block in blocks]
+    sealed: list[list[int]] = []
+    tables: dict[tuple[int, ...], int] = {}
+    for k, (block, data) in enumerate(zip(blocks, sealed_bytes, strict=True)):
+        if k == 0 and phase:
+            # As above, for the stale entries of the oldest block, whose stream table
+            # names them too.
+            named = set(block.stream_indexes()[phase:])
+            ids: list[Any] = [
+                row_of(owner) if j in named else -1 for j, owner in enumerate(block.streams)
+            ]
+        else:
+            found: list[int | None] = list(map(by_stream.get, block.streams))
+            ids = list(map(row_of, block.streams)) if None in found else found
+        # Blocks of the same streams share one table (usually all of them do).
+        sealed.append([tables.setdefault(tuple(ids), len(tables)), len(data)])
     body = {
         "topic": t.topic,
         "partition": t.partition,
@@ -145,12 +184,19 @@ def encode(t: TrackerState) -> bytes:
             [add(st, _ROLE_OTHER), st.skip_mark] for st in table if st.skip_mark is not None
         ],
         "doubtful": book.open_at_skip(),
-        "ring_entries": ring.n - ring.start(),
+        "ring": {
+            "size": ring.size,
+            "block": ring.block_size(),
+            "phase": phase,
+            "tables": [list(ids) for ids in tables],
+            "blocks": sealed,
+            "hot": len(hot_streams),
+        },
     }
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     # Level 1: the packed ring is large and regular; higher levels cost more than they save.
     payload = struct.pack(">I", len(raw)) + raw + packed
-    return MAGIC + bytes([VERSION]) + zlib.compress(payload, 1)
+    return MAGIC + bytes([VERSION]) + zlib.compress(payload + b"".join(sealed_bytes), 1)
 
 
 def _orphan_row(at: float, r: ProducerReport) -> list[Any]:
@@ -341,7 +387,19 @@ def _decode(t: TrackerState, data: bytes) -> None:
             raise _BadFieldError("rebase stream")
         marked.skip_mark = _int(mark, _I64_MIN, _I64_MAX)
     book.restore_open_at_skip({_str(gid) for gid in _list(body.get("doubtful", []))})
+    if version >= SEALED_SINCE:
+        _load_sealed(t, body["ring"], ring, streams, records)
+        return
     count = _int(body["ring_entries"], 0, len(ring) // 28)
+    offsets, seqs, stamps, owners = _unpack_entries(ring, count, version, streams)
+    _check_order(offsets)
+    t.ring.load(offsets, owners, seqs, stamps, records)
+
+
+def _unpack_entries(
+    ring: bytes, count: int, version: int, streams: list[Stream]
+) -> tuple[list[int], list[int], list[int], list[Stream | None]]:
+    # ``count`` entries packed by Ring.pack: (offsets, seqs, timestamps, streams).
     if len(ring) != 28 * count:
         raise _BadFieldError("ring size")
     columns = [ring[: 8 * count], ring[8 * count : 16 * count], ring[16 * count : 24 * count]]
@@ -355,10 +413,70 @@ def _decode(t: TrackerState, data: bytes) -> None:
     owner_ids = unpack_column("i", owner_column)
     if owner_ids and not -1 <= min(owner_ids) <= max(owner_ids) < len(streams):
         raise _BadFieldError("ring stream")
+    by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
+    return offsets, seqs, stamps, list(map(by_index.__getitem__, owner_ids))
+
+
+def _check_order(offsets: list[int]) -> None:
     if offsets != sorted(offsets):  # timsort on sorted data is one C-level pass
         raise _BadFieldError("ring offsets out of order")
-    owners = [None if k < 0 else streams[k] for k in owner_ids]
-    t.ring.load(list(zip(offsets, owners, seqs, stamps, strict=True)), records)
+
+
+def _load_sealed(
+    t: TrackerState,
+    spec: object,
+    ring_bytes: bytes,
+    streams: list[Stream],
+    records: int,
+) -> None:
+    # Version 5's ring: sealed blocks as the ring kept them, then the newest entries.
+    if not isinstance(spec, dict):
+        raise _BadFieldError("ring")
+    size, block = _int(spec["size"], 1), _int(spec["block"], 1, BLOCK_SIZE)
+    if size & (size - 1) or block != min(size, BLOCK_SIZE):
+        raise _BadFieldError("ring geometry")
+    rows = _list(spec["blocks"])
+    if len(rows) * block > size + block:
+        raise _BadFieldError("ring blocks")
+    hot_count = _int(spec["hot"], 0, block)
+    hot_bytes, sealed_bytes = ring_bytes[: 28 * hot_count], ring_bytes[28 * hot_count :]
+    phase = _int(spec["phase"], 0, block - 1 if rows else hot_count)
+    by_index: list[Stream | None] = [*streams, None]  # index -1 is "no stream"
+    tables = [
+        tuple(by_index[_int(i, -1, len(streams) - 1)] for i in _list(ids))
+        for ids in _list(spec["tables"])
+    ]
+    blocks: list[SealedBlock] = []
+    at = 0
+    for k, row in enumerate(rows):
+        table_index, length = _list(row, 2)
+        table = tables[_int(table_index, 0, len(tables) - 1)]
+        length = _int(length, 1, len(sealed_bytes) - at)
+        sealed = sealed_bytes[at : at + length]
+        blocks.append(SealedBlock.from_bytes(k * block, block, sealed, table))
+        at += length
+    if at != len(sealed_bytes):
+        raise _BadFieldError("ring blocks")
+    hot = _unpack_entries(hot_bytes, hot_count, VERSION, streams)
+    _check_order(
+        list(chain.from_iterable(b.offsets() for b in blocks))[phase:]
+        + hot[0][max(phase - len(blocks) * block, 0) :]
+    )
+    ring = t.ring
+    if ring.size == size and ring.block_size() == block:
+        ring.load_sealed(phase, blocks, hot, records)
+        return
+    # Another ring size: the entries one by one, the newest that fit.
+    offsets: list[int] = []
+    seqs: list[int] = []
+    stamps: list[int] = []
+    owners: list[Stream | None] = []
+    for part in [*(b.columns() for b in blocks), hot]:
+        offsets += part[0]
+        seqs += part[1]
+        stamps += part[2]
+        owners += part[3]
+    ring.load(offsets[phase:], owners[phase:], seqs[phase:], stamps[phase:], records)
 
 
 # --- field validators ------------------------------------------------------------------

@@ -195,6 +195,8 @@ class PartitionTracker:
         ring = self._ring
         n = ring.n
         i = n & ring.mask
+        if not i:
+            ring.seal()
         ring.offsets[i] = offset
         ring.seqs[i] = seq
         ring.ts[i] = timestamp_ms
@@ -217,6 +219,8 @@ class PartitionTracker:
         ring = self._ring
         n = ring.n
         i = n & ring.mask
+        if not i:
+            ring.seal()
         ring.offsets[i] = offset
         ring.seqs[i] = seq
         ring.ts[i] = timestamp_ms

@@ -925,15 +925,22 @@ class TestSnapshot:
 
     @staticmethod
     def _older_format(blob: bytes, version: int, *, drop: tuple[str, ...] = ()) -> bytes:
-        """``blob`` (version 4) rewritten as ``version``: ring arrays not shuffled, and the
-        body fields in ``drop`` left out."""
+        """``blob`` (version 5, a ring short of one sealed block: its entries are packed as
+        version 4 packs them) rewritten as ``version``: the ring as ``ring_entries``, its
+        arrays not shuffled below version 4, and the body fields in ``drop`` left out."""
         payload = zlib.decompress(blob[4:])
         (length,) = struct.unpack(">I", payload[:4])
         body = json.loads(payload[4 : 4 + length])
         for name in drop:
             del body[name]
         ring = payload[4 + length :]
-        count = body["ring_entries"]
+        sealed = body.pop("ring")
+        assert not sealed["blocks"]
+        assert not sealed["phase"]
+        count = body["ring_entries"] = sealed["hot"]
+        if version == 4:
+            raw = json.dumps(body).encode()
+            return b"GWT\x04" + zlib.compress(struct.pack(">I", len(raw)) + raw + ring)
         columns = [ring[: 8 * count], ring[8 * count : 16 * count], ring[16 * count : 24 * count]]
         plain = b"".join(unshuffle_bytes(c, 8) for c in columns)
         plain += unshuffle_bytes(ring[24 * count :], 4)
@@ -945,7 +952,7 @@ class TestSnapshot:
         feed = Feed()
         feed.run("p", 1, [0, 1, 5])
         blob = feed.tracker.snapshot()
-        assert blob[3] == 4
+        assert blob[3] == 5
         v2 = self._older_format(blob, 2, drop=("rebase", "doubtful"))
         restored = PartitionTracker.restore(v2, topic=TOPIC, partition=PARTITION)
         assert restored.gaps() == feed.tracker.gaps()
@@ -962,6 +969,68 @@ class TestSnapshot:
             self._older_format(blob, 3), topic=TOPIC, partition=PARTITION
         )
         assert restored.snapshot() == blob
+
+    def test_snapshot_version_4_is_still_read(self) -> None:
+        """A version 4 snapshot (the whole ring as packed arrays) restores to the same
+        state, and is written again as the version of today."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1, 5, 6, 2])
+        blob = feed.tracker.snapshot()
+        restored = PartitionTracker.restore(
+            self._older_format(blob, 4), topic=TOPIC, partition=PARTITION
+        )
+        assert restored.snapshot() == blob
+
+    @staticmethod
+    def _wrapped(config: TrackerConfig) -> PartitionTracker:
+        # Three producers taking turns, one of them with a hole and a reordered record,
+        # past a full ring of 1,024 entries so that its oldest entry is inside a block.
+        tracker = PartitionTracker(TOPIC, PARTITION, config=config)
+        seqs = [0, 0, 0]
+        for offset in range(2**40, 2**40 + 2_500):
+            k = offset % 3
+            seq = seqs[k] + (offset % 97 == 0)
+            seqs[k] = seq + 1
+            tracker.observe(offset, 1_700_000_000_000 + offset % 1_000, Stamp(f"p{k}", 1, seq), 1.0)
+        return tracker
+
+    def test_a_full_ring_restores_to_the_same_answers(self) -> None:
+        """A ring of sealed blocks whose oldest entry lies inside a block restores with
+        the same entries: the same probe, the same records named by a truncation deep in
+        the ring, and the same bytes written again."""
+        config = TrackerConfig(ring_size=1_024)
+        tracker = self._wrapped(config)
+        blob = tracker.snapshot()
+        restored = PartitionTracker.restore(blob, topic=TOPIC, partition=PARTITION, config=config)
+        assert restored.snapshot() == blob
+        assert restored.verify_from() == tracker.verify_from() == 2**40 + 2_500 - 1_024
+        assert restored.newest_read(2**40 + 2_000) == tracker.newest_read(2**40 + 2_000)
+        assert restored.streams() == tracker.streams()
+        cut = 2**40 + 1_700
+        events = tracker.log_truncated(cut, 2.0)
+        assert events
+        assert restored.log_truncated(cut, 2.0) == events
+        assert restored.counters.as_dict() == tracker.counters.as_dict()
+
+    def test_a_full_ring_restores_into_a_smaller_ring(self) -> None:
+        """Restored with a smaller ``ring_size``, the newest entries are kept."""
+        tracker = self._wrapped(TrackerConfig(ring_size=1_024))
+        restored = PartitionTracker.restore(
+            tracker.snapshot(),
+            topic=TOPIC,
+            partition=PARTITION,
+            config=TrackerConfig(ring_size=256),
+        )
+        assert restored.verify_from() == 2**40 + 2_500 - 256
+        assert restored.newest_read() == tracker.newest_read()
+
+    def test_damaged_sealed_blocks_are_refused(self) -> None:
+        """A flipped byte or a cut in the sealed blocks raises SnapshotError."""
+        config = TrackerConfig(ring_size=1_024)
+        blob = self._wrapped(config).snapshot()
+        for damaged in (blob[:-7], blob[:-300] + bytes([blob[-300] ^ 0x55]) + blob[-299:]):
+            with pytest.raises(SnapshotError):
+                PartitionTracker.restore(damaged, topic=TOPIC, partition=PARTITION, config=config)
 
     def test_snapshot_of_an_unknown_version_is_refused(self) -> None:
         """A newer writer's format is refused with SnapshotError naming the version."""

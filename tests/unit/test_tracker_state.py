@@ -16,7 +16,7 @@ from gapwatch.core.report_ledger import (
     StreamClaim,
     split_told,
 )
-from gapwatch.core.ring import Ring
+from gapwatch.core.ring import BLOCK_SIZE, Ring, SealedBlock
 from gapwatch.core.stream import Stream
 from gapwatch.core.streamtable import StreamTable
 from gapwatch.core.wire import Stamp
@@ -39,9 +39,7 @@ def _report(**fields: object) -> ProducerReport:
 
 def _write(ring: Ring, offset: int, st: Stream | None, seq: int, ts: int) -> None:
     # What the tracker's hot path does for one record.
-    i = ring.n & ring.mask
-    ring.offsets[i], ring.streams[i], ring.seqs[i], ring.ts[i] = offset, st, seq, ts
-    ring.n += 1
+    ring.write(offset, st, seq, ts)
 
 
 class TestRing:
@@ -74,6 +72,64 @@ class TestRing:
         ring.rewind(j)
         assert ring.newest_read() == (2, Stamp("p", 1, 2))
         assert ring.records() == 5  # read is read: the counter does not go back
+
+    def test_sealed_blocks_answer_as_the_newest_block_does(self) -> None:
+        """Records that moved out of the newest block into sealed blocks are still found,
+        named on truncation and restored exactly (large offsets, sequences, timestamps;
+        records of no stream), and a rewind deep into a sealed block reads on from it."""
+        ring = Ring(4 * BLOCK_SIZE)
+        streams = [Stream(f"p{k}", 1, 0, 0, 0.0) for k in range(3)]
+        entries = []
+        for k in range(3 * BLOCK_SIZE + 10):
+            st = None if k % 7 == 0 else streams[k % 3]
+            entry = (2**40 + 3 * k, st, 2**63 + k, 1_700_000_000_000 + k // 5)
+            entries.append(entry)
+            ring.write(*entry)
+        old = streams[1]
+        old.high, old.high_offset = 2**63 + 4, 2**40 + 12  # entry 4, in the oldest block
+        assert ring.high_record_ts(old) == 1_700_000_000_000
+        window = ring.window()
+        assert list(zip(window[0], window[3], window[1], window[2], strict=True)) == entries
+        j = ring.first_at_or_above(2**40 + 3 * 100)
+        assert j == 100
+        gone = ring.gone_sequences(j)
+        assert gone[streams[0]] == {e[2] for e in entries[100:] if e[1] is streams[0]}
+        ring.rewind(j)
+        ring.write(2**40 + 300, streams[2], 7, 9)
+        assert ring.newest_read() == (2**40 + 300, Stamp("p2", 1, 7))
+        assert ring.window()[0] == [e[0] for e in entries[:100]] + [2**40 + 300]
+        assert ring.records() == len(entries) + 1
+
+    @pytest.mark.parametrize(
+        ("offsets", "owners"),
+        [
+            (range(2**40, 2**40 + 256), "one"),  # consecutive offsets, one stream
+            (range(5, 5 + 3 * 256, 3), "one"),  # offsets with holes, one stream
+            (range(2**40, 2**40 + 256), "mixed"),  # three streams and records of none
+        ],
+        ids=["consecutive-one-stream", "holes-one-stream", "mixed"],
+    )
+    def test_a_sealed_block_keeps_every_value_and_survives_its_bytes(
+        self, offsets: range, owners: str
+    ) -> None:
+        """A sealed block gives back exactly the columns it was sealed from, however few
+        bytes it keeps, and so does a block rebuilt from :meth:`SealedBlock.to_bytes`."""
+        streams = [Stream(f"p{k}", 1, 0, 0, 0.0) for k in range(3)]
+        count = len(offsets)
+        columns = (
+            list(offsets),
+            [2**64 - 1 - k // 3 for k in range(count)],
+            [1_700_000_000_000 + (k * 7) % 50 for k in range(count)],
+            [streams[0]] * count
+            if owners == "one"
+            else [None if k % 5 == 0 else streams[k % 3] for k in range(count)],
+        )
+        block = SealedBlock.seal(0, *columns)
+        assert block.columns() == columns
+        table = block.streams
+        assert SealedBlock.from_bytes(0, count, block.to_bytes(), table).columns() == columns
+        with pytest.raises(ValueError, match="block stream"):
+            SealedBlock.from_bytes(0, count, block.to_bytes(), table[:-1])
 
 
 class TestStreamTable:
