@@ -50,6 +50,7 @@ from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.model import GapState
 from gapwatch.errors import KafkaAuthorizationError
 from gapwatch.gaps.fanout import EventFanout
+from gapwatch.gaps.origins import OriginBook
 from gapwatch.gaps.store import GapStore
 from gapwatch.kafka.acl_requests import require_granted
 from gapwatch.kafka.acls import (
@@ -62,7 +63,8 @@ from gapwatch.kafka.acls import (
     principal_of,
 )
 from gapwatch.kafka.checkpoints import CheckpointStore
-from gapwatch.kafka.settings import client_kwargs
+from gapwatch.kafka.partition_reader import ReaderPool
+from gapwatch.kafka.settings import KafkaSettings, client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import (
     CHECKPOINT_TOPIC_CONFIGS,
@@ -79,6 +81,10 @@ from gapwatch.monitor.ingest.consumer import MonitorConsumer
 from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
 from gapwatch.monitor.metrics.collector import MonitorCollector
 from gapwatch.monitor.metrics.topics import TopicTotals
+from gapwatch.monitor.mirror.attributor import MirrorAttributor
+from gapwatch.monitor.mirror.lag import MirrorLag
+from gapwatch.monitor.mirror.metrics import MirrorCollector
+from gapwatch.monitor.mirror.table import MirrorTable
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
 log = logging.getLogger(__name__)
@@ -154,6 +160,21 @@ class RunningMonitor:
         self.webhook = build_webhook(config, instance=self.instance_id, external_url=external)
         if self.webhook is not None:
             self.fanout.subscribe(self.webhook)
+        # Mirrored topics (docs/mirroring.md): the origin book answers /gaps; the rest
+        # exists only with a mirror_source configured.
+        self.origins = OriginBook(
+            aliases=config.mirror.aliases,
+            policy=config.mirror.replication_policy,
+            limit=config.gap_log.history_limit,
+        )
+        self.mirror = build_mirror(
+            config,
+            origins=self.origins,
+            fleet=self.fleet,
+            partitions=self.partitions,
+        )
+        if self.mirror is not None:
+            self.fanout.subscribe(self.mirror.attributor)
         self.checkpoints = CheckpointStore(
             client_kwargs=client_kwargs(config.kafka, suffix="-checkpoints"),
             topic=config.checkpoints.topic,
@@ -216,6 +237,8 @@ class RunningMonitor:
             firing_alerts=self.alertmanager.book.firing_count if self.alertmanager else None,
         )
         registry.register(self._alerting_collector)
+        if self.mirror is not None:
+            registry.register(self.mirror.collector)
         self.app = create_app(
             store=self.store,
             monitor=view,
@@ -226,6 +249,7 @@ class RunningMonitor:
             hub=self.hub,
             instance=self.instance_id,
             keepalive=config.events.keepalive,
+            origins=self.origins,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
@@ -295,6 +319,8 @@ class RunningMonitor:
         if self.reports is not None:
             await self.reports.start()
             self._tasks.append(asyncio.create_task(self.reports.run(), name="gapwatch-reports"))
+        if self.mirror is not None:
+            await self.mirror.start()
 
     async def wait(self) -> None:
         """Until the consumer loop ends (stop requested, or it failed: then re-raise)."""
@@ -312,6 +338,8 @@ class RunningMonitor:
             steps.append(self.alertmanager.stop)
         if self.webhook is not None:
             steps.append(self.webhook.stop)
+        if self.mirror is not None:
+            steps.append(self.mirror.stop)
         for step in steps:
             try:
                 await step()
@@ -327,6 +355,8 @@ class RunningMonitor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.registry.unregister(self._collector)
         self.registry.unregister(self._alerting_collector)
+        if self.mirror is not None:
+            self.registry.unregister(self.mirror.collector)
 
     async def _join_consumer(self) -> None:
         if self.consumer_task is not None:
@@ -357,6 +387,111 @@ async def run_monitor(config: MonitorConfig) -> int:
     failed = monitor.consumer_task in done and monitor.consumer_task.exception() is not None
     await monitor.stop()
     return 1 if failed else 0
+
+
+# --- mirrored topics: source readers, attributor, lag, metrics -----------------------
+
+
+class MirrorParts:
+    """What watching mirrored topics adds to a monitor, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        sources: dict[str, ReaderPool],
+        source_kwargs: dict[str, dict[str, object]],
+        target: ReaderPool,
+        attributor: MirrorAttributor,
+        lag: MirrorLag,
+        collector: MirrorCollector,
+    ) -> None:
+        self.sources = sources
+        self._source_kwargs = source_kwargs
+        self.target = target
+        self.attributor = attributor
+        self.lag = lag
+        self.collector = collector
+        self._lag_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect to every source (a failure says why, like the monitor's own clients),
+        then start the lookups and the lag rounds."""
+        for alias, pool in self.sources.items():
+            async with explained_start(self._source_kwargs[alias]):
+                await pool.start()
+        await self.target.start()
+        self.attributor.start()
+        self._lag_task = asyncio.create_task(self.lag.run(), name="gapwatch-mirror-lag")
+
+    async def stop(self) -> None:
+        """Stop the lookups and lag rounds, then disconnect."""
+        await self.attributor.stop()
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
+        for pool in (*self.sources.values(), self.target):
+            try:
+                await pool.stop()
+            except Exception:
+                log.exception("closing a mirror reader failed")
+
+
+def build_mirror(
+    config: MonitorConfig,
+    *,
+    origins: OriginBook,
+    fleet: FleetStore,
+    partitions: OwnedPartitions,
+) -> MirrorParts | None:
+    """The mirror components, or ``None`` when no ``mirror_source`` is configured."""
+    mirror = config.mirror
+    if not mirror.sources:
+        return None
+    source_kwargs: dict[str, dict[str, object]] = {
+        source.alias: client_kwargs(
+            KafkaSettings(
+                bootstrap_servers=source.bootstrap_servers,
+                client_id=f"{config.kafka.client_id}-mirror-{source.alias}",
+                security=source.security,
+            )
+        )
+        for source in mirror.sources
+    }
+    sources = {
+        alias: ReaderPool(client_kwargs=kwargs, size=mirror.lookup_concurrency)
+        for alias, kwargs in source_kwargs.items()
+    }
+    # One reader for duplicate lookups, one for lag rounds.
+    target = ReaderPool(client_kwargs=client_kwargs(config.kafka, suffix="-mirror-target"), size=2)
+    table = MirrorTable()
+    attributor = MirrorAttributor(
+        book=origins,
+        table=table,
+        sources=sources,
+        target=target,
+        fleet_gaps=fleet.gaps.values,
+        fleet_version=lambda: fleet.applied,
+        max_records=mirror.lookup_max_records,
+        retries=mirror.lookup_retries,
+        concurrency=mirror.lookup_concurrency,
+    )
+    lag = MirrorLag(
+        book=origins,
+        table=table,
+        sources=sources,
+        target=target,
+        owned=lambda: [(state.topic, state.partition) for state in partitions],
+        interval=mirror.lag_interval,
+    )
+    per_topic = config.http.metrics_granularity == "topic"
+    return MirrorParts(
+        sources=sources,
+        source_kwargs=source_kwargs,
+        target=target,
+        attributor=attributor,
+        lag=lag,
+        collector=MirrorCollector(table, per_topic=per_topic),
+    )
 
 
 # --- alert sinks: built from the config; links point at this monitor's HTTP API -------
