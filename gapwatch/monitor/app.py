@@ -475,22 +475,31 @@ def build_mirror(
         retries=mirror.lookup_retries,
         concurrency=mirror.lookup_concurrency,
     )
+
+    def owned() -> list[tuple[str, int]]:
+        return [(state.topic, state.partition) for state in partitions]
+
     lag = MirrorLag(
         book=origins,
         table=table,
         sources=sources,
         target=target,
-        owned=lambda: [(state.topic, state.partition) for state in partitions],
+        owned=owned,
         interval=mirror.lag_interval,
     )
-    per_topic = config.http.metrics_granularity == "topic"
+    collector = MirrorCollector(
+        table,
+        book=origins,
+        owned=owned,
+        per_topic=config.http.metrics_granularity == "topic",
+    )
     return MirrorParts(
         sources=sources,
         source_kwargs=source_kwargs,
         target=target,
         attributor=attributor,
         lag=lag,
-        collector=MirrorCollector(table, per_topic=per_topic),
+        collector=collector,
     )
 
 

@@ -446,6 +446,11 @@ def _mirror_sources(
                 where = spec.flag if layer_name == "flags" else layer_name
             if raw is not None:
                 chosen[key] = _pairs(spec, raw, where)
+    for key, pairs in chosen.items():
+        aliases = [alias for alias, _ in pairs]
+        for alias in aliases:
+            if aliases.count(alias) > 1:
+                raise ConfigError(key, f"alias {alias!r} is given twice")
     servers = dict(chosen.get("mirror_source", ()))
     files = dict(chosen.get("mirror_source_config", ()))
     for alias in files:

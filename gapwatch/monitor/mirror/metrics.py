@@ -17,12 +17,13 @@ and per source cluster the lookups: ``gapwatch_mirror_lookups_total{outcome}`` a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from gapwatch.gaps.metrics import LabelValues, ScalarFamily, to_metric
+from gapwatch.gaps.origins import OriginBook
 from gapwatch.monitor.mirror.table import DUPLICATE_MAKERS, MISSING_ORIGINS, MirrorRow, MirrorTable
 
 _MISSING_HELP = "Records of confirmed gaps on a mirrored topic, by where they were lost."
@@ -34,8 +35,19 @@ _LAG_SECONDS_HELP = "How long the oldest source record not yet mirrored has wait
 class MirrorCollector(Collector):
     """The mirror families, per partition or summed per topic."""
 
-    def __init__(self, table: MirrorTable, *, per_topic: bool) -> None:
+    def __init__(
+        self,
+        table: MirrorTable,
+        *,
+        book: OriginBook,
+        owned: Callable[[], Iterable[tuple[str, int]]],
+        per_topic: bool,
+    ) -> None:
         self._table = table
+        self._book = book
+        # Every owned mirrored partition gets its counters at 0 before its first loss:
+        # increase() does not see the first value of a series born non-zero.
+        self._owned = owned
         self._per_topic = per_topic
 
     def describe(self) -> Iterable[Metric]:
@@ -49,6 +61,10 @@ class MirrorCollector(Collector):
 
     def read(self) -> list[ScalarFamily]:
         """The families as plain data."""
+        for topic, partition in list(self._owned()):
+            mirrored = self._book.mirrored(topic)
+            if mirrored is not None:
+                self._table.row(topic, partition, mirrored.source_cluster)
         rows = list(self._table.rows.items())
         base = (
             ("topic", "source_cluster")
