@@ -55,7 +55,8 @@ def test_source_security_comes_from_a_client_json_file(tmp_path: Path) -> None:
     assert source.bootstrap_servers == ("e1:9092",)
     assert source.security.sasl_username == "admin"
     password = source.security.read_sasl_password()
-    assert password is not None and password.reveal() == "s3cret-s3cret"
+    assert password is not None
+    assert password.reveal() == "s3cret-s3cret"
     assert "s3cret" not in repr(config)
 
 
