@@ -150,23 +150,23 @@ class RunningMonitor:
             fleet=self.fleet,
             hub=self.hub,
         )
+        # Mirrored topics (docs/mirroring.md): the origin book answers /gaps and
+        # names origins in pushed alerts; the rest exists only with a mirror_source configured.
+        self.origins = OriginBook(
+            aliases=config.mirror.aliases,
+            policy=config.mirror.replication_policy,
+            limit=config.gap_log.history_limit,
+        )
         # Until the HTTP port is known (port 0), links use the configured port.
         external = config.alerting.external_url or default_external_url(config, config.http.port)
         self.alertmanager = build_alertmanager(
-            config, instance=self.instance_id, external_url=external
+            config, instance=self.instance_id, external_url=external, origins=self.origins
         )
         if self.alertmanager is not None:
             self.fanout.subscribe(self.alertmanager)
         self.webhook = build_webhook(config, instance=self.instance_id, external_url=external)
         if self.webhook is not None:
             self.fanout.subscribe(self.webhook)
-        # Mirrored topics (docs/mirroring.md): the origin book answers /gaps; the rest
-        # exists only with a mirror_source configured.
-        self.origins = OriginBook(
-            aliases=config.mirror.aliases,
-            policy=config.mirror.replication_policy,
-            limit=config.gap_log.history_limit,
-        )
         self.mirror = build_mirror(
             config,
             origins=self.origins,
@@ -541,7 +541,7 @@ def http_server_config(app: FastAPI, http: HttpSettings) -> uvicorn.Config:
 
 
 def build_alertmanager(
-    config: MonitorConfig, *, instance: str, external_url: str
+    config: MonitorConfig, *, instance: str, external_url: str, origins: OriginBook | None = None
 ) -> AlertmanagerSink | None:
     """The Alertmanager sink, or ``None`` if no Alertmanager URL is configured."""
     alerting = config.alerting
@@ -559,7 +559,7 @@ def build_alertmanager(
     )
     return AlertmanagerSink(
         urls=alerting.alertmanager_urls,
-        book=AlertBook(policy),
+        book=AlertBook(policy, origins=origins),
         settings=delivery_settings(config),
     )
 

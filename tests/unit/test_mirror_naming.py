@@ -7,6 +7,9 @@ import json
 
 from monitor_factories import make_gap
 
+from gapwatch.alerting.alertbook import AlertBook
+from gapwatch.alerting.alertpolicy import AlertPolicy
+from gapwatch.core.events import GapConfirmed
 from gapwatch.core.model import GapState
 from gapwatch.core.origin import Attribution, Origin, Reason
 from gapwatch.core.replication import MirroredTopic, source_of
@@ -81,3 +84,56 @@ class TestOriginBook:
         assert (body["origin"], body["origin_reason"]) == ("unknown", "retention: gone")
         recovered = dataclasses.replace(gap, state=GapState.RECOVERED)
         assert json.loads(encoder.encode(recovered, "i"))["origin"] == "unknown"
+
+
+class TestPushedAlertsNameTheOrigin:
+    def test_a_loss_on_a_copy_is_pending_then_names_its_origin(self) -> None:
+        """The pushed alert's labels stay (one alert); its annotations gain the origin."""
+        book = OriginBook(aliases=("east",), policy="default")
+        alerts = AlertBook(
+            AlertPolicy(
+                loss_hold=600.0,
+                repost_interval=10.0,
+                max_per_partition=3,
+                duplicate_threshold=5,
+                duplicate_window=60.0,
+                duplicate_hold=100.0,
+                external_url="https://gw.example",
+                instance="host/1",
+            ),
+            origins=book,
+        )
+        gap = make_gap(4, opened_at=100.0, topic="east.orders", state=GapState.CONFIRMED)
+        alerts.apply([GapConfirmed(gap)], 105.0)
+        (before,) = alerts.current(106.0)
+        assert dict(before.annotations)["origin"] == "pending"
+        book.decide(gap.id, Attribution(Origin.SOURCE, Reason.NOT_IN_SOURCE, "lost upstream"))
+        (after,) = alerts.current(107.0)
+        assert after.labels == before.labels
+        notes = dict(after.annotations)
+        assert notes["summary"] == "1 records lost on east.orders/0, origin source"
+        assert (notes["origin_reason"], notes["source_cluster"], notes["source_topic"]) == (
+            "not-in-source: lost upstream",
+            "east",
+            "orders",
+        )
+
+    def test_an_unmirrored_loss_has_no_origin_annotations(self) -> None:
+        book = OriginBook(aliases=("east",), policy="default")
+        alerts = AlertBook(
+            AlertPolicy(
+                loss_hold=600.0,
+                repost_interval=10.0,
+                max_per_partition=3,
+                duplicate_threshold=5,
+                duplicate_window=60.0,
+                duplicate_hold=100.0,
+                external_url="https://gw.example",
+                instance="host/1",
+            ),
+            origins=book,
+        )
+        gap = make_gap(4, opened_at=100.0, topic="orders", state=GapState.CONFIRMED)
+        alerts.apply([GapConfirmed(gap)], 105.0)
+        (alert,) = alerts.current(106.0)
+        assert "origin" not in dict(alert.annotations)
