@@ -12,6 +12,7 @@ scan by its record limit and the offset it stops at.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ from gapwatch.errors import GapwatchError, MalformedStampError
 # How long one fetch waits for records before the scan counts the range as read to its end.
 _FETCH_WAIT_MS = 1000
 _FETCH_BATCH = 5000
+# A topic seen in the cluster's metadata is not asked about again for this long: the lag
+# rounds ask for every mirrored partition, and a full metadata request per partition would
+# cost a large cluster more than the offsets themselves.
+_TOPIC_CHECK_INTERVAL_S = 60.0
 
 
 class PartitionMissingError(GapwatchError):
@@ -54,6 +59,7 @@ class PartitionReader:
         self._kwargs = dict(client_kwargs)
         self._timeout = request_timeout
         self._consumer: AIOKafkaConsumer | None = None
+        self._topics_seen: dict[str, float] = {}  # topic -> when metadata last listed it
 
     async def start(self) -> None:
         """Connect (raises what aiokafka raises if the cluster cannot be reached)."""
@@ -84,8 +90,7 @@ class PartitionReader:
         consumer = self._client()
         async with asyncio.timeout(self._timeout):
             # beginning_offsets blocks forever on a partition that does not exist.
-            if topic not in await consumer.topics():
-                raise PartitionMissingError(f"no topic {topic!r}")
+            await self._require_topic(consumer, topic)
             partitions = consumer.partitions_for_topic(topic) or set()
             if partitions and partition not in partitions:
                 raise PartitionMissingError(f"no partition {topic}/{partition}")
@@ -93,6 +98,15 @@ class PartitionReader:
             start = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
         return Bounds(start=int(start), end=int(end))
+
+    async def _require_topic(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        seen = self._topics_seen.get(topic)
+        if seen is not None and time.monotonic() - seen < _TOPIC_CHECK_INTERVAL_S:
+            return
+        if topic not in await consumer.topics():
+            self._topics_seen.pop(topic, None)
+            raise PartitionMissingError(f"no topic {topic!r}")
+        self._topics_seen[topic] = time.monotonic()
 
     async def offset_at(
         self, topic: str, partition: int, timestamp_ms: int
