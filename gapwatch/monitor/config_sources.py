@@ -320,8 +320,11 @@ def _add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, spec: F
         parser.add_argument(
             spec.flag, action=argparse.BooleanOptionalAction, help=help_text, **common
         )
-    elif spec.key == "topic" or spec.kind == "pairs":
+    elif spec.key == "topic":
         parser.add_argument(spec.flag, action="append", metavar="NAME", help=help_text, **common)
+    elif spec.kind == "pairs":
+        metavar = "ALIAS=" + ("FILE" if spec.key.endswith("_config") else "BOOTSTRAP")
+        parser.add_argument(spec.flag, action="append", metavar=metavar, help=help_text, **common)
     else:
         metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
         parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
