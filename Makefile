@@ -36,6 +36,8 @@ typecheck: $(STAMP)
 # 4.x) from Maven Central once; later runs hit the cache.
 kafka-jars: $(STAMP)
 	$(BIN)/python -m gapwatch.testing.kafka fetch --matrix
+	# MirrorMaker 2's jars (connect-mirror and the Connect runtime), default version only.
+	$(BIN)/python -m gapwatch.testing.mirror fetch
 
 # promtool, prometheus, amtool and prometheus-alertmanager from Debian's packages, only if
 # missing (root or sudo); the tests of deploy/ and grafana/ run them.

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 #: The one place the default Kafka version is pinned; ``GAPWATCH_KAFKA_VERSION`` overrides it.
 DEFAULT_KAFKA_VERSION = "4.3.1"
@@ -108,6 +109,31 @@ _SINCE_4_0_PREFIXES = ("share.coordinator.",)
 _VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
 
 ConfigValue = str | int | bool
+
+
+class JvmFiles(Protocol):
+    """Where one test-bed JVM keeps its files: a broker's :class:`NodeSpec`, or MirrorMaker's
+    files (:mod:`._mirror_config`)."""
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where log4j2 writes the main log (``-Dkafka.logs.dir``)."""
+
+    @property
+    def config_path(self) -> Path:
+        """The properties file on the command line (also how the process is recognised)."""
+
+    @property
+    def log4j_path(self) -> Path:
+        """The generated log4j2 configuration."""
+
+    @property
+    def stdout_path(self) -> Path:
+        """The JVM's own stdout/stderr."""
+
+    @property
+    def server_log_path(self) -> Path:
+        """The main log file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +382,7 @@ def jvm_command(
     *,
     java: str,
     jars_dir: Path,
-    node: NodeSpec,
+    node: JvmFiles,
     state_dir: Path,
     heap: str,
     main_class: str,
@@ -364,7 +390,8 @@ def jvm_command(
     is_tool: bool = False,
     extra_jvm_args: Sequence[str] = (),
 ) -> list[str]:
-    """The ``java`` command line for one Kafka process of ``node``.
+    """The ``java`` command line for one Kafka process of ``node`` (a broker's or a tool's,
+    or MirrorMaker's).
 
     ``-Dgapwatch.state.dir`` tags the process so it can be recognised (and only it killed)
     from its command line, e.g. ``pkill -f <state dir>``. ``extra_jvm_args`` come last so

@@ -27,3 +27,7 @@ class ClusterStateError(KafkaTestbedError):
 
 class TopicError(KafkaTestbedError):
     """The broker refused a topic operation, or the topic never got leaders in time."""
+
+
+class MirrorError(KafkaTestbedError):
+    """MirrorMaker 2 did not start, exited, or did not copy in time; the message names its log."""

@@ -1,9 +1,10 @@
-"""One Kafka JVM: launching it in its own process group, signalling it, and reading its logs.
+"""One test-bed JVM: launching it in its own process group, signalling it, reading its logs.
 
-A node is either *owned* (this Python process started it and holds its ``Popen``) or
+A process is either *owned* (this Python process started it and holds its ``Popen``) or
 *adopted* (the CLI found its PID in a state file). Every signal goes through
-:meth:`NodeProcess.signal`, which first checks that the PID still belongs to this node's
-command line, so a recycled PID is never signalled.
+:meth:`JvmProcess.signal`, which first checks that the PID still belongs to this process's
+command line, so a recycled PID is never signalled. :class:`NodeProcess` is a broker node's
+JVM; MirrorMaker's (:mod:`.mirror`) is a plain :class:`JvmProcess`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gapwatch.testing._config import HOST, NodeSpec
+from gapwatch.testing._config import HOST, JvmFiles, NodeSpec
 from gapwatch.testing._errors import ToolMissingError
 
 _PR_SET_PDEATHSIG = 1
@@ -57,13 +58,13 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class NodeProcess:
-    """The JVM of one node: start, signal, liveness, logs."""
+class JvmProcess:
+    """One JVM whose files ``files`` describes: start, signal, liveness, logs."""
 
-    __slots__ = ("_popen", "is_paused", "is_stopping", "pid", "spec")
+    __slots__ = ("_popen", "files", "is_paused", "is_stopping", "pid")
 
-    def __init__(self, spec: NodeSpec, pid: int | None = None) -> None:
-        self.spec = spec
+    def __init__(self, files: JvmFiles, pid: int | None = None) -> None:
+        self.files = files
         self.pid = pid
         self.is_paused = False
         # SIGTERM was sent: the JVM may still be running its controlled shutdown.
@@ -77,9 +78,9 @@ class NodeProcess:
         JVMs: teardown, not the terminal, decides how they stop. ``detach`` skips the
         parent-death signal so the CLI's ``up`` can exit and leave the cluster running.
         """
-        self.spec.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.files.logs_dir.mkdir(parents=True, exist_ok=True)
         use_death_signal = not detach and threading.current_thread() is threading.main_thread()
-        with self.spec.stdout_path.open("ab") as out:
+        with self.files.stdout_path.open("ab") as out:
             self._popen = subprocess.Popen(
                 list(command),
                 stdin=subprocess.DEVNULL,
@@ -158,19 +159,29 @@ class NodeProcess:
     def log_tail(self, lines: int = 30) -> str:
         """Tail of ``server.log`` and of the JVM's stdout, for error messages."""
         return (
-            f"--- {self.spec.server_log_path} (last {lines} lines) ---\n"
-            f"{tail(self.spec.server_log_path, lines)}\n"
-            f"--- {self.spec.stdout_path} (last {lines} lines) ---\n"
-            f"{tail(self.spec.stdout_path, lines)}"
+            f"--- {self.files.server_log_path} (last {lines} lines) ---\n"
+            f"{tail(self.files.server_log_path, lines)}\n"
+            f"--- {self.files.stdout_path} (last {lines} lines) ---\n"
+            f"{tail(self.files.stdout_path, lines)}"
         )
 
     def _owns_pid(self) -> bool:
-        """Whether ``pid``'s command line is this node's (guards against recycled PIDs)."""
+        """Whether ``pid``'s command line is this JVM's (guards against recycled PIDs)."""
         try:
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return str(self.spec.config_path).encode() in cmdline
+        return str(self.files.config_path).encode() in cmdline
+
+
+class NodeProcess(JvmProcess):
+    """The JVM of one broker+controller node, with its ports and ids in :attr:`spec`."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: NodeSpec, pid: int | None = None) -> None:
+        super().__init__(spec, pid)
+        self.spec = spec
 
 
 def _is_alive(pid: int) -> bool:

@@ -11,6 +11,13 @@ Enable with ``pytest_plugins = ["gapwatch.testing.pytest_plugin"]`` in a ``conft
 - ``topic_name``: a fresh, random topic name per test (not created).
 - ``make_topic``: ``await make_topic(cluster=None, partitions=3, replication_factor=1,
   configs=None)`` creates a fresh random topic (on ``kafka`` by default) and returns its name.
+- ``mirror_target``: session-scoped 1-node cluster that MirrorMaker copies into, started
+  only if some test requests it. The source of every mirror is ``kafka``.
+- ``make_mirror``: ``make_mirror(topics=REGEX, source_alias=None, replication_policy=
+  "default", offset_reset="earliest", offset_flush_interval_ms=1000, extra=())`` starts a
+  real MirrorMaker 2 from ``kafka`` to ``mirror_target`` and returns its
+  :class:`~gapwatch.testing.mirror.Mirror` once it copies; killed when the test ends. Each
+  gets a fresh random source alias unless one is given, so mirrors never share state.
 
 A cluster that cannot start makes the requesting test *error*, never skip. Locally,
 ``GAPWATCH_SKIP_KAFKA=1`` skips tests using these fixtures or marked ``kafka``/``chaos``
@@ -24,12 +31,18 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 from gapwatch.testing.kafka import KafkaCluster, SecurityPlan
+from gapwatch.testing.mirror import (
+    DEFAULT_OFFSET_FLUSH_INTERVAL_MS,
+    Mirror,
+    MirrorSettings,
+)
 
 SKIP_ENV = "GAPWATCH_SKIP_KAFKA"
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -46,6 +59,21 @@ class MakeTopic(Protocol):
         replication_factor: int = 1,
         configs: Mapping[str, str] | None = None,
     ) -> str: ...
+
+
+class MakeMirror(Protocol):
+    """Type of the ``make_mirror`` fixture's factory."""
+
+    def __call__(
+        self,
+        topics: str,
+        *,
+        source_alias: str | None = None,
+        replication_policy: str = "default",
+        offset_reset: str = "earliest",
+        offset_flush_interval_ms: int = DEFAULT_OFFSET_FLUSH_INTERVAL_MS,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Mirror: ...
 
 
 class SecuredKafka(Protocol):
@@ -118,6 +146,53 @@ def secured_kafka(request: pytest.FixtureRequest) -> Iterator[SecuredKafka]:
         stop_current()
 
 
+@pytest.fixture(scope="session")
+def mirror_target(request: pytest.FixtureRequest) -> KafkaCluster:
+    """A second 1-node cluster, the target of the mirrors ``make_mirror`` starts."""
+    return _session_cluster(request, "mirror_target", 1)
+
+
+@pytest.fixture
+def make_mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeMirror]:
+    """Factory of real MirrorMakers from ``kafka`` to ``mirror_target``, each returned once
+    it copies and killed at the end of the test (its log stays under ``tmp_path``)."""
+    started: list[Mirror] = []
+
+    def start(
+        topics: str,
+        *,
+        source_alias: str | None = None,
+        replication_policy: str = "default",
+        offset_reset: str = "earliest",
+        offset_flush_interval_ms: int = DEFAULT_OFFSET_FLUSH_INTERVAL_MS,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Mirror:
+        # Resolved lazily, so that only tests using mirrors start the target cluster.
+        source: KafkaCluster = request.getfixturevalue("kafka")
+        target: KafkaCluster = request.getfixturevalue("mirror_target")
+        settings = MirrorSettings(
+            source_bootstrap=source.bootstrap_servers,
+            target_bootstrap=target.bootstrap_servers,
+            # A fresh alias: its own Connect group and internal topics on the target, so a
+            # mirror never resumes from offsets or configs another test left behind.
+            source_alias=source_alias or f"src-{secrets.token_hex(3)}",
+            topics=topics,
+            replication_policy=replication_policy,
+            offset_reset=offset_reset,
+            offset_flush_interval_ms=offset_flush_interval_ms,
+            extra=tuple(extra),
+        )
+        mirror = Mirror(settings, tmp_path / f"mirror-{len(started) + 1}")
+        started.append(mirror)  # registered first: teardown also covers a failed start
+        return mirror.start()
+
+    try:
+        yield start
+    finally:
+        for mirror in started:
+            mirror.close()
+
+
 def random_topic_name(test_name: str) -> str:
     """``gw-<test name>-<random>``: legal in Kafka and recognisable in broker logs."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", test_name).strip("-.")[:80] or "test"
@@ -175,11 +250,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 __all__ = [
+    "MakeMirror",
     "MakeTopic",
     "SecuredKafka",
     "kafka",
     "kafka3",
+    "make_mirror",
     "make_topic",
+    "mirror_target",
     "random_topic_name",
     "secured_kafka",
     "topic_name",
