@@ -188,6 +188,12 @@ async def test_healthy_mirror_through_stop_start_and_sigkill_loses_nothing(
             return line in (await metrics_text(monitor)).splitlines()
 
         await wait_until(caught_up)
+        mirror_lines = [
+            line
+            for line in (await metrics_text(monitor)).splitlines()
+            if line.startswith("gapwatch_mirror_") and 'partition="0"' in line
+        ]
+        _capture("metrics-healthy", mirror_lines)
     finally:
         await monitor.stop()
 
