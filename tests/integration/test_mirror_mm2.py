@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,11 @@ async def _wait_read_to_end(monitor: RunningMonitor, ends: dict[int, int]) -> No
         return {p["partition"]: p["position"] for p in parts} == ends
 
     await wait_until(read_all, within=90)
+
+
+async def _longer_than(measure: Callable[[], Awaitable[float | None]], before: float) -> bool:
+    now = await measure()
+    return now is not None and now > before
 
 
 def _all_but(seqs: Iterable[int], *missing: range) -> list[int]:
@@ -321,6 +326,18 @@ async def test_records_mirrormaker_skipped_are_origin_mirror(
     try:
         await _stop(mirror)
         await send_stamped(bootstrap, source, 0, range(50, 80))
+        labels = {"topic": target, "partition": "0", "source_cluster": mirror.settings.source_alias}
+
+        async def stalled() -> float | None:
+            """While MirrorMaker is down: 30 records wait, and the oldest waits longer."""
+            records = await mirror_metric(monitor, "gapwatch_mirror_lag_records", **labels)
+            waited = await mirror_metric(monitor, "gapwatch_mirror_lag_seconds", **labels)
+            return waited if records == 30 and waited > 0 else None
+
+        first_wait = await wait_until(stalled)
+        assert await wait_until(lambda: _longer_than(stalled, first_wait), within=30), (
+            "lag_seconds did not grow while the mirror stood still"
+        )
         assert await mirror.forget()
         await _restart(mirror, offset_reset="latest")
         await send_stamped(bootstrap, source, 0, range(80, 120))
@@ -331,7 +348,6 @@ async def test_records_mirrormaker_skipped_are_origin_mirror(
         assert gap["origin"] == "mirror"
         assert gap["origin_reason"].startswith("in-source: all 30 missing sequences 50..79")
         _capture("gaps-origin-mirror", [gap])
-        labels = {"topic": target, "partition": "0", "source_cluster": mirror.settings.source_alias}
         assert (
             await mirror_metric(
                 monitor, "gapwatch_mirror_missing_records_total", origin="mirror", **labels
