@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from gapwatch.core.model import Gap, GapState
-from gapwatch.core.origin import PENDING, Attribution
+from gapwatch.core.origin import PENDING, Attribution, Reason
 from gapwatch.core.replication import MirroredTopic, ReplicationPolicy, source_of
 
 # The gap states an origin is decided for: the records were called lost.
@@ -83,12 +83,12 @@ class OriginBook:
             self._fields.pop((old_id, old), None)
 
     def needs_lookup(self, gap: Gap) -> bool:
-        """Whether ``gap`` is a loss on a copy whose origin is not decided yet."""
-        return (
-            gap.state in ATTRIBUTED_STATES
-            and gap.id not in self._decided
-            and self.mirrored(gap.topic) is not None
-        )
+        """Whether ``gap`` is a loss on a copy whose origin is not decided yet, or was left
+        unknown because the source could not be read (worth asking again)."""
+        if gap.state not in ATTRIBUTED_STATES or self.mirrored(gap.topic) is None:
+            return False
+        decided = self._decided.get(gap.id)
+        return decided is None or decided.reason is Reason.SOURCE_UNREACHABLE
 
     def fields_of(self, gap: Gap) -> Mapping[str, Any]:
         """The four mirror fields of ``gap`` (the same dict until its origin changes)."""

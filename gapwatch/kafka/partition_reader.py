@@ -12,6 +12,7 @@ scan by its record limit and the offset it stops at.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -70,8 +71,15 @@ class PartitionReader:
             auto_offset_reset="earliest",
             request_timeout_ms=int(self._timeout * 1000),
         )
-        async with asyncio.timeout(self._timeout * 2):
-            await consumer.start()
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                await consumer.start()
+        except BaseException:
+            # A failed start leaves the client's connections and tasks behind: a source
+            # retried every few seconds would pile them up.
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -158,21 +166,37 @@ def _stamp_of(headers: Any) -> Stamp | None:
         return None
 
 
+class SourceNotConnectedError(GapwatchError):
+    """The readers of a cluster are not connected (yet, or it is unreachable)."""
+
+
 class ReaderPool:
     """``size`` readers of one cluster, lent out one question at a time."""
 
     def __init__(self, *, client_kwargs: Mapping[str, Any], size: int) -> None:
         self._readers = [PartitionReader(client_kwargs=client_kwargs) for _ in range(size)]
         self._idle: asyncio.Queue[PartitionReader] = asyncio.Queue()
+        self.is_connected = False
 
     async def start(self) -> None:
-        """Connect every reader."""
-        for reader in self._readers:
-            await reader.start()
+        """Connect every reader; if one fails, the others are closed again and it raises."""
+        started: list[PartitionReader] = []
+        try:
+            for reader in self._readers:
+                await reader.start()
+                started.append(reader)
+        except BaseException:
+            for reader in started:
+                with contextlib.suppress(Exception):
+                    await reader.stop()
+            raise
+        for reader in started:
             self._idle.put_nowait(reader)
+        self.is_connected = True
 
     async def stop(self) -> None:
         """Disconnect every reader (each even if another fails)."""
+        self.is_connected = False
         results = await asyncio.gather(
             *(reader.stop() for reader in self._readers), return_exceptions=True
         )
@@ -181,7 +205,13 @@ class ReaderPool:
                 raise result
 
     async def borrow(self) -> PartitionReader:
-        """A reader nobody else uses until :meth:`give_back`; waits for one if all are out."""
+        """A reader nobody else uses until :meth:`give_back`; waits for one if all are out.
+
+        Raises :class:`SourceNotConnectedError` at once while the pool is not connected, so
+        a caller's retries count down instead of waiting for a cluster that may be gone.
+        """
+        if not self.is_connected:
+            raise SourceNotConnectedError("not connected to the cluster")
         return await self._idle.get()
 
     def give_back(self, reader: PartitionReader) -> None:

@@ -84,6 +84,7 @@ from gapwatch.monitor.metrics.topics import TopicTotals
 from gapwatch.monitor.mirror.attributor import MirrorAttributor
 from gapwatch.monitor.mirror.lag import MirrorLag
 from gapwatch.monitor.mirror.metrics import MirrorCollector
+from gapwatch.monitor.mirror.sources import keep_connecting
 from gapwatch.monitor.mirror.table import MirrorTable
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 
@@ -404,6 +405,7 @@ class MirrorParts:
         attributor: MirrorAttributor,
         lag: MirrorLag,
         collector: MirrorCollector,
+        table: MirrorTable,
     ) -> None:
         self.sources = sources
         self._source_kwargs = source_kwargs
@@ -411,24 +413,32 @@ class MirrorParts:
         self.attributor = attributor
         self.lag = lag
         self.collector = collector
-        self._lag_task: asyncio.Task[None] | None = None
+        self._table = table
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Connect to every source (a failure says why, like the monitor's own clients),
-        then start the lookups and the lag rounds."""
-        for alias, pool in self.sources.items():
-            async with explained_start(self._source_kwargs[alias]):
-                await pool.start()
+        """Start connecting to every source in the background (an unreachable source
+        never stops the monitor: docs/mirroring.md), then the lookups and the lag rounds."""
         await self.target.start()
+        for alias, pool in self.sources.items():
+            self._tasks.append(
+                asyncio.create_task(
+                    keep_connecting(
+                        alias, pool, client_kwargs=self._source_kwargs[alias], table=self._table
+                    ),
+                    name=f"gapwatch-mirror-connect-{alias}",
+                )
+            )
         self.attributor.start()
-        self._lag_task = asyncio.create_task(self.lag.run(), name="gapwatch-mirror-lag")
+        self._tasks.append(asyncio.create_task(self.lag.run(), name="gapwatch-mirror-lag"))
 
     async def stop(self) -> None:
-        """Stop the lookups and lag rounds, then disconnect."""
+        """Stop the lookups, lag rounds and connection attempts, then disconnect."""
         await self.attributor.stop()
-        if self._lag_task is not None:
-            self._lag_task.cancel()
-            await asyncio.gather(self._lag_task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         for pool in (*self.sources.values(), self.target):
             try:
                 await pool.stop()
@@ -464,6 +474,8 @@ def build_mirror(
     # One reader for duplicate lookups, one for lag rounds.
     target = ReaderPool(client_kwargs=client_kwargs(config.kafka, suffix="-mirror-target"), size=2)
     table = MirrorTable()
+    for alias in sources:
+        table.source_up[alias] = 0  # the series exist from the start, at 0 until connected
     attributor = MirrorAttributor(
         book=origins,
         table=table,
@@ -500,6 +512,7 @@ def build_mirror(
         attributor=attributor,
         lag=lag,
         collector=collector,
+        table=table,
     )
 
 

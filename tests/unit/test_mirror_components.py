@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import socket
 
 from monitor_factories import make_gap
 
@@ -16,6 +19,7 @@ from gapwatch.gaps.origins import OriginBook
 from gapwatch.kafka.partition_reader import ReaderPool
 from gapwatch.monitor.mirror.attributor import MirrorAttributor
 from gapwatch.monitor.mirror.metrics import MirrorCollector
+from gapwatch.monitor.mirror.sources import keep_connecting
 from gapwatch.monitor.mirror.table import MirrorTable
 
 
@@ -136,3 +140,46 @@ class TestFamilies:
             == 4
         )
         assert dataclasses.asdict(table.stats("east"))["decided"] == 0
+
+
+class TestUnreachableSource:
+    async def test_a_lookup_without_a_source_connection_ends_unknown_and_is_asked_again(
+        self,
+    ) -> None:
+        """No connection: the lookup fails fast (no wait for a cluster that may be gone),
+        the gap is unknown with source-unreachable, counted, and due for another lookup."""
+        book, table = OriginBook(aliases=("east",), policy="default"), MirrorTable()
+        queue = attributor(book, table, [])
+        gap = make_gap(3, opened_at=1.0, topic="east.orders", state=GapState.CONFIRMED)
+        queue.start()
+        try:
+            queue.handle([GapConfirmed(gap)], 2.0)
+            for _ in range(100):
+                if book.get(gap.id) is not None:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await queue.stop()
+        decided = book.get(gap.id)
+        assert decided is not None
+        assert (decided.origin, decided.reason) == (Origin.UNKNOWN, Reason.SOURCE_UNREACHABLE)
+        assert table.rows[("east.orders", 0, "east")].missing["unknown"] == 1
+        assert table.stats("east").failed == 1
+        assert book.needs_lookup(gap)
+
+    async def test_an_unreachable_source_is_retried_and_reported_down(self) -> None:
+        """A source nobody listens on: the monitor keeps trying, source_up stays 0."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead = f"127.0.0.1:{probe.getsockname()[1]}"
+        table = MirrorTable()
+        kwargs = {"bootstrap_servers": [dead]}
+        pool = ReaderPool(client_kwargs=kwargs, size=1)
+        task = asyncio.create_task(keep_connecting("east", pool, client_kwargs=kwargs, table=table))
+        await asyncio.sleep(1.5)
+        assert not task.done()
+        assert table.source_up == {"east": 0}
+        assert not pool.is_connected
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 QUEUE_LIMIT: Final = 10_000
 SWEEP_INTERVAL: Final = 1.0
+# Gaps whose source could not be read are looked up again at least this often, even when
+# the fleet view did not change (a source back after an outage answers them then).
+RESWEEP_INTERVAL: Final = 60.0
 _BACKOFF_INITIAL: Final = 0.5
 _BACKOFF_MAX: Final = 10.0
 # What a lookup may meet on the way that a later attempt can get past.
@@ -107,6 +111,7 @@ class MirrorAttributor:
         self._queue: asyncio.Queue[Lookup] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self._queued: set[str] = set()
         self._swept_version = -1
+        self._swept_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- noting what to look up (on the consumer's path: quick, never blocks) ----------
@@ -151,13 +156,17 @@ class MirrorAttributor:
         self._table.pending = self._queue.qsize()
         return True
 
-    def sweep(self) -> int:
-        """Queue every loss in the fleet view on a mirrored topic with no origin yet
-        (after a restart or rebalance, and other instances' gaps); returns how many."""
+    def sweep(self, now: float | None = None) -> int:
+        """Queue every loss in the fleet view on a mirrored topic with no origin yet, or
+        whose source could not be read (after a restart or rebalance, other instances'
+        gaps, a source back after an outage); returns how many. Walks the fleet view only
+        when it changed, or ``RESWEEP_INTERVAL`` after the last walk."""
         version = self._fleet_version()
-        if version == self._swept_version:
+        at = time.monotonic() if now is None else now
+        if version == self._swept_version and at - self._swept_at < RESWEEP_INTERVAL:
             return 0
         self._swept_version = version
+        self._swept_at = at
         before = len(self._queued)
         for gap in list(self._fleet_gaps()):
             if gap.state in ATTRIBUTED_STATES:
@@ -295,21 +304,26 @@ class MirrorAttributor:
         pause = _BACKOFF_INITIAL
         attempt = 0
         while True:
-            reader = await pool.borrow()
             try:
-                return await ask(reader)
-            except PartitionMissingError:
-                raise
+                reader = await pool.borrow()
             except _RETRIED as exc:
-                if attempt >= self._retries:
+                error: BaseException = exc
+            else:
+                try:
+                    return await ask(reader)
+                except PartitionMissingError:
                     raise
-                attempt += 1
-                if stats_cluster is not None:
-                    self._table.stats(stats_cluster).retried += 1
-                log.warning(
-                    "mirror lookup failed (%s: %s); retry %d", type(exc).__name__, exc, attempt
-                )
-            finally:
-                pool.give_back(reader)
+                except _RETRIED as exc:
+                    error = exc
+                finally:
+                    pool.give_back(reader)
+            if attempt >= self._retries:
+                raise error
+            attempt += 1
+            if stats_cluster is not None:
+                self._table.stats(stats_cluster).retried += 1
+            log.warning(
+                "mirror lookup failed (%s: %s); retry %d", type(error).__name__, error, attempt
+            )
             await asyncio.sleep(pause)
             pause = min(pause * 2, _BACKOFF_MAX)

@@ -56,7 +56,6 @@ class MirrorLag:
         self._owned = owned
         self._interval = interval
         self._clock = clock
-        self.errors = 0
 
     async def run(self) -> None:
         """Measure forever (cancel to stop)."""
@@ -65,26 +64,25 @@ class MirrorLag:
             await asyncio.sleep(self._interval)
 
     async def measure(self) -> None:
-        """One round over the owned mirrored partitions; a failing one keeps its last value."""
+        """One round over the owned mirrored partitions; a failing one keeps its last value
+        (failures are counted per source and logged once per round)."""
         owned: set[tuple[str, int, str]] = set()
+        failures: list[str] = []
         for topic, partition in list(self._owned()):
             mirrored = self._book.mirrored(topic)
             if mirrored is None:
                 continue
-            owned.add((topic, partition, mirrored.source_cluster))
+            cluster = mirrored.source_cluster
+            owned.add((topic, partition, cluster))
             try:
-                await self._measure_one(
-                    topic, partition, mirrored.source_cluster, mirrored.source_topic
-                )
+                await self._measure_one(topic, partition, cluster, mirrored.source_topic)
             except (KafkaError, OSError, TimeoutError, GapwatchError) as exc:
-                self.errors += 1
-                log.warning(
-                    "mirror lag of %s/%s not read: %s: %s",
-                    topic,
-                    partition,
-                    type(exc).__name__,
-                    exc,
-                )
+                self._table.lag_errors[cluster] = self._table.lag_errors.get(cluster, 0) + 1
+                failures.append(f"{topic}/{partition}: {type(exc).__name__}: {exc}")
+        if failures:
+            log.warning(
+                "mirror lag of %d partitions not read; first %s", len(failures), failures[0]
+            )
         for key in list(self._table.rows):
             if key not in owned:
                 self._table.clear_lag(*key)

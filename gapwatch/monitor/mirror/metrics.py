@@ -10,8 +10,9 @@ lag records summed, lag seconds the largest), each with the ``source_cluster`` l
 * ``gapwatch_mirror_lag_records`` and ``gapwatch_mirror_lag_seconds``
   (:mod:`gapwatch.monitor.mirror.lag`);
 
-and per source cluster the lookups: ``gapwatch_mirror_lookups_total{outcome}`` and
-``gapwatch_mirror_lookups_pending``. docs/metrics.md documents every one.
+and per source cluster: ``gapwatch_mirror_source_up``, the lookups
+(``gapwatch_mirror_lookups_total{outcome}``, ``gapwatch_mirror_lookups_pending``) and
+``gapwatch_mirror_lag_errors_total``. docs/metrics.md documents every one.
 """
 
 from __future__ import annotations
@@ -122,6 +123,23 @@ class MirrorCollector(Collector):
                     ((cluster, outcome), getattr(stats, outcome))
                     for cluster, stats in lookups
                     for outcome in ("decided", "failed", "retried", "dropped")
+                ],
+            ),
+            ScalarFamily.from_samples(
+                "gapwatch_mirror_source_up",
+                "gauge",
+                "1 once the monitor's readers of the source cluster are connected, else 0.",
+                ("source_cluster",),
+                [((cluster,), up) for cluster, up in list(self._table.source_up.items())],
+            ),
+            ScalarFamily.from_samples(
+                "gapwatch_mirror_lag_errors",
+                "counter",
+                "Lag readings of a mirrored partition that failed (the last value stays).",
+                ("source_cluster",),
+                [
+                    ((cluster,), self._table.lag_errors.get(cluster, 0))
+                    for cluster in list(self._table.source_up)
                 ],
             ),
             ScalarFamily.from_samples(

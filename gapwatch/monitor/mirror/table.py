@@ -46,12 +46,14 @@ class LookupStats:
 class MirrorTable:
     """Rows per (topic, partition, source cluster) and lookup stats per source cluster."""
 
-    __slots__ = ("lookups", "pending", "rows")
+    __slots__ = ("lag_errors", "lookups", "pending", "rows", "source_up")
 
     def __init__(self) -> None:
         self.rows: dict[Key, MirrorRow] = {}
         self.lookups: dict[str, LookupStats] = {}
         self.pending = 0
+        self.source_up: dict[str, int] = {}  # source cluster -> 1 once its readers connected
+        self.lag_errors: dict[str, int] = {}  # source cluster -> lag readings that failed
 
     def row(self, topic: str, partition: int, source_cluster: str) -> MirrorRow:
         """The row of one mirrored partition, made at 0 on first use."""
