@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -424,7 +425,11 @@ class MirrorParts:
             self._tasks.append(
                 asyncio.create_task(
                     keep_connecting(
-                        alias, pool, client_kwargs=self._source_kwargs[alias], table=self._table
+                        alias,
+                        pool,
+                        client_kwargs=self._source_kwargs[alias],
+                        table=self._table,
+                        on_connected=functools.partial(self.attributor.source_connected, alias),
                     ),
                     name=f"gapwatch-mirror-connect-{alias}",
                 )

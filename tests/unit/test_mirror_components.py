@@ -143,29 +143,28 @@ class TestFamilies:
 
 
 class TestUnreachableSource:
-    async def test_a_lookup_without_a_source_connection_ends_unknown_and_is_asked_again(
-        self,
-    ) -> None:
-        """No connection: the lookup fails fast (no wait for a cluster that may be gone),
-        the gap is unknown with source-unreachable, counted, and due for another lookup."""
+    async def test_lookups_wait_for_a_source_that_never_connected(self) -> None:
+        """Before its source first connects a lookup is neither failed nor dropped: it
+        waits (origin pending) and is queued again once the source connects."""
         book, table = OriginBook(aliases=("east",), policy="default"), MirrorTable()
         queue = attributor(book, table, [])
         gap = make_gap(3, opened_at=1.0, topic="east.orders", state=GapState.CONFIRMED)
         queue.start()
         try:
             queue.handle([GapConfirmed(gap)], 2.0)
-            for _ in range(100):
-                if book.get(gap.id) is not None:
+            for _ in range(50):
+                if queue.waiting():
                     break
                 await asyncio.sleep(0.02)
+            assert queue.waiting() == 1
+            assert book.get(gap.id) is None
+            assert book.fields_of(gap)["origin"] == "pending"
+            assert table.pending == 1
+            assert table.stats("east").failed == 0
         finally:
             await queue.stop()
-        decided = book.get(gap.id)
-        assert decided is not None
-        assert (decided.origin, decided.reason) == (Origin.UNKNOWN, Reason.SOURCE_UNREACHABLE)
-        assert table.rows[("east.orders", 0, "east")].missing["unknown"] == 1
-        assert table.stats("east").failed == 1
-        assert book.needs_lookup(gap)
+        queue.source_connected("east")
+        assert (queue.waiting(), table.pending) == (0, 1)
 
     async def test_an_unreachable_source_is_retried_and_reported_down(self) -> None:
         """A source nobody listens on: the monitor keeps trying, source_up stays 0."""

@@ -110,6 +110,7 @@ class MirrorAttributor:
         self._concurrency = concurrency
         self._queue: asyncio.Queue[Lookup] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self._queued: set[str] = set()
+        self._waiting: dict[str, list[Lookup]] = {}
         self._swept_version = -1
         self._swept_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -202,6 +203,14 @@ class MirrorAttributor:
         while True:
             lookup = await self._queue.get()
             self._table.pending = self._queue.qsize()
+            cluster = self._cluster_of(lookup)
+            if not self._sources[cluster].is_connected:
+                # Never connected yet (start-up, or the source is down since start): keep
+                # it pending until source_connected(), rather than calling it unreachable
+                # before a first attempt could answer.
+                self._waiting.setdefault(cluster, []).append(lookup)
+                self._table.pending = self._queue.qsize() + self.waiting()
+                continue
             try:
                 if isinstance(lookup, GapLookup):
                     await self._attribute(lookup)
@@ -209,11 +218,26 @@ class MirrorAttributor:
                     await self._split_duplicates(lookup)
             except Exception:
                 # A bug here must not end the worker: the lookup is lost, logged, counted.
-                self._table.stats(self._cluster_of(lookup)).failed += 1
+                self._table.stats(cluster).failed += 1
                 log.exception("mirror lookup failed")
             finally:
                 if isinstance(lookup, GapLookup):
                     self._queued.discard(lookup.gap.id)
+
+    def waiting(self) -> int:
+        """Lookups held back until their source connects."""
+        return sum(len(lookups) for lookups in self._waiting.values())
+
+    def source_connected(self, cluster: str) -> None:
+        """Queue again the lookups that waited for ``cluster`` to connect."""
+        for lookup in self._waiting.pop(cluster, []):
+            try:
+                self._queue.put_nowait(lookup)
+            except asyncio.QueueFull:
+                self._table.stats(cluster).dropped += 1
+                if isinstance(lookup, GapLookup):
+                    self._queued.discard(lookup.gap.id)
+        self._table.pending = self._queue.qsize() + self.waiting()
 
     def _cluster_of(self, lookup: Lookup) -> str:
         topic = lookup.gap.topic if isinstance(lookup, GapLookup) else lookup.topic

@@ -4,15 +4,16 @@ A copy kept for disaster recovery must be watched most when its source is gone, 
 unreachable source never stops the monitor from starting or running: each source's reader
 pool connects in the background, retrying with a growing pause (1 s doubling to 30 s), and
 says why it failed in one line (as the monitor's own clients do at start) once per
-attempt. Meanwhile lookups fail fast (``unknown: source-unreachable`` after their retries,
-asked again later) and ``gapwatch_mirror_source_up`` is 0.
+attempt. Until a source first connects its lookups wait (origin ``pending``) and
+``gapwatch_mirror_source_up`` is 0; a source lost after that fails lookups after their
+retries (``unknown: source-unreachable``, asked again later).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -34,8 +35,10 @@ async def keep_connecting(
     *,
     client_kwargs: Mapping[str, Any],
     table: MirrorTable,
+    on_connected: Callable[[], None] = lambda: None,
 ) -> None:
-    """Connect ``pool`` to source ``alias``, retrying until it works (or is cancelled)."""
+    """Connect ``pool`` to source ``alias``, retrying until it works (or is cancelled);
+    then call ``on_connected`` (the attributor lets the lookups that waited go)."""
     table.source_up[alias] = 0
     pause = _PAUSE_INITIAL
     while True:
@@ -51,6 +54,7 @@ async def keep_connecting(
         else:
             table.source_up[alias] = 1
             log.info("mirror source %s connected", alias)
+            on_connected()
             return
         await asyncio.sleep(pause)
         pause = min(pause * 2, _PAUSE_MAX)
