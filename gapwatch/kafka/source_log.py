@@ -5,8 +5,13 @@ question and returns plain facts; the decisions are the core's
 (:mod:`gapwatch.core.origin`, :mod:`gapwatch.core.mirror_duplicates`). The source range of
 a gap on the target is found through timestamps: MirrorMaker 2 keeps each record's
 timestamp and partition number, so the target's records around a gap have the same
-timestamps on the source. ``SLACK_MS`` widens the range on both sides because timestamps
-in one partition are only nearly in order (several producers' clocks, retried batches).
+timestamps on the source. A scan starts at the first offset with the timestamp of the
+record before the gap: that record has exactly this timestamp, so it is at or after that
+offset, whatever the order of timestamps. Timestamps in a partition are only nearly in
+order (several producers' clocks, retried batches), so the end is the first offset
+``SLACK_MS`` after the record after the gap, and a scan stops earlier once it has read
+``AFTER_MARGIN`` records past the first record of the stream beyond the range (a missing
+record written late by a retry lands close behind its successors).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from gapwatch.core.origin import SourceScan
 from gapwatch.kafka.partition_reader import PartitionReader
 
 SLACK_MS: Final = 5000
+AFTER_MARGIN: Final = 1000
 # The target's newest records: read this many from its end (a few may be transaction
 # markers, which are not returned as records).
 _TAIL_RECORDS: Final = 16
@@ -38,9 +44,10 @@ async def scan_for_gap(
 ) -> SourceScan:
     """Read the source partition of ``gap`` (same number) around its bounding timestamps.
 
-    From the first offset at ``timestamp_before_ms - SLACK_MS`` (the log start when the
-    gap has no record before it) to the first at ``timestamp_after_ms + SLACK_MS`` (the
-    log end when it has none after). Raises
+    From the first offset at ``timestamp_before_ms`` (the log start when the gap has no
+    record before it) to the first at ``timestamp_after_ms + SLACK_MS`` (the log end when
+    it has none after), or ``AFTER_MARGIN`` records past the stream's first record beyond
+    the gap. Raises
     :class:`~gapwatch.kafka.partition_reader.PartitionMissingError` if the source has no
     such partition.
     """
@@ -48,7 +55,7 @@ async def scan_for_gap(
     bounds = await reader.bounds(source_topic, partition)
     start = bounds.start
     if gap.timestamp_before_ms is not None:
-        at = gap.timestamp_before_ms - SLACK_MS
+        at = gap.timestamp_before_ms
         start = max(
             bounds.start, await _offset_or_end(reader, source_topic, partition, at, bounds.end)
         )
@@ -59,10 +66,13 @@ async def scan_for_gap(
     found: set[int] = set()
     saw_before = False
     read = 0
+    past_range_at: int | None = None  # records read when the stream first went past the gap
     async for record in reader.records(
         source_topic, partition, start=start, stop=stop, limit=max_records
     ):
         read += 1
+        if past_range_at is not None and read - past_range_at >= AFTER_MARGIN:
+            break
         stamp = record.stamp
         if stamp is None or stamp.producer != gap.producer or stamp.epoch != gap.epoch:
             continue
@@ -70,12 +80,14 @@ async def scan_for_gap(
             found.add(stamp.seq)
         elif stamp.seq == gap.first_seq - 1:
             saw_before = True
+        elif stamp.seq > gap.last_seq and past_range_at is None:
+            past_range_at = read
     return SourceScan(
         found=frozenset(found),
         saw_before=saw_before,
         log_start=bounds.start,
         scan_start=start,
-        hit_limit=read >= max_records,
+        hit_limit=read >= max_records and past_range_at is None,
     )
 
 
@@ -99,30 +111,35 @@ async def count_copies(
     to_ms: int,
     max_records: int,
 ) -> Copies:
-    """Count the source's copies of ``seqs`` of one stream, written between two
-    timestamps (widened by ``SLACK_MS``)."""
+    """Count the source's copies of ``seqs`` of one stream: from the first offset at
+    ``from_ms`` (the oldest duplicate's timestamp, which its original has too) to the
+    first at ``to_ms + SLACK_MS``, or ``AFTER_MARGIN`` records past the stream's first
+    record beyond ``seqs``."""
     bounds = await reader.bounds(source_topic, partition)
     start = max(
         bounds.start,
-        await _offset_or_end(reader, source_topic, partition, from_ms - SLACK_MS, bounds.end),
+        await _offset_or_end(reader, source_topic, partition, from_ms, bounds.end),
     )
     stop = await _offset_or_end(reader, source_topic, partition, to_ms + SLACK_MS, bounds.end)
     wanted = set(seqs)
+    highest = max(wanted, default=-1)
     counts: Counter[int] = Counter()
     read = 0
+    past_range_at: int | None = None
     async for record in reader.records(
         source_topic, partition, start=start, stop=stop, limit=max_records
     ):
         read += 1
+        if past_range_at is not None and read - past_range_at >= AFTER_MARGIN:
+            break
         stamp = record.stamp
-        if (
-            stamp is not None
-            and stamp.seq in wanted
-            and stamp.producer == producer
-            and stamp.epoch == epoch
-        ):
+        if stamp is None or stamp.producer != producer or stamp.epoch != epoch:
+            continue
+        if stamp.seq in wanted:
             counts[stamp.seq] += 1
-    return Copies(dict(counts), hit_limit=read >= max_records)
+        elif stamp.seq > highest and past_range_at is None:
+            past_range_at = read
+    return Copies(dict(counts), hit_limit=read >= max_records and past_range_at is None)
 
 
 async def timestamps_at(

@@ -280,9 +280,10 @@ class MirrorAttributor:
         assert mirrored is not None
 
         async def target_times(reader: PartitionReader) -> list[int]:
-            ends = (min(lookup.offsets), max(lookup.offsets))
+            # Every duplicate's own timestamp: the oldest is where its original starts on
+            # the source, whatever the order of offsets and timestamps in the batch.
             return await timestamps_at(
-                reader, topic=lookup.topic, partition=lookup.partition, offsets=ends
+                reader, topic=lookup.topic, partition=lookup.partition, offsets=lookup.offsets
             )
 
         async def source_split(reader: PartitionReader) -> DuplicateSplit:
