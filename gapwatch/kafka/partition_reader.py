@@ -25,7 +25,10 @@ from gapwatch.errors import GapwatchError, MalformedStampError
 
 # How long one fetch waits for records before the scan counts the range as read to its end.
 _FETCH_WAIT_MS = 1000
-_FETCH_BATCH = 5000
+# Small fetches: a lookup usually needs a few hundred records around a gap, and every
+# record fetched is decoded on the event loop the monitor's own consumer runs on.
+_FETCH_BATCH = 1000
+_FETCH_BYTES = 256 * 1024
 # A topic seen in the cluster's metadata is not asked about again for this long: the lag
 # rounds ask for every mirrored partition, and a full metadata request per partition would
 # cost a large cluster more than the offsets themselves.
@@ -70,6 +73,7 @@ class PartitionReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=int(self._timeout * 1000),
+            max_partition_fetch_bytes=_FETCH_BYTES,
         )
         try:
             async with asyncio.timeout(self._timeout * 2):

@@ -26,7 +26,7 @@ from gapwatch.core.origin import SourceScan
 from gapwatch.kafka.partition_reader import PartitionReader
 
 SLACK_MS: Final = 5000
-AFTER_MARGIN: Final = 1000
+AFTER_MARGIN: Final = 500
 # The target's newest records: read this many from its end (a few may be transaction
 # markers, which are not returned as records).
 _TAIL_RECORDS: Final = 16
