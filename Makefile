@@ -33,10 +33,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Downloads the broker jars of every tested Kafka version (the default, the newest 3.x and
-# 4.x) from Maven Central once; later runs hit the cache.
+# 4.x) from Maven Central once; later runs hit the cache. Then MirrorMaker 2's jars
+# (connect-mirror and the Connect runtime) of the default version, for the mirror tests.
 kafka-jars: $(STAMP)
 	$(BIN)/python -m gapwatch.testing.kafka fetch --matrix
-	# MirrorMaker 2's jars (connect-mirror and the Connect runtime), default version only.
 	$(BIN)/python -m gapwatch.testing.mirror fetch
 
 # promtool, prometheus, amtool and prometheus-alertmanager from Debian's packages, only if

@@ -48,6 +48,10 @@ _NETWORK_HINTS = (
     "Plugin org.apache.maven.plugins:maven-dependency-plugin",
 )
 
+# How Maven reports an artifact the repository does not have; "was not found in" is its
+# wording when the miss is remembered from an earlier attempt (cached in ~/.m2).
+_NOT_FOUND_HINTS = ("Could not find artifact", "could not be resolved", "was not found in")
+
 #: Fully qualified and pinned, so the build is reproducible and Maven does not have to look
 #: the ``dependency:`` prefix up in repository metadata first.
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -244,6 +248,6 @@ def explain_failure(version: str, output: str, jars: JarSet = BROKER_JARS) -> st
             f"is a mirror configured in ~/.m2/settings.xml / ${MAVEN_ARGS_ENV}?). "
             f"Maven said:\n{tail}"
         )
-    if "Could not find artifact" in output or "could not be resolved" in output:
+    if any(hint in output for hint in _NOT_FOUND_HINTS):
         return f"Maven could not resolve {what} (does the version exist?):\n{tail}"
     return f"Maven failed while fetching {what}:\n{tail}"

@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from aiokafka.errors import KafkaError
+
 from gapwatch.testing import _admin, _mirror_admin, _mirror_watch
 from gapwatch.testing._config import JVM_OPTS_ENV, jvm_command, resolve_version
 from gapwatch.testing._errors import ClusterStateError, KafkaTestbedError, MirrorError
@@ -169,6 +171,7 @@ class Mirror:
             extra_jvm_args=_extra_jvm_args(),
         )
         if not self.is_detached:
+            atexit.unregister(self.close)  # once, however often it is relaunched
             atexit.register(self.close)
         process = JvmProcess(files)
         self._process = process
@@ -188,11 +191,11 @@ class Mirror:
         start with ``offset_reset="latest"`` first copied from the earliest offset for a
         second. Without stored configs the first task already runs with the new ones.
         """
-        _admin.run_sync(
-            lambda: _mirror_admin.delete_topic(
-                self.settings.target_bootstrap, self.settings.configs_topic
-            )
-        )
+        target = self.settings.target_bootstrap
+        try:
+            _admin.run_sync(lambda: _mirror_admin.delete_topic(target, self.settings.configs_topic))
+        except KafkaError as exc:
+            raise MirrorError(f"cannot reach the target cluster at {target}: {exc!r}") from exc
 
     async def wait_copying(self, timeout_s: float | None = None) -> float:
         """Wait until a probe record written to the source now reaches the target; the
@@ -204,6 +207,11 @@ class Mirror:
             )
         except MirrorError as exc:
             raise MirrorError(f"{exc}\n{self._log_tail()}") from None
+        except KafkaError as exc:
+            raise MirrorError(
+                f"a cluster did not answer while waiting for MirrorMaker to copy: {exc!r}\n"
+                f"{self._log_tail()}"
+            ) from exc
         self.last_copying_seconds = time.monotonic() - self._launched_at
         return self.last_copying_seconds
 
@@ -389,7 +397,7 @@ def _extra_jvm_args() -> list[str]:
 
 def _up(args: argparse.Namespace) -> int:
     root = Path(args.state_dir).resolve()
-    if has_mirror_state(root) and Mirror.attach(root).is_running():
+    if _is_running_in(root):
         raise ClusterStateError(f"{root} already has a running MirrorMaker; run 'down' first")
     settings = MirrorSettings(
         source_bootstrap=args.source,
@@ -413,6 +421,16 @@ def _up(args: argparse.Namespace) -> int:
     )
     _launch_and_report(mirror, args, offset_reset=None)
     return 0
+
+
+def _is_running_in(root: Path) -> bool:
+    """Whether ``root`` records a MirrorMaker that still runs (unreadable leftovers: no)."""
+    if not has_mirror_state(root):
+        return False
+    try:
+        return Mirror.attach(root).is_running()
+    except ClusterStateError:
+        return False
 
 
 def _launch_and_report(

@@ -212,6 +212,16 @@ class TestJars:
         message = _maven.explain_failure("9.9.9", "Could not find artifact", _maven.MIRROR_JARS)
         assert "MirrorMaker 2 9.9.9" in message
 
+    def test_a_cached_miss_reads_as_an_unknown_version(self) -> None:
+        """Maven words a miss it remembers from an earlier attempt differently."""
+        output = (
+            "Could not resolve dependencies for project gapwatch.testing:kafka-jars:pom:0: "
+            "org.apache.kafka:connect-mirror:jar:4.4.0 was not found in "
+            "https://repo.maven.apache.org/maven2 during a previous attempt."
+        )
+        message = _maven.explain_failure("4.4.0", output, _maven.MIRROR_JARS)
+        assert "does the version exist?" in message
+
 
 class TestCommandLine:
     def test_up_needs_both_clusters_alias_topics_and_state_dir(self) -> None:
