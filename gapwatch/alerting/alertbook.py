@@ -64,6 +64,7 @@ from gapwatch.core.events import (
     RecordsTruncated,
 )
 from gapwatch.core.model import Gap, GapState
+from gapwatch.gaps.origins import OriginBook
 
 _LOSS_STATES: Final = frozenset((GapState.CONFIRMED, GapState.TRUNCATED))
 
@@ -99,8 +100,11 @@ class _Burst:
 class AlertBook:
     """The alert state of one instance (rules in the module docstring)."""
 
-    def __init__(self, policy: AlertPolicy) -> None:
+    def __init__(self, policy: AlertPolicy, *, origins: OriginBook | None = None) -> None:
         self.policy = policy
+        # Where a loss on a mirrored topic came from, asked at every post: the origin is
+        # decided after confirmation, so it shows from the first post after the decision.
+        self._origins = origins
         self._gaps: dict[str, _GapAlert] = {}
         self._firing: dict[PartitionKey, set[str]] = {}
         self._overflow: dict[PartitionKey, _Overflow] = {}
@@ -289,8 +293,15 @@ class AlertBook:
         """Every alert to post now: the firing ones and the recently resolved ones."""
         policy = self.policy
         ttl_end = now + policy.firing_ttl
+        origins = self._origins
         alerts = [
-            gap_alert(a.gap, a.starts_at, _end(a.resolved_at, min(a.expires_at, ttl_end)), policy)
+            gap_alert(
+                a.gap,
+                a.starts_at,
+                _end(a.resolved_at, min(a.expires_at, ttl_end)),
+                policy,
+                mirror=None if origins is None else origins.fields_of(a.gap),
+            )
             for a in self._gaps.values()
         ]
         for (topic, partition), overflow in self._overflow.items():

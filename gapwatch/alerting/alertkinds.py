@@ -10,6 +10,7 @@ annotations explain it. *When* an alert fires and resolves is the alert book's b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -53,8 +54,20 @@ class Alert:
         }
 
 
-def gap_alert(gap: Gap, starts_at: float, ends_at: float, policy: AlertPolicy) -> Alert:
-    """The alert of one lost gap: confirmed, or truncated from the log."""
+def gap_alert(
+    gap: Gap,
+    starts_at: float,
+    ends_at: float,
+    policy: AlertPolicy,
+    *,
+    mirror: Mapping[str, Any] | None = None,
+) -> Alert:
+    """The alert of one lost gap: confirmed, or truncated from the log.
+
+    ``mirror``: the gap's mirror fields (:mod:`gapwatch.gaps.origins`); on a mirrored topic
+    the annotations then say where the records were lost (labels stay the same, so the
+    alert keeps its identity in Alertmanager while the origin is being decided).
+    """
     name = GAP_TRUNCATED if gap.state is GapState.TRUNCATED else GAP_CONFIRMED
     url = _url(policy, f"/gaps/{gap.id}")
     what = "truncated from the log" if name == GAP_TRUNCATED else "lost"
@@ -67,7 +80,7 @@ def gap_alert(gap: Gap, starts_at: float, ends_at: float, policy: AlertPolicy) -
         ("producer", gap.producer),
         ("gap_id", gap.id),
     )
-    annotations = (
+    annotations: tuple[tuple[str, str], ...] = (
         ("summary", f"{gap.count} records {what} on {gap.topic}/{gap.partition}"),
         (
             "description",
@@ -90,6 +103,21 @@ def gap_alert(gap: Gap, starts_at: float, ends_at: float, policy: AlertPolicy) -
         ("gap_url", url),
         ("monitor", policy.instance),
     )
+    if mirror is not None and mirror.get("source_cluster") is not None:
+        origin = mirror.get("origin") or "pending"
+        reason = mirror.get("origin_reason") or ""
+        annotations = (
+            *annotations,
+            ("origin", str(origin)),
+            ("origin_reason", str(reason)),
+            ("source_cluster", str(mirror["source_cluster"])),
+            ("source_topic", str(mirror["source_topic"])),
+        )
+        summary = dict(annotations)["summary"]
+        annotations = tuple(
+            (key, f"{summary}, origin {origin}" if key == "summary" else value)
+            for key, value in annotations
+        )
     return Alert(labels, annotations, starts_at, ends_at, url)
 
 

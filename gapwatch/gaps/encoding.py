@@ -11,10 +11,11 @@ a new version is never served stale.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gapwatch.core.model import Gap
+from gapwatch.gaps.origins import NOT_MIRRORED, OriginBook
 
 # Beyond this many entries the cache is dropped and rebuilt on demand: it then holds only
 # what recent requests asked for, and old gap versions do not pile up.
@@ -26,33 +27,40 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def owned_json(gap: Gap, owner: str) -> dict[str, Any]:
-    """A gap as the API shows it: its fields and the instance that owns it."""
-    return {**gap.to_json(), "instance": owner}
+def owned_json(
+    gap: Gap, owner: str, mirror_fields: Mapping[str, Any] = NOT_MIRRORED
+) -> dict[str, Any]:
+    """A gap as the API shows it: its fields, where it came from if its topic is a mirror
+    copy (:mod:`gapwatch.gaps.origins`), and the instance that owns it."""
+    return {**gap.to_json(), **mirror_fields, "instance": owner}
 
 
 class GapEncoder:
-    """Encodes owned gaps for the API, each (gap version, owner) once."""
+    """Encodes owned gaps for the API, each (gap version, owner, origin) once."""
 
-    __slots__ = ("_cache", "_capacity")
+    __slots__ = ("_cache", "_capacity", "_origins")
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, origins: OriginBook | None = None) -> None:
         self._capacity = capacity
-        # id(gap) -> (gap, owner, bytes); the gap is kept so that its id is not reused.
-        self._cache: dict[int, tuple[Gap, str, bytes]] = {}
+        self._origins = origins
+        # id(gap) -> (gap, owner, mirror fields, bytes); the gap is kept so that its id is
+        # not reused. The origin book hands out one fields dict per decision, so identity
+        # tells whether the origin changed since the bytes were made.
+        self._cache: dict[int, tuple[Gap, str, Mapping[str, Any], bytes]] = {}
 
     def __len__(self) -> int:
         return len(self._cache)
 
     def encode(self, gap: Gap, owner: str) -> bytes:
         """The JSON object of ``gap`` owned by ``owner``."""
+        fields = NOT_MIRRORED if self._origins is None else self._origins.fields_of(gap)
         hit = self._cache.get(id(gap))
-        if hit is not None and hit[0] is gap and hit[1] == owner:
-            return hit[2]
+        if hit is not None and hit[0] is gap and hit[1] == owner and hit[2] is fields:
+            return hit[3]
         if len(self._cache) >= self._capacity:
             self._cache.clear()
-        body = encode_json(owned_json(gap, owner))
-        self._cache[id(gap)] = (gap, owner, body)
+        body = encode_json(owned_json(gap, owner, fields))
+        self._cache[id(gap)] = (gap, owner, fields, body)
         return body
 
     def page(self, items: Sequence[tuple[Gap, str]], next_cursor: str | None) -> bytes:

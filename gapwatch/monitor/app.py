@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -57,6 +58,7 @@ from gapwatch.alerting.webhook import WebhookSink
 from gapwatch.core.model import GapState
 from gapwatch.errors import KafkaAuthorizationError
 from gapwatch.gaps.fanout import EventFanout
+from gapwatch.gaps.origins import OriginBook
 from gapwatch.gaps.store import GapStore
 from gapwatch.kafka.acl_requests import require_granted
 from gapwatch.kafka.acls import (
@@ -71,7 +73,8 @@ from gapwatch.kafka.acls import (
 from gapwatch.kafka.canary.metrics import CanaryCollector, PartitionLatencies
 from gapwatch.kafka.canary.runner import Canary
 from gapwatch.kafka.checkpoints import CheckpointStore
-from gapwatch.kafka.settings import client_kwargs
+from gapwatch.kafka.partition_reader import ReaderPool
+from gapwatch.kafka.settings import KafkaSettings, client_kwargs
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topic_facts import TopicFactsReader
 from gapwatch.kafka.topics import (
@@ -91,6 +94,11 @@ from gapwatch.monitor.ingest.reports import ReportReader, ensure_report_topic
 from gapwatch.monitor.metrics.collector import MonitorCollector
 from gapwatch.monitor.metrics.durability import DurabilityCollector
 from gapwatch.monitor.metrics.topics import TopicTotals
+from gapwatch.monitor.mirror.attributor import MirrorAttributor
+from gapwatch.monitor.mirror.lag import MirrorLag
+from gapwatch.monitor.mirror.metrics import MirrorCollector
+from gapwatch.monitor.mirror.sources import keep_connecting
+from gapwatch.monitor.mirror.table import MirrorTable
 from gapwatch.monitor.state.partitions import OwnedPartitions, PartitionState
 from gapwatch.monitor.state.producer_writes import ProducerWritesBook
 
@@ -171,16 +179,31 @@ class RunningMonitor:
             fleet=self.fleet,
             hub=self.hub,
         )
+        # Mirrored topics (docs/mirroring.md): the origin book answers /gaps and
+        # names origins in pushed alerts; the rest exists only with a mirror_source configured.
+        self.origins = OriginBook(
+            aliases=config.mirror.aliases,
+            policy=config.mirror.replication_policy,
+            limit=config.gap_log.history_limit,
+        )
         # Until the HTTP port is known (port 0), links use the configured port.
         external = config.alerting.external_url or default_external_url(config, config.http.port)
         self.alertmanager = build_alertmanager(
-            config, instance=self.instance_id, external_url=external
+            config, instance=self.instance_id, external_url=external, origins=self.origins
         )
         if self.alertmanager is not None:
             self.fanout.subscribe(self.alertmanager)
         self.webhook = build_webhook(config, instance=self.instance_id, external_url=external)
         if self.webhook is not None:
             self.fanout.subscribe(self.webhook)
+        self.mirror = build_mirror(
+            config,
+            origins=self.origins,
+            fleet=self.fleet,
+            partitions=self.partitions,
+        )
+        if self.mirror is not None:
+            self.fanout.subscribe(self.mirror.attributor)
         self.checkpoints = CheckpointStore(
             client_kwargs=client_kwargs(config.kafka, suffix="-checkpoints"),
             topic=config.checkpoints.topic,
@@ -254,6 +277,8 @@ class RunningMonitor:
         if self.canary is not None:
             self._canary_collector = CanaryCollector(self.canary, end_to_end=self._canary_latencies)
             registry.register(self._canary_collector)
+        if self.mirror is not None:
+            registry.register(self.mirror.collector)
         self.app = create_app(
             store=self.store,
             monitor=view,
@@ -265,6 +290,7 @@ class RunningMonitor:
             instance=self.instance_id,
             keepalive=config.events.keepalive,
             topics=self.durability.topics_json if self.durability is not None else None,
+            origins=self.origins,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
@@ -347,6 +373,8 @@ class RunningMonitor:
                 self.durability.run(), name="gapwatch-durability"
             )
             self._tasks.append(self._durability_task)
+        if self.mirror is not None:
+            await self.mirror.start()
 
     async def wait(self) -> None:
         """Until the consumer loop ends (stop requested, or it failed: then re-raise)."""
@@ -369,6 +397,8 @@ class RunningMonitor:
             steps.append(self.alertmanager.stop)
         if self.webhook is not None:
             steps.append(self.webhook.stop)
+        if self.mirror is not None:
+            steps.append(self.mirror.stop)
         for step in steps:
             try:
                 await step()
@@ -388,6 +418,8 @@ class RunningMonitor:
             self.registry.unregister(self._durability_collector)
         if self._canary_collector is not None:
             self.registry.unregister(self._canary_collector)
+        if self.mirror is not None:
+            self.registry.unregister(self.mirror.collector)
 
     async def _stop_durability(self) -> None:
         # The task first, so no audit is mid-request when its client closes.
@@ -447,6 +479,136 @@ def build_durability_audit(config: MonitorConfig) -> DurabilityAudit | None:
     )
 
 
+# --- mirrored topics: source readers, attributor, lag, metrics -----------------------
+
+
+class MirrorParts:
+    """What watching mirrored topics adds to a monitor, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        sources: dict[str, ReaderPool],
+        source_kwargs: dict[str, dict[str, object]],
+        target: ReaderPool,
+        attributor: MirrorAttributor,
+        lag: MirrorLag,
+        collector: MirrorCollector,
+        table: MirrorTable,
+    ) -> None:
+        self.sources = sources
+        self._source_kwargs = source_kwargs
+        self.target = target
+        self.attributor = attributor
+        self.lag = lag
+        self.collector = collector
+        self._table = table
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start connecting to every source in the background (an unreachable source
+        never stops the monitor: docs/mirroring.md), then the lookups and the lag rounds."""
+        await self.target.start()
+        for alias, pool in self.sources.items():
+            self._tasks.append(
+                asyncio.create_task(
+                    keep_connecting(
+                        alias,
+                        pool,
+                        client_kwargs=self._source_kwargs[alias],
+                        table=self._table,
+                        on_connected=functools.partial(self.attributor.source_connected, alias),
+                    ),
+                    name=f"gapwatch-mirror-connect-{alias}",
+                )
+            )
+        self.attributor.start()
+        self._tasks.append(asyncio.create_task(self.lag.run(), name="gapwatch-mirror-lag"))
+
+    async def stop(self) -> None:
+        """Stop the lookups, lag rounds and connection attempts, then disconnect."""
+        await self.attributor.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for pool in (*self.sources.values(), self.target):
+            try:
+                await pool.stop()
+            except Exception:
+                log.exception("closing a mirror reader failed")
+
+
+def build_mirror(
+    config: MonitorConfig,
+    *,
+    origins: OriginBook,
+    fleet: FleetStore,
+    partitions: OwnedPartitions,
+) -> MirrorParts | None:
+    """The mirror components, or ``None`` when no ``mirror_source`` is configured."""
+    mirror = config.mirror
+    if not mirror.sources:
+        return None
+    source_kwargs: dict[str, dict[str, object]] = {
+        source.alias: client_kwargs(
+            KafkaSettings(
+                bootstrap_servers=source.bootstrap_servers,
+                client_id=f"{config.kafka.client_id}-mirror-{source.alias}",
+                security=source.security,
+            )
+        )
+        for source in mirror.sources
+    }
+    sources = {
+        alias: ReaderPool(client_kwargs=kwargs, size=mirror.lookup_concurrency)
+        for alias, kwargs in source_kwargs.items()
+    }
+    # One reader for duplicate lookups, one for lag rounds.
+    target = ReaderPool(client_kwargs=client_kwargs(config.kafka, suffix="-mirror-target"), size=2)
+    table = MirrorTable()
+    for alias in sources:
+        table.source_up[alias] = 0  # the series exist from the start, at 0 until connected
+    attributor = MirrorAttributor(
+        book=origins,
+        table=table,
+        sources=sources,
+        target=target,
+        fleet_gaps=fleet.gaps.values,
+        fleet_version=lambda: fleet.applied,
+        max_records=mirror.lookup_max_records,
+        retries=mirror.lookup_retries,
+        concurrency=mirror.lookup_concurrency,
+    )
+
+    def owned() -> list[tuple[str, int]]:
+        return [(state.topic, state.partition) for state in partitions]
+
+    lag = MirrorLag(
+        book=origins,
+        table=table,
+        sources=sources,
+        target=target,
+        owned=owned,
+        interval=mirror.lag_interval,
+    )
+    collector = MirrorCollector(
+        table,
+        book=origins,
+        owned=owned,
+        per_topic=config.http.metrics_granularity == "topic",
+    )
+    return MirrorParts(
+        sources=sources,
+        source_kwargs=source_kwargs,
+        target=target,
+        attributor=attributor,
+        lag=lag,
+        collector=collector,
+        table=table,
+    )
+
+
 # --- alert sinks: built from the config; links point at this monitor's HTTP API -------
 
 
@@ -485,7 +647,7 @@ def http_server_config(app: FastAPI, http: HttpSettings) -> uvicorn.Config:
 
 
 def build_alertmanager(
-    config: MonitorConfig, *, instance: str, external_url: str
+    config: MonitorConfig, *, instance: str, external_url: str, origins: OriginBook | None = None
 ) -> AlertmanagerSink | None:
     """The Alertmanager sink, or ``None`` if no Alertmanager URL is configured."""
     alerting = config.alerting
@@ -503,7 +665,7 @@ def build_alertmanager(
     )
     return AlertmanagerSink(
         urls=alerting.alertmanager_urls,
-        book=AlertBook(policy),
+        book=AlertBook(policy, origins=origins),
         settings=delivery_settings(config),
     )
 

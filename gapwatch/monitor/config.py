@@ -20,9 +20,10 @@ from gapwatch.core.config import (
     DEFAULT_MAX_STREAMS,
     TrackerConfig,
 )
+from gapwatch.core.replication import REPLICATION_POLICIES, ReplicationPolicy
 from gapwatch.errors import ConfigError, TrackerConfigError
 from gapwatch.kafka.canary.settings import CanarySettings
-from gapwatch.kafka.settings import KafkaSettings
+from gapwatch.kafka.settings import KafkaSettings, SecuritySettings
 
 StartFrom = Literal["earliest", "latest"]
 MetricsGranularity = Literal["partition", "topic"]
@@ -293,6 +294,70 @@ class DurabilitySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorSource:
+    """One source cluster of mirrored topics: its MM2 alias, servers and security."""
+
+    alias: str
+    bootstrap_servers: tuple[str, ...]
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorSettings:
+    """Watched topics that are MirrorMaker 2 copies (docs/mirroring.md).
+
+    ``lookup_*`` bound each read of a source partition for one gap; ``lag_interval`` is
+    how often the mirror lag of every mirrored partition is measured.
+    """
+
+    sources: tuple[MirrorSource, ...] = ()
+    replication_policy: ReplicationPolicy = "default"
+    lookup_max_records: int = 200_000
+    lookup_retries: int = 5
+    lookup_concurrency: int = 2
+    lag_interval: float = 15.0
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The configured source aliases, in order."""
+        return tuple(source.alias for source in self.sources)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the key of a bad value."""
+        seen: set[str] = set()
+        for source in self.sources:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", source.alias):
+                raise ConfigError(
+                    "mirror_source", f"alias {source.alias!r} is not an MM2 cluster alias"
+                )
+            if source.alias in seen:
+                raise ConfigError("mirror_source", f"alias {source.alias!r} is given twice")
+            seen.add(source.alias)
+            try:
+                KafkaSettings(
+                    bootstrap_servers=source.bootstrap_servers, security=source.security
+                ).validate()
+            except ConfigError as exc:
+                key = "mirror_source" if exc.key == "bootstrap_servers" else "mirror_source_config"
+                raise ConfigError(key, f"{source.alias}: {exc.key} {exc.problem}") from None
+        if self.replication_policy not in REPLICATION_POLICIES:
+            raise ConfigError("replication_policy", "must be default or identity")
+        if self.replication_policy == "identity" and len(self.sources) > 1:
+            raise ConfigError(
+                "replication_policy",
+                "identity keeps topic names, so it allows only one mirror_source",
+            )
+        if self.lookup_max_records < 1:
+            raise ConfigError("mirror_lookup_max_records", "must be >= 1")
+        if self.lookup_retries < 0:
+            raise ConfigError("mirror_lookup_retries", "must be >= 0")
+        if self.lookup_concurrency < 1:
+            raise ConfigError("mirror_lookup_concurrency", "must be >= 1")
+        if not 0 < self.lag_interval <= 3600:
+            raise ConfigError("mirror_lag_interval", "must be in (0, 3600] seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorConfig:
     """Everything ``gapwatch monitor`` needs, validated as a whole by :meth:`validate`."""
 
@@ -307,6 +372,7 @@ class MonitorConfig:
     events: EventsSettings = EventsSettings()
     alerting: AlertingSettings = AlertingSettings()
     durability: DurabilitySettings = DurabilitySettings()
+    mirror: MirrorSettings = MirrorSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     canary: CanarySettings = field(default_factory=CanarySettings)
 
@@ -322,6 +388,7 @@ class MonitorConfig:
         self.events.validate()
         self.alerting.validate()
         self.durability.validate()
+        self.mirror.validate()
         if self.gap_log.topic in self.watch.topics:
             raise ConfigError("gap_log_topic", "must not be one of the watched topics")
         if self.checkpoints.topic in self.watch.topics:

@@ -34,9 +34,9 @@ import yaml
 from gapwatch.errors import ConfigError
 from gapwatch.kafka.secret import Secret
 from gapwatch.kafka.settings import SecuritySettings
-from gapwatch.monitor.config import MonitorConfig
+from gapwatch.monitor.config import MirrorSource, MonitorConfig
 
-Kind = Literal["str", "int", "float", "bool", "list", "path", "secret"]
+Kind = Literal["str", "int", "float", "bool", "list", "path", "secret", "pairs"]
 ENV_PREFIX = "GAPWATCH_"
 CONFIG_ENV = "GAPWATCH_CONFIG"
 FILE_SUFFIX = "_file"
@@ -157,6 +157,40 @@ FIELDS: tuple[FieldSpec, ...] = (
         "durability.refresh",
         "seconds between durability audits of the watched topics (0: off)",
     ),
+    _spec(
+        "mirror_source",
+        "pairs",
+        "mirror.sources",
+        "ALIAS=HOST:PORT[,HOST:PORT]: topics named ALIAS.* are MirrorMaker 2 copies from "
+        "this cluster (repeat the flag for more)",
+    ),
+    _spec(
+        "mirror_source_config",
+        "pairs",
+        "mirror.sources",
+        "ALIAS=FILE: the source's security settings (keys as in client.json)",
+    ),
+    _spec(
+        "replication_policy",
+        "str",
+        "mirror.replication_policy",
+        "MM2's topic naming: default (ALIAS.topic) or identity (same name)",
+        choices=("default", "identity"),
+    ),
+    _spec(
+        "mirror_lookup_max_records",
+        "int",
+        "mirror.lookup_max_records",
+        "records read from a source partition per gap at most",
+    ),
+    _spec("mirror_lookup_retries", "int", "mirror.lookup_retries", "source lookup retries"),
+    _spec(
+        "mirror_lookup_concurrency",
+        "int",
+        "mirror.lookup_concurrency",
+        "source lookups running at once",
+    ),
+    _spec("mirror_lag_interval", "float", "mirror.lag_interval", "seconds between lag reads"),
     _spec("client_id", "str", "kafka.client_id", "Kafka client id"),
     _spec(
         "isolation_level",
@@ -270,6 +304,12 @@ _SECURITY_PATH = ("kafka", "security")
 SECURITY_FIELDS: tuple[FieldSpec, ...] = tuple(
     spec for spec in FIELDS if spec.path[:2] == _SECURITY_PATH
 )
+# The two keys that together make the mirror's source clusters (merged by
+# :func:`_mirror_sources`, not field by field).
+_MIRROR_SOURCE_KEYS = ("mirror_source", "mirror_source_config")
+_PLAIN_FIELDS: tuple[FieldSpec, ...] = tuple(
+    spec for spec in FIELDS if spec.key not in _MIRROR_SOURCE_KEYS
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,6 +341,9 @@ def _add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, spec: F
         )
     elif spec.key == "topic":
         parser.add_argument(spec.flag, action="append", metavar="NAME", help=help_text, **common)
+    elif spec.kind == "pairs":
+        metavar = "ALIAS=" + ("FILE" if spec.key.endswith("_config") else "BOOTSTRAP")
+        parser.add_argument(spec.flag, action="append", metavar=metavar, help=help_text, **common)
     else:
         metavar = "|".join(spec.choices) if spec.choices else spec.key.split("_")[-1].upper()
         parser.add_argument(spec.flag, metavar=metavar, help=help_text, **common)
@@ -336,6 +379,8 @@ def _convert(spec: FieldSpec, raw: object, source: str) -> object:
             return int(str(raw)) if spec.kind == "int" else float(str(raw))
         except ValueError:
             raise ConfigError(spec.key, problem, source=source) from None
+    if spec.kind == "pairs":
+        return _pairs(spec, raw, source)
     if spec.kind == "list":
         items = raw if isinstance(raw, list) else [raw]
         parts = [p.strip() for item in items for p in str(item).split(",")]
@@ -348,6 +393,105 @@ def _convert(spec: FieldSpec, raw: object, source: str) -> object:
     if spec.kind == "secret":
         return Secret(text)
     return Path(text) if spec.kind == "path" else text
+
+
+def _pairs(spec: FieldSpec, raw: object, source: str) -> tuple[tuple[str, str], ...]:
+    """``ALIAS=VALUE`` items (a list, or one string, comma-separated) as pairs.
+
+    A comma-separated item without ``=`` continues the value before it, so
+    ``east=h1:9092,h2:9092`` is one pair with two servers.
+    """
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        for part in (p.strip() for p in str(item).split(",")):
+            if not part:
+                continue
+            alias, sep, value = part.partition("=")
+            if sep:
+                if not alias.strip() or not value.strip():
+                    raise ConfigError(spec.key, f"{part!r} is not ALIAS=VALUE", source=source)
+                pairs.append((alias.strip(), value.strip()))
+            elif pairs:
+                pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]},{part}")
+            else:
+                raise ConfigError(spec.key, f"{part!r} is not ALIAS=VALUE", source=source)
+    return tuple(pairs)
+
+
+def load_source_security(path: Path, *, alias: str) -> SecuritySettings:
+    """The security settings in a source cluster's file (``client.json`` keys; JSON or
+    YAML), validated; every other key in it is ignored (its servers come from
+    ``mirror_source``). Raises :class:`ConfigError` naming the file."""
+    source = f"mirror_source_config {alias}={path}"
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            "mirror_source_config", f"cannot read {str(path)!r}: {exc.strerror}"
+        ) from None
+    except yaml.YAMLError as exc:
+        problem = f"{str(path)!r} is neither JSON nor YAML: {exc}"
+        raise ConfigError("mirror_source_config", problem) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError("mirror_source_config", f"{str(path)!r} must hold a mapping")
+    names = {spec.key for spec in SECURITY_FIELDS}
+    values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    security, sources = _merged(
+        SecuritySettings(),
+        SECURITY_FIELDS,
+        [(source, {k: v for k, v in values.items() if k in names})],
+        {},
+        {},
+        strip=len(_SECURITY_PATH),
+    )
+    return _validated(security, sources, security.validate)
+
+
+def _mirror_sources(
+    layers: list[tuple[str, Mapping[str, object]]],
+    given: Mapping[str, object],
+    environ: Mapping[str, str],
+) -> tuple[MirrorSource, ...]:
+    """The source clusters from ``mirror_source`` and ``mirror_source_config``, each key
+    taken from the highest layer that sets it (flags > environment > file)."""
+    chosen: dict[str, tuple[tuple[str, str], ...]] = {}
+    for key in _MIRROR_SOURCE_KEYS:
+        spec = FIELDS_BY_KEY[key]
+        for layer_name, values in [*layers, ("environment", None), ("flags", given)]:
+            if layer_name == "environment":
+                raw: object = environ.get(spec.env)
+                where = spec.env
+            else:
+                assert values is not None
+                raw = values.get(key)
+                where = spec.flag if layer_name == "flags" else layer_name
+            if raw is not None:
+                chosen[key] = _pairs(spec, raw, where)
+    for key, pairs in chosen.items():
+        aliases = [alias for alias, _ in pairs]
+        for alias in aliases:
+            if aliases.count(alias) > 1:
+                raise ConfigError(key, f"alias {alias!r} is given twice")
+    servers = dict(chosen.get("mirror_source", ()))
+    files = dict(chosen.get("mirror_source_config", ()))
+    for alias in files:
+        if alias not in servers:
+            raise ConfigError(
+                "mirror_source_config", f"{alias!r} is not an alias given in mirror_source"
+            )
+    return tuple(
+        MirrorSource(
+            alias=alias,
+            bootstrap_servers=tuple(s.strip() for s in bootstrap.split(",") if s.strip()),
+            security=(
+                load_source_security(Path(files[alias]), alias=alias)
+                if alias in files
+                else SecuritySettings()
+            ),
+        )
+        for alias, bootstrap in servers.items()
+    )
 
 
 def _read_secret_file(spec: FieldSpec, raw: object, source: str) -> str:
@@ -416,7 +560,12 @@ def load_config(
     layers: list[tuple[str, Mapping[str, object]]] = []
     if config_path:
         layers.append((str(config_path), read_yaml(Path(str(config_path)))))
-    config, sources = _merged(MonitorConfig(), FIELDS, layers, given, environ, strip=0)
+    config, sources = _merged(MonitorConfig(), _PLAIN_FIELDS, layers, given, environ, strip=0)
+    mirror_sources = _mirror_sources(layers, given, environ)
+    if mirror_sources:
+        config = dataclasses.replace(
+            config, mirror=dataclasses.replace(config.mirror, sources=mirror_sources)
+        )
     return _validated(config, sources, lambda: config.validate())
 
 

@@ -27,7 +27,13 @@ from prometheus_client import CollectorRegistry
 from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import AlertingSettings, MonitorConfig, WatchSettings
+from gapwatch.monitor.config import (
+    AlertingSettings,
+    MirrorSettings,
+    MirrorSource,
+    MonitorConfig,
+    WatchSettings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy/prometheus/gapwatch-rules.yml"
@@ -57,6 +63,10 @@ def exported_families() -> dict[str, tuple[str, frozenset[str]]]:
             alertmanager_urls=("http://alertmanager:9093",), webhook_url="http://hooks:80/x"
         ),
         canary=CanarySettings(enabled=True),
+        # "t" is a mirror copy (identity naming), so the gapwatch_mirror_* families show.
+        mirror=MirrorSettings(
+            sources=(MirrorSource("src", ("src-kafka:9092",)),), replication_policy="identity"
+        ),
     ).validate()
     registry = CollectorRegistry()
     monitor = RunningMonitor(config, registry=registry)

@@ -46,6 +46,7 @@ from gapwatch.alerting.eventhub import (
 from gapwatch.alerting.fleet import FleetStore
 from gapwatch.core.model import GapState
 from gapwatch.gaps.encoding import GapEncoder, owned_json
+from gapwatch.gaps.origins import NOT_MIRRORED, OriginBook
 from gapwatch.gaps.store import BadCursorError, GapQuery, GapStore
 from gapwatch.monitor.api.models import (
     ErrorModel,
@@ -203,24 +204,31 @@ def create_app(
     instance: str = "",
     keepalive: float = 15.0,
     topics: Callable[[], dict[str, Any]] | None = None,
+    origins: OriginBook | None = None,
 ) -> FastAPI:
     """The ASGI application serving ``store`` and ``monitor`` (one per process).
 
     ``/metrics`` shows ``collector``'s families (rendered lean) and everything else in
     ``registry``; the collector may also be registered there (it is then not repeated).
     Without ``fleet`` every scope is local; without ``hub`` there is no ``/events``; without
-    ``topics`` (the durability audit's body of ``/topics``) there is no ``/topics``.
+    ``topics`` (the durability audit's body of ``/topics``) there is no ``/topics``;
+    ``origins`` adds where each gap of a mirrored topic came from (else those fields are
+    ``null``).
     """
 
-    encoder = GapEncoder()
+    encoder = GapEncoder(origins=origins)
 
     def find(gap_id: str, scope: Scope) -> dict[str, Any] | None:
         local = store.get(gap_id)
         found = fleet.get(gap_id) if fleet is not None and scope == "fleet" else None
         # The local record can be newer than the fleet's (the gap log is read back later).
+        gap, owner = (local, instance) if local is not None else (None, "")
         if found is not None and (local is None or found[0].updated_at >= local.updated_at):
-            return owned_json(*found)
-        return owned_json(local, instance) if local is not None else None
+            gap, owner = found
+        if gap is None:
+            return None
+        fields = NOT_MIRRORED if origins is None else origins.fields_of(gap)
+        return owned_json(gap, owner, fields)
 
     app = FastAPI(
         title="gapwatch monitor",

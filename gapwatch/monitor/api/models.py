@@ -37,8 +37,18 @@ class GapModel(BaseModel):
 
 
 class OwnedGapModel(GapModel):
-    """A gap with the monitor instance that owns its partition (published its state)."""
+    """A gap with the monitor instance that owns its partition (published its state), and
+    where it came from when its topic is a mirror copy (docs/mirroring.md)."""
 
+    origin: str | None = Field(
+        description="mirrored topics only, for confirmed and recovered gaps: "
+        "pending | mirror | source | mixed | unknown (null otherwise)"
+    )
+    origin_reason: str | None = Field(
+        description="the rule or failure behind origin, then a sentence (null with origin)"
+    )
+    source_cluster: str | None = Field(description="MM2 alias of the source (null: not a copy)")
+    source_topic: str | None = Field(description="the topic copied (null: not a copy)")
     instance: str = Field(description="owning monitor instance (host/pid)")
 
 
