@@ -20,9 +20,10 @@ from java_support import findings, java_classpath, run_java_app
 from monitor_support import metric_value, monitor_config, start_monitor
 from producer_support import ReadRecord, latest_reports, read_all, read_stamped
 
+from gapwatch.core.wire import parse_stamp
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import ReportSettings
-from gapwatch.producer import murmur2_partition
+from gapwatch.producer import StampedProducer, murmur2_partition
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
 
@@ -207,6 +208,88 @@ class TestStampingProducer:
             assert told == {(p, s): (p, s) in failed_in_reports for p, s, _ in chosen}
         finally:
             await monitor.stop()
+
+
+class TestStreamsClientSupplier:
+    async def test_streams_output_is_stamped_and_complete(
+        self, kafka: KafkaCluster, make_topic: MakeTopic, classpath: str
+    ) -> None:
+        """A Kafka Streams application with ``default.client.supplier`` set to the stamping
+        supplier re-keys stamped input through a repartition topic to its output: every
+        output record carries one stamp, of the application's own producers (the input's
+        stamp replaced), numbered 0, 1, 2, ... per stream; the internal repartition topic is
+        not stamped by it; the monitor sees complete streams and accepts the reports."""
+        input_topic = await make_topic(partitions=3)
+        output_topic = await make_topic(partitions=PARTITIONS)
+        report_topic = await make_topic(partitions=1)
+        app_id = f"app-{output_topic}"
+        count = 3000
+        producer = StampedProducer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            producer_id="py-input",
+            reports=None,
+            registry=None,
+            acks="all",
+        )
+        await producer.start()
+        try:
+            for i in range(count):
+                await producer.send(input_topic, b"order-%d" % i, key=b"k-%d" % (i % 50))
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+        lines = await run_java_app(
+            classpath,
+            "StreamsApp",
+            *("--bootstrap", kafka.bootstrap_servers, "--app-id", app_id),
+            *("--input", input_topic, "--output", output_topic),
+            *("--producer-id", "java-streams", "--report-topic", report_topic),
+            *("--expect", str(count)),
+        )
+        assert lines[-1] == {"event": "done", "processed": count}
+
+        records = await read_stamped(kafka.bootstrap_servers, output_topic, timeout_s=60)
+        assert sorted(r.value for r in records if r.value) == sorted(
+            b"ORDER-%d" % i for i in range(count)
+        )
+        streams = streams_in_log(records)
+        assert all(producer.startswith("java-streams/") for _, producer, _ in streams), (
+            streams.keys()
+        )
+        for stream, seqs in streams.items():
+            assert seqs == list(range(len(seqs))), stream
+        for record in records:
+            names = [name for name, _ in record.headers]
+            assert names.count("gapwatch-seq") == 1, names
+
+        repartitioned = await read_all(kafka.bootstrap_servers, f"{app_id}-rekey-repartition")
+        assert len(repartitioned) >= count
+        for *_, headers in repartitioned:
+            stamp = parse_stamp(headers)
+            # Streams copies the input's headers; the supplier adds none of its own.
+            assert stamp is not None
+            assert stamp.producer == "py-input"
+
+        ends = {p: 0 for p in range(PARTITIONS)}
+        for record in records:
+            ends[record.partition] = max(ends[record.partition], record.offset + 1)
+        monitor = await settled_monitor(kafka, output_topic, report_topic, ends)
+        try:
+            gaps, _, metrics = await findings(monitor, output_topic)
+            assert gaps == []
+            for partition in range(PARTITIONS):
+                labels = {"topic": output_topic, "partition": str(partition)}
+                assert metric_value(metrics, "gapwatch_duplicate_records_total", **labels) == 0
+            assert metric_value(metrics, "gapwatch_producer_reports_read_total") >= len(streams)
+            assert metric_value(metrics, "gapwatch_producer_reports_malformed_total") == 0
+        finally:
+            await monitor.stop()
+        reports = await latest_reports(kafka.bootstrap_servers, report_topic)
+        for (_, partition, producer_id, epoch), report in reports.items():
+            sent = len(streams[(partition, producer_id, epoch)])
+            assert report.final
+            assert (report.highest_assigned, report.highest_acked) == (sent - 1, sent - 1)
 
 
 async def report_topic_settings(cluster: KafkaCluster, topic: str) -> tuple[int, str]:

@@ -22,7 +22,8 @@ import org.apache.kafka.streams.KafkaClientSupplier;
  *
  * <ul>
  *   <li>Each producer Streams creates (one per stream thread with at-least-once processing)
- *       gets its own producer id, {@code <gapwatch.producer.id>/<client.id>}, since two
+ *       gets its own producer id, {@code <gapwatch.producer.id>/<client.id>} (the
+ *       client id without its leading {@code application.id}), since two
  *       producers sharing an id and epoch would interleave one sequence.
  *   <li>Internal topics (names ending in {@code -changelog} or {@code -repartition}, and the
  *       foreign-key join's {@code -subscription-registration-topic} and
@@ -34,6 +35,7 @@ import org.apache.kafka.streams.KafkaClientSupplier;
  */
 public final class StampingClientSupplier implements KafkaClientSupplier, Configurable {
     private final Map<String, Object> gapwatchSettings = new HashMap<>();
+    private String applicationId; // null until configured by Streams
 
     /** For {@code default.client.supplier}: settings arrive through {@link #configure}. */
     public StampingClientSupplier() {}
@@ -49,6 +51,10 @@ public final class StampingClientSupplier implements KafkaClientSupplier, Config
             if (entry.getKey().startsWith(StampingConfig.PREFIX)) {
                 gapwatchSettings.put(entry.getKey(), entry.getValue());
             }
+        }
+        Object appId = configs.get("application.id");
+        if (appId != null) {
+            applicationId = appId.toString();
         }
     }
 
@@ -74,7 +80,13 @@ public final class StampingClientSupplier implements KafkaClientSupplier, Config
         Object clientId = config.get(ProducerConfig.CLIENT_ID_CONFIG);
         String id = base == null ? StampingConfig.defaultProducerId() : base.toString();
         if (clientId != null) {
-            id = fit(id, "/" + clientId);
+            // Streams names producers "<application.id>-<process id>-StreamThread-<n>-producer";
+            // the application is already in the base id, so only the rest is added.
+            String client = clientId.toString();
+            if (applicationId != null && client.startsWith(applicationId + "-")) {
+                client = client.substring(applicationId.length() + 1);
+            }
+            id = fit(id, "/" + client);
         }
         merged.put(StampingConfig.PRODUCER_ID, id);
         return new StampingProducer<>(null, merged, new ByteArraySerializer(), new ByteArraySerializer(),

@@ -95,13 +95,13 @@ class StampingConfigTest {
     @Test
     void streamsProducersGetTheirOwnIdsAndInternalTopicsStayUnstamped() {
         StampingClientSupplier supplier = new StampingClientSupplier(Map.of(
-                "gapwatch.producer.id", "orders-app", "gapwatch.reports.enabled", "false", "unrelated", "x"));
+                "gapwatch.producer.id", "orders-app", "gapwatch.reports.enabled", "false", "application.id", "app"));
         Map<String, Object> producerConfig = new HashMap<>();
         producerConfig.put("bootstrap.servers", "127.0.0.1:1");
         producerConfig.put("client.id", "app-1-StreamThread-1-producer");
         try (StampingProducer<byte[], byte[]> producer =
                 (StampingProducer<byte[], byte[]>) supplier.getProducer(producerConfig)) {
-            assertEquals("orders-app/app-1-StreamThread-1-producer", producer.producerId());
+            assertEquals("orders-app/1-StreamThread-1-producer", producer.producerId());
         }
         assertTrue(StampingClientSupplier.isInternalTopic("app-store-changelog"));
         assertTrue(StampingClientSupplier.isInternalTopic("app-rekey-repartition"));
