@@ -2,25 +2,16 @@ package io.gapwatch.clients.apps;
 
 import io.gapwatch.clients.Stamps;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Future;
 import java.util.function.Consumer;
-import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.Callback;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
-import org.apache.kafka.common.Metric;
-import org.apache.kafka.common.MetricName;
-import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.TimeoutException;
-import org.apache.kafka.common.metrics.KafkaMetric;
 
 /**
  * A real KafkaProducer that never sends chosen stamped records: fault injection for the
@@ -29,23 +20,17 @@ import org.apache.kafka.common.metrics.KafkaMetric;
  * a "told" drop fails at once with a TimeoutException, as an expired batch would (the
  * application and the producer reports know it).
  */
-final class DroppingProducer implements Producer<byte[], byte[]> {
+final class DroppingProducer extends ForwardingProducer {
     /** One record to drop: its partition and sequence, and whether the sender is told. */
     record Drop(int partition, long seq, boolean told) {}
 
-    private final Producer<byte[], byte[]> inner;
     private final Map<Integer, Map<Long, Drop>> drops;
     private final Consumer<Drop> onDrop;
 
     DroppingProducer(Producer<byte[], byte[]> inner, Map<Integer, Map<Long, Drop>> drops, Consumer<Drop> onDrop) {
-        this.inner = inner;
+        super(inner);
         this.drops = drops;
         this.onDrop = onDrop;
-    }
-
-    @Override
-    public Future<RecordMetadata> send(ProducerRecord<byte[], byte[]> record) {
-        return send(record, null);
     }
 
     @Override
@@ -72,70 +57,5 @@ final class DroppingProducer implements Producer<byte[], byte[]> {
             }
         }
         return inner.send(record, callback);
-    }
-
-    @Override
-    public void flush() {
-        inner.flush();
-    }
-
-    @Override
-    public List<PartitionInfo> partitionsFor(String topic) {
-        return inner.partitionsFor(topic);
-    }
-
-    @Override
-    public Map<MetricName, ? extends Metric> metrics() {
-        return inner.metrics();
-    }
-
-    @Override
-    public void registerMetricForSubscription(KafkaMetric metric) {
-        inner.registerMetricForSubscription(metric);
-    }
-
-    @Override
-    public void unregisterMetricFromSubscription(KafkaMetric metric) {
-        inner.unregisterMetricFromSubscription(metric);
-    }
-
-    @Override
-    public Uuid clientInstanceId(Duration timeout) {
-        return inner.clientInstanceId(timeout);
-    }
-
-    @Override
-    public void close() {
-        inner.close();
-    }
-
-    @Override
-    public void close(Duration timeout) {
-        inner.close(timeout);
-    }
-
-    @Override
-    public void initTransactions() {
-        throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public void beginTransaction() {
-        throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public void sendOffsetsToTransaction(Map<TopicPartition, OffsetAndMetadata> offsets, ConsumerGroupMetadata group) {
-        throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public void commitTransaction() {
-        throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public void abortTransaction() {
-        throw new UnsupportedOperationException();
     }
 }
