@@ -14,7 +14,8 @@ rotating order, several rounds:
 Medians of records per wall-clock second and per second of the JVM's CPU time are
 printed; the ratios are of those medians.
 
-Run: ``.venv/bin/python bench/bench_java_producer.py [--records N] [--rounds R] [--threads T]``
+Run: ``.venv/bin/python bench/bench_java_producer.py [--records N] [--rounds R] [--threads T]
+[--value-bytes B]``
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--value-bytes", type=int, default=100)
     args = parser.parse_args()
     java = shutil.which("java")
     if java is None:
@@ -68,7 +70,7 @@ def main() -> int:
             *("--bootstrap", cluster.bootstrap_servers, "--topic", TOPIC),
             *("--report-topic", f"{TOPIC}-reports", "--partitions", str(PARTITIONS)),
             *("--records", str(args.records), "--rounds", str(args.rounds)),
-            *("--threads", str(args.threads)),
+            *("--threads", str(args.threads), "--value-bytes", str(args.value_bytes)),
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0:
@@ -91,7 +93,8 @@ def main() -> int:
     }
     print(
         f"records per run: {args.records}, rounds: {args.rounds}, sending threads: "
-        f"{args.threads}, acks=all, linger.ms=5, batch.size=65536, {PARTITIONS} partitions"
+        f"{args.threads}, value bytes: {args.value_bytes}, "
+        f"acks=all, linger.ms=5, batch.size=65536, {PARTITIONS} partitions"
     )
     for name in VARIANTS:
         print(f"{name:>13}: median {wall[name]:9.0f} records/s, {cpu[name]:9.0f} records/CPU-s")

@@ -52,7 +52,7 @@ public final class ProducerBench {
         settings.put("batch.size", 65536);
 
         Random random = new Random(1);
-        byte[] value = new byte[100];
+        byte[] value = new byte[args.integer("value-bytes", 100)];
         random.nextBytes(value);
         byte[][] keys = new byte[records][];
         for (int i = 0; i < records; i++) {
