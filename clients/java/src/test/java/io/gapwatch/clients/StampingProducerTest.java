@@ -150,6 +150,50 @@ class StampingProducerTest {
         producer.close();
     }
 
+    /** Sends every record to the last partition: proves the configured partitioner is used. */
+    public static final class LastPartition implements org.apache.kafka.clients.producer.Partitioner {
+        @Override
+        public int partition(String topic, Object key, byte[] keyBytes, Object value, byte[] valueBytes,
+                Cluster cluster) {
+            return cluster.partitionCountForTopic(topic) - 1;
+        }
+
+        @Override
+        public void close() {}
+
+        @Override
+        public void configure(Map<String, ?> configs) {}
+    }
+
+    @Test
+    void aConfiguredPartitionerChoosesThePartitionBeforeTheStamp() {
+        MockProducer<byte[], byte[]> inner = mock(true);
+        Map<String, Object> config = config("all");
+        config.put("partitioner.class", LastPartition.class.getName());
+        StampingProducer<String, String> producer = new StampingProducer<>(inner, config,
+                new StringSerializer(), new StringSerializer());
+        producer.send(new ProducerRecord<>(TOPIC, "a", "v"));
+        producer.send(new ProducerRecord<>(TOPIC, null, "v"));
+        assertEquals(List.of(PARTITIONS - 1, PARTITIONS - 1), inner.history().stream().map(r -> r.partition()).toList());
+        assertEquals("1", header(inner.history().get(1), Stamps.HEADER_SEQ));
+        producer.close();
+    }
+
+    @Test
+    void ignoringKeysMakesKeyedRecordsSticky() {
+        MockProducer<byte[], byte[]> inner = mock(true);
+        Map<String, Object> config = config("all");
+        config.put("partitioner.ignore.keys", "true");
+        StampingProducer<String, String> producer = new StampingProducer<>(inner, config,
+                new StringSerializer(), new StringSerializer());
+        for (int i = 0; i < 20; i++) {
+            producer.send(new ProducerRecord<>(TOPIC, "customer-" + i, "v"));
+        }
+        assertEquals(1, inner.history().stream().map(r -> r.partition()).distinct().count(),
+                "20 small records stay in one sticky partition instead of hashing their keys");
+        producer.close();
+    }
+
     @Test
     void reportsSayWhatWasAssignedAcknowledgedAndFailed() {
         MockProducer<byte[], byte[]> inner = mock(false);
