@@ -151,13 +151,13 @@ class TestStampingProducer:
             (0, 150, False),
             (0, 900, True),
             (1, 333, True),
-            (1, 1500, True),
+            (1, 1450, True),
             (2, 1200, False),
             (3, 42, True),
-            (3, 1800, False),
+            (3, 1400, False),
             (4, 777, False),
             (5, 10, True),
-            (5, 1700, False),
+            (5, 1300, False),
         ]
         spec = ",".join(f"{p}:{s}:{'told' if told else 'silent'}" for p, s, told in chosen)
         lines = await run_java_app(
@@ -247,12 +247,13 @@ class TestStreamsClientSupplier:
             *("--producer-id", "java-streams", "--report-topic", report_topic),
             *("--expect", str(count)),
         )
-        assert lines[-1] == {"event": "done", "processed": count}
+        assert lines[-1]["event"] == "done"
+        # At-least-once: a rebalance may reprocess a few records; none may be missing.
+        assert lines[-1]["processed"] >= count
 
         records = await read_stamped(kafka.bootstrap_servers, output_topic, timeout_s=60)
-        assert sorted(r.value for r in records if r.value) == sorted(
-            b"ORDER-%d" % i for i in range(count)
-        )
+        assert len(records) >= count
+        assert {r.value for r in records} == {b"ORDER-%d" % i for i in range(count)}
         streams = streams_in_log(records)
         assert all(producer.startswith("java-streams/") for _, producer, _ in streams), (
             streams.keys()
