@@ -9,6 +9,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import org.apache.kafka.clients.producer.Partitioner;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.common.Cluster;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.utils.Utils;
@@ -93,6 +94,24 @@ final class PartitionChooser implements AutoCloseable {
             choice = candidates[ThreadLocalRandom.current().nextInt(candidates.length)];
         } while (choice == info.stickyPartition);
         return choice;
+    }
+
+    /**
+     * Check a record's own partition before a sequence is taken for it, so that a partition
+     * the topic does not have fails the send at once, as KafkaProducer would, without
+     * leaving a failed sequence in a stream that cannot exist. Metadata is refreshed once
+     * first: the topic may just have grown.
+     */
+    void checkExplicit(String topic, int partition) {
+        if (partition < topicInfo(topic).partitions.size()) {
+            return;
+        }
+        topics.remove(topic);
+        int count = topicInfo(topic).partitions.size();
+        if (partition >= count) {
+            throw new KafkaException("Invalid partition given with record: " + partition
+                    + " is not in the range [0..." + count + ").");
+        }
     }
 
     private TopicInfo topicInfo(String topic) {

@@ -209,6 +209,9 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
                     keyBytes, valueBytes, headers), callback);
         }
         Integer explicit = record.partition();
+        if (explicit != null) {
+            chooser.checkExplicit(topic, explicit);
+        }
         int partition = explicit != null ? explicit : chooser.choose(topic, record.key(), keyBytes,
                 record.value(), valueBytes, (keyBytes == null ? 0 : keyBytes.length)
                         + (valueBytes == null ? 0 : valueBytes.length));
@@ -240,9 +243,6 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         Lane[] byPartition = lanes.get(topic);
         if (byPartition != null && partition < byPartition.length && byPartition[partition] != null) {
             return byPartition[partition];
-        }
-        if (partition < 0) {
-            throw new IllegalArgumentException("Invalid partition given with record: " + partition);
         }
         synchronized (lanes) {
             byPartition = lanes.get(topic);

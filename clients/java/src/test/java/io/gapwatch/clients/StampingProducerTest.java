@@ -272,6 +272,19 @@ class StampingProducerTest {
     }
 
     @Test
+    void aPartitionTheTopicDoesNotHaveFailsWithoutUsingASequence() {
+        MockProducer<byte[], byte[]> inner = mock(true);
+        StampingProducer<String, String> producer = new StampingProducer<>(inner, config("all"),
+                new StringSerializer(), new StringSerializer());
+        KafkaException error = assertThrows(KafkaException.class,
+                () -> producer.send(new ProducerRecord<>(TOPIC, PARTITIONS, "k", "v")));
+        assertTrue(error.getMessage().contains("Invalid partition"), error.getMessage());
+        assertTrue(producer.reports().isEmpty());
+        assertTrue(inner.history().isEmpty());
+        producer.close();
+    }
+
+    @Test
     void sendAfterCloseUsesNoSequence() {
         MockProducer<byte[], byte[]> inner = mock(true);
         StampingProducer<String, String> producer = new StampingProducer<>(inner, config("all"),
