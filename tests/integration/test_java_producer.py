@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -20,6 +21,7 @@ from java_support import findings, java_classpath, run_java_app
 from monitor_support import metric_value, monitor_config, start_monitor
 from producer_support import ReadRecord, latest_reports, read_all, read_stamped
 
+from gapwatch.core.report_codec import decode_report, encode_report_key
 from gapwatch.core.wire import parse_stamp
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import ReportSettings
@@ -31,6 +33,18 @@ pytestmark = pytest.mark.kafka
 
 PARTITIONS = 6
 GRACE_S = 1.0
+# The fields every report carries, in the order gapwatch.core.report_codec writes them.
+REPORT_FIELDS = (
+    "v",
+    "producer",
+    "epoch",
+    "topic",
+    "partition",
+    "assigned",
+    "acked",
+    "failed",
+    "final",
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +134,15 @@ class TestStampingProducer:
             assert report.failed == ()
             assert report.final
         assert {tp[1] for tp in reports} == set(range(PARTITIONS))
-        raw = [v for *_, v, _ in await read_all(kafka.bootstrap_servers, report_topic) if v]
-        assert all(b'"acks":"all","idempotence":true' in value for value in raw)
+        raw = [(k, v) for _, _, k, v, _ in await read_all(kafka.bootstrap_servers, report_topic)]
+        for key, value in raw:
+            assert value is not None
+            body = json.loads(value)
+            # Byte for byte what Python's encoder writes for the same fields and order.
+            assert json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() == value
+            assert list(body) == [*REPORT_FIELDS, "acks", "idempotence", "sent_at_ms"]
+            assert (body["acks"], body["idempotence"]) == ("all", True)
+            assert key == encode_report_key(decode_report(value))
         assert await report_topic_settings(kafka, report_topic) == (3, "compact,delete")
 
         monitor = await settled_monitor(kafka, topic, report_topic, end_offsets_of(records))
