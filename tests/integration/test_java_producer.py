@@ -114,6 +114,8 @@ class TestStampingProducer:
         assert done["event"] == "done"
         assert done["acked"] == 100_000
         assert done["failed"] == 0
+        assert done["reports_published"] >= PARTITIONS
+        assert done["reports_failed"] == 0
 
         records = await read_stamped(kafka.bootstrap_servers, topic, timeout_s=60)
         assert len(records) == 100_000

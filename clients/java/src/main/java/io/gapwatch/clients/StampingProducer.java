@@ -181,6 +181,13 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         return book.snapshot();
     }
 
+    /** Counts of outcomes and of published reports so far. */
+    public DeliveryCounts counts() {
+        long[] totals = book.totals();
+        return new DeliveryCounts(totals[0], totals[1], totals[2],
+                publisher == null ? 0 : publisher.publishedCount(), publisher == null ? 0 : publisher.failedCount());
+    }
+
     /** Publish the reports of the streams that changed now rather than at the next interval. */
     public void publishReports() {
         if (publisher != null) {

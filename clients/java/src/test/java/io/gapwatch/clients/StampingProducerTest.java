@@ -224,6 +224,7 @@ class StampingProducerTest {
         assertArrayEquals(new long[] {3, 4}, report.failed().get(0));
         assertArrayEquals(new long[] {7, 7}, report.failed().get(1));
         assertArrayEquals(new long[] {10, 10}, report.failed().get(2), "a send that threw is reported");
+        assertEquals(new DeliveryCounts(8, 0, 4, 0, 0), producer.counts());
         assertEquals("{\"v\":1,\"producer\":\"unit-test\",\"epoch\":1700000000000,\"topic\":\"orders\","
                 + "\"partition\":2,\"assigned\":11,\"acked\":11,\"failed\":[[3,4],[7,7],[10,10]],\"final\":false,"
                 + "\"acks\":\"all\",\"idempotence\":true,\"sent_at_ms\":5}",
@@ -242,6 +243,7 @@ class StampingProducerTest {
         ProducerReport report = producer.reports().get(0);
         assertEquals(0, report.highestAssigned());
         assertEquals(-1, report.highestAcked());
+        assertEquals(new DeliveryCounts(0, 1, 0, 0, 0), producer.counts());
         assertTrue(new String(ReportCodec.encodeValue(report, "0", false, 1), StandardCharsets.UTF_8)
                 .contains("\"assigned\":0,\"acked\":null"));
         producer.close();

@@ -1,5 +1,6 @@
 package io.gapwatch.clients.apps;
 
+import io.gapwatch.clients.DeliveryCounts;
 import io.gapwatch.clients.StampingProducer;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -80,9 +81,11 @@ public final class LoadApp {
             worker.join();
         }
         producer.close();
+        DeliveryCounts counts = producer.counts();
         System.out.printf("{\"event\":\"done\",\"producer\":\"%s\",\"epoch\":\"%s\",\"sent\":%d,\"acked\":%d,"
-                + "\"failed\":%d}%n", producer.producerId(), Long.toUnsignedString(producer.epoch()), records,
-                acked.get(), failed.get());
+                + "\"failed\":%d,\"reports_published\":%d,\"reports_failed\":%d}%n", producer.producerId(),
+                Long.toUnsignedString(producer.epoch()), records, acked.get(), failed.get(),
+                counts.reportsPublished(), counts.reportsFailed());
     }
 
     private static Map<Integer, Map<Long, DroppingProducer.Drop>> parseDrops(String spec) {
