@@ -227,9 +227,8 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         lane.lock();
         try {
             long seq = book.assign(stream);
-            boolean[] replaced = warnedRestamp ? null : new boolean[1];
-            Headers stamped = stamps.build(headers, seq, replaced);
-            if (replaced != null && replaced[0]) {
+            Headers stamped = stamps.build(headers, seq);
+            if (!warnedRestamp && stamps.hasReplacedStamp()) {
                 warnedRestamp = true; // once per producer: a forwarding pipeline would log per record
                 log.warn("gapwatch: records to {} already carry gapwatch headers; replacing them with this "
                         + "producer's stamp", topic);

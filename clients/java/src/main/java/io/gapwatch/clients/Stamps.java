@@ -27,6 +27,7 @@ public final class Stamps {
 
     private final Header producerHeader;
     private final Header epochHeader;
+    private volatile boolean replacedStamp;
 
     Stamps(String producerId, long epoch) {
         this.producerHeader = new RecordHeader(HEADER_PRODUCER, producerId.getBytes(StandardCharsets.UTF_8));
@@ -80,19 +81,20 @@ public final class Stamps {
         return LAST_EPOCH.updateAndGet(last -> Math.max(now, last + 1));
     }
 
-    /**
-     * {@code headers} without any earlier stamp, in their order, then this producer's stamp
-     * for {@code seq}. Returns whether an earlier stamp was dropped through {@code replaced[0]}
-     * when the caller asks (a non-null one-element array).
-     */
-    Headers build(Headers headers, long seq, boolean[] replaced) {
+    /** Whether {@link #build} ever replaced an earlier stamp (for a one-time warning). */
+    boolean hasReplacedStamp() {
+        return replacedStamp;
+    }
+
+    /** {@code headers} without any earlier stamp, in their order, then this producer's stamp for {@code seq}. */
+    Headers build(Headers headers, long seq) {
         RecordHeaders out = new RecordHeaders();
         for (Header header : headers) {
             if (isStampHeader(header.key())) {
                 // A record forwarded from a stamped topic (Kafka Streams copies input headers
                 // to its outputs): two stamps would make it malformed.
-                if (replaced != null) {
-                    replaced[0] = true;
+                if (!replacedStamp) {
+                    replacedStamp = true; // written once: a volatile write per record costs
                 }
             } else {
                 out.add(header);
