@@ -89,7 +89,8 @@ public final class Stamps {
     /** {@code headers} without any earlier stamp, in their order, then this producer's stamp for {@code seq}. */
     Headers build(Headers headers, long seq) {
         RecordHeaders out = new RecordHeaders();
-        for (Header header : headers) {
+        // toArray of no headers is a shared empty array: no iterator objects per record.
+        for (Header header : headers.toArray()) {
             if (isStampHeader(header.key())) {
                 // A record forwarded from a stamped topic (Kafka Streams copies input headers
                 // to its outputs): two stamps would make it malformed.
