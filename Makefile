@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lint format typecheck kafka-jars ops-tools test unit integration chaos demo bench clean
+.PHONY: install lint format typecheck kafka-jars ops-tools java test unit integration chaos demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gapwatch needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -44,14 +44,20 @@ kafka-jars: $(STAMP)
 ops-tools:
 	bash deploy/install-ops-tools.sh
 
+# The JVM client library (clients/java): compiles, runs its JUnit tests and builds
+# clients/java/target/gapwatch-clients-<version>.jar, plus the classpath file its test
+# applications run with (tests/integration/test_java_producer.py, bench/bench_java_producer.py).
+java:
+	mvn -q -B -Dstyle.color=never -f clients/java/pom.xml package
+
 # The README's test command: lint, types, then unit and integration tests in one pytest run.
-test: lint typecheck kafka-jars ops-tools
+test: lint typecheck kafka-jars ops-tools java
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ops-tools
 	$(BIN)/pytest -m 'not kafka and not chaos' $(PYTEST_ARGS)
 
-integration: kafka-jars ops-tools
+integration: kafka-jars ops-tools java
 	$(BIN)/pytest -m 'kafka or chaos' $(PYTEST_ARGS)
 
 # -s: each scenario prints its progress lines and a summary (what the app saw, what the log
