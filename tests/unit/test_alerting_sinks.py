@@ -80,7 +80,9 @@ class TestWebhookSink:
         try:
             gap = confirmed(5)
             sink.handle([GapConfirmed(gap)], time.time())
-            await eventually(lambda: receiver.received())
+            # The receiver records a request before it answers: wait for the answer, or the
+            # stop below could cancel the delivery it was about to count.
+            await eventually(lambda: sink.stats.deliveries >= 1)
         finally:
             await sink.stop()
         (request,) = receiver.received()
