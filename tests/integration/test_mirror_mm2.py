@@ -417,6 +417,7 @@ async def _assert_sinks_pushed_the_origin(receiver: Receiver, gap: dict[str, Any
     assert fields(confirmed["gap"])[0] == "pending"
     assert fields(confirmed["gap"])[2:] == expected[2:]
     assert fields(decided["gap"]) == expected
+    _capture("webhook-origin-mirror", decided)
     alerts = pushed_alerts()
     # The first post may already carry the decision (it waits a moment to gather a burst,
     # and the lookup is quick); either way the decision arrives long before a re-post.
