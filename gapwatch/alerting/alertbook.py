@@ -103,14 +103,14 @@ class AlertBook:
     def __init__(self, policy: AlertPolicy, *, origins: OriginBook | None = None) -> None:
         self.policy = policy
         # Where a loss on a mirrored topic came from, asked at every post: the origin is
-        # decided after confirmation, so it shows from the first post after the decision.
+        # decided after confirmation; origin_decided() makes the sink post it at once.
         self._origins = origins
         self._gaps: dict[str, _GapAlert] = {}
         self._firing: dict[PartitionKey, set[str]] = {}
         self._overflow: dict[PartitionKey, _Overflow] = {}
         self._overflowed: dict[str, PartitionKey] = {}
         self._bursts: dict[tuple[str, int, str], _Burst] = {}
-        self.version = 0  # bumped whenever an alert starts or resolves
+        self.version = 0  # bumped whenever an alert starts, resolves or changes what it says
 
     # --- input ------------------------------------------------------------------------
 
@@ -169,6 +169,12 @@ class AlertBook:
         known = self._gaps.get(gap.id)
         if known is not None:
             known.gap = gap
+            self.version += 1
+
+    def origin_decided(self, gap_id: str) -> None:
+        """The origin of ``gap_id`` was decided: its alert's annotations change, so post
+        it again now rather than at the next re-post."""
+        if gap_id in self._gaps:
             self.version += 1
 
     def _split(self, event: GapSplit, now: float) -> None:

@@ -74,6 +74,13 @@ class AlertmanagerSink:
         if self.book.version != before:
             self._wake()
 
+    def origin_decided(self, gap_id: str) -> None:
+        """Post again at once if ``gap_id`` has an alert, now carrying its origin."""
+        before = self.book.version
+        self.book.origin_decided(gap_id)
+        if self.book.version != before:
+            self._wake()
+
     def _wake(self) -> None:
         for wakeup in self._wakeups:
             wakeup.set()

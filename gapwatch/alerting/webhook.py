@@ -13,6 +13,11 @@ Body (docs/alerting.md has a full example)::
 
 With a secret, ``X-Gapwatch-Signature: sha256=<hex HMAC-SHA256 of the raw body>``;
 receivers check it with :func:`verify_signature` (or the few lines in the docs).
+
+Gaps on a mirrored topic (docs/mirroring.md) carry the four mirror fields of ``/gaps``, as
+they were when the change was queued. A loss this sink posted while its origin was still
+``pending`` is posted once more, as an ``origin`` event, when the origin is decided
+(:meth:`WebhookSink.origin_decided`, subscribed to the origin book).
 """
 
 from __future__ import annotations
@@ -24,13 +29,17 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from gapwatch.alerting.changes import GapChange, changes_from_events, iso_time
 from gapwatch.alerting.delivery import DeliverySettings, HttpPoster, SinkStats
 from gapwatch.core.events import DuplicateRecords, Event
+from gapwatch.core.model import Gap
+from gapwatch.core.origin import Origin
+from gapwatch.gaps.origins import OriginBook
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +47,8 @@ BATCH = 100
 SIGNATURE_HEADER: Final = "X-Gapwatch-Signature"
 DELIVERY_HEADER: Final = "X-Gapwatch-Delivery"
 DUPLICATES: Final = "duplicates"
-DEFAULT_KINDS: Final = ("confirmed", "recovered", "truncated", "skipped", DUPLICATES)
+ORIGIN: Final = "origin"
+DEFAULT_KINDS: Final = ("confirmed", "recovered", "truncated", "skipped", DUPLICATES, ORIGIN)
 ALL_KINDS: Final = (
     "opened",
     "shrunk",
@@ -51,7 +61,10 @@ ALL_KINDS: Final = (
     "unknown",
     "skipped",
     DUPLICATES,
+    ORIGIN,
 )
+# Losses posted with origin pending, remembered until decided (oldest forgotten first).
+AWAITED_ORIGINS_LIMIT: Final = 10_000
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -64,7 +77,15 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     return header is not None and hmac.compare_digest(header, sign(body, secret))
 
 
-_Item = tuple[float, GapChange | DuplicateRecords]
+@dataclass(frozen=True, slots=True)
+class OriginDecided:
+    """The origin of a loss this sink posted earlier, decided since."""
+
+    gap: Gap
+
+
+# (queued at, what, the gap's mirror fields when queued: None without an origin book)
+_Item = tuple[float, GapChange | DuplicateRecords | OriginDecided, Mapping[str, Any] | None]
 
 
 class WebhookSink:
@@ -82,9 +103,13 @@ class WebhookSink:
         instance: str,
         external_url: str,
         settings: DeliverySettings,
+        origins: OriginBook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._origins = origins
+        # gap id -> the gap as posted with origin pending (then an update is owed).
+        self._awaiting_origin: OrderedDict[str, Gap] = OrderedDict()
         self._kinds = frozenset(kinds)
         self._group = group
         self._instance = instance
@@ -100,14 +125,42 @@ class WebhookSink:
     def handle(self, events: Sequence[Event], now: float) -> None:
         """Queue the wanted changes of ``events``; never blocks."""
         items: list[_Item] = [
-            (now, change)
+            (now, change, self._mirror_fields(change.gap))
             for change in changes_from_events(
                 events, group=self._group, instance=self._instance, now=now
             )
             if change.kind.value in self._kinds
         ]
         if DUPLICATES in self._kinds:
-            items += [(now, e) for e in events if isinstance(e, DuplicateRecords)]
+            items += [(now, e, None) for e in events if isinstance(e, DuplicateRecords)]
+        for _, item, fields in items:
+            if isinstance(item, GapChange) and item.gap is not None:
+                self._note_pending(item.gap, fields)
+        self._enqueue(items)
+
+    def origin_decided(self, gap_id: str) -> None:
+        """Queue an ``origin`` event if this sink posted ``gap_id`` while its origin was
+        pending; other decisions (gaps of other instances, decided again after a restart)
+        are not this sink's to announce."""
+        gap = self._awaiting_origin.pop(gap_id, None)
+        if gap is None or self._origins is None:
+            return
+        self._enqueue([(self._clock(), OriginDecided(gap), self._origins.fields_of(gap))])
+
+    def _mirror_fields(self, gap: Gap | None) -> Mapping[str, Any] | None:
+        if gap is None or self._origins is None:
+            return None
+        return self._origins.fields_of(gap)
+
+    def _note_pending(self, gap: Gap, fields: Mapping[str, Any] | None) -> None:
+        if ORIGIN not in self._kinds or fields is None or fields["origin"] != Origin.PENDING.value:
+            return
+        self._awaiting_origin[gap.id] = gap
+        self._awaiting_origin.move_to_end(gap.id)
+        while len(self._awaiting_origin) > AWAITED_ORIGINS_LIMIT:
+            self._awaiting_origin.popitem(last=False)
+
+    def _enqueue(self, items: Sequence[_Item]) -> None:
         for item in items:
             if len(self._queue) >= self._limit:
                 self._queue.popleft()
@@ -158,16 +211,33 @@ class WebhookSink:
             "group": self._group,
             "instance": self._instance,
             "sent_at": iso_time(self._clock()),
-            "events": [self._event_json(at, item) for at, item in batch],
+            "events": [self._event_json(at, item, fields) for at, item, fields in batch],
         }
         return json.dumps(document, separators=(",", ":")).encode(), delivery_id
 
-    def _event_json(self, at: float, item: GapChange | DuplicateRecords) -> dict[str, Any]:
+    def _event_json(
+        self,
+        at: float,
+        item: GapChange | DuplicateRecords | OriginDecided,
+        fields: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         if isinstance(item, GapChange):
             body = item.to_json()
             if item.gap is not None:
-                body["gap_url"] = f"{self.external_url.rstrip('/')}/gaps/{item.gap.id}"
+                if fields is not None:
+                    body["gap"].update(fields)
+                body["gap_url"] = self._gap_url(item.gap)
             return body
+        if isinstance(item, OriginDecided):
+            return {
+                "kind": ORIGIN,
+                "group": self._group,
+                "instance": self._instance,
+                "at": iso_time(at),
+                "at_ts": at,
+                "gap": {**item.gap.to_json(), "instance": self._instance, **(fields or {})},
+                "gap_url": self._gap_url(item.gap),
+            }
         key = item.key
         return {
             "kind": DUPLICATES,
@@ -186,3 +256,6 @@ class WebhookSink:
                 "offset": item.offset,
             },
         }
+
+    def _gap_url(self, gap: Gap) -> str:
+        return f"{self.external_url.rstrip('/')}/gaps/{gap.id}"

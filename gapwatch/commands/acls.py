@@ -6,8 +6,10 @@ Prints them as ``kafka-acls.sh`` commands and as a Strimzi ``KafkaUser`` resourc
 creates them, and creates as the admin every missing topic the
 role owns (the monitor's checkpoint, gap log and report topics; the producer's report
 topic; the canary's topic) with the settings gapwatch gives them, so the principal needs no CREATE.
-``--allow-create`` grants CREATE on those topics instead. Which ACLs, and why each:
-:mod:`gapwatch.kafka.acls` and ``docs/security.md``.
+``--allow-create`` grants CREATE on those topics instead. ``--role mirror-source`` gives
+the read-only ACLs a monitor of MirrorMaker 2 copies needs on the mirror's SOURCE cluster,
+for the source topics named by ``--topic``/``--topic-pattern`` (no topic is created there).
+Which ACLs, and why each: :mod:`gapwatch.kafka.acls` and ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from gapwatch.errors import ConfigError, GapwatchError
 from gapwatch.kafka.acls import (
     Acl,
     CanaryAccess,
+    MirrorSourceAccess,
     MonitorAccess,
     ProducerAccess,
     canary_acls,
+    mirror_source_acls,
     monitor_acls,
     producer_acls,
 )
@@ -51,7 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add = parser.add_argument
     add("--principal", required=True, help="User:NAME, the principal the ACLs are for")
-    add("--role", choices=("monitor", "producer", "canary"), default="monitor")
+    add(
+        "--role",
+        choices=("monitor", "producer", "canary", "mirror-source"),
+        default="monitor",
+        help="mirror-source: the monitor's read-only access to a mirror's source cluster "
+        "(--topic names the source topics, such as orders for the copy east.orders)",
+    )
     add("--group-id", default=WatchSettings().group_id, help="the monitor's consumer group")
     add("--topic", action="append", default=[], help="watched or written topic; repeatable")
     add(
@@ -139,6 +149,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return f"--principal must be TYPE:NAME such as User:gapwatch, not {args.principal!r}"
     if not args.topic and not args.topic_pattern and args.role != "canary":
         return "give --topic (repeatable) or --topic-pattern"
+    if args.role == "mirror-source" and args.allow_create:
+        return "--role mirror-source creates nothing on the source: drop --allow-create"
     if args.apply and not args.bootstrap_servers:
         return "--apply needs --bootstrap-servers (and the admin's --sasl-*/--ssl-* settings)"
     return None
@@ -151,6 +163,14 @@ def role_acls(args: argparse.Namespace) -> list[Acl]:
         return canary_acls(
             CanaryAccess(
                 principal=args.principal, topic=args.canary_topic, allow_create=args.allow_create
+            )
+        )
+    if args.role == "mirror-source":
+        return mirror_source_acls(
+            MirrorSourceAccess(
+                principal=args.principal,
+                topics=tuple(args.topic),
+                topic_prefixes=tuple(args.topic_pattern),
             )
         )
     if args.role == "producer":
@@ -200,7 +220,8 @@ async def apply(args: argparse.Namespace, acls: Sequence[Acl]) -> list[str]:
         try:
             await client.bootstrap()
             await admin.start()
-            if not args.allow_create:
+            # A mirror's source is only read: nothing of gapwatch's is created there.
+            if not args.allow_create and args.role != "mirror-source":
                 before = set(await admin.list_topics())
                 if args.role == "monitor":
                     owned = [config.checkpoints.topic, config.gap_log.topic]

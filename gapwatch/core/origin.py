@@ -107,11 +107,14 @@ def unreachable(problem: str) -> Attribution:
 
 
 def no_source_partition(topic: str, partition: int) -> Attribution:
-    """``unknown``: the source cluster has no such partition (deleted, or another name)."""
+    """``unknown``: the source cluster has no such partition (deleted, or another name),
+    or hides it: Kafka leaves a topic the principal may not describe out of its metadata,
+    so a missing Read ACL looks exactly like a missing topic."""
     return Attribution(
         Origin.UNKNOWN,
         Reason.NO_SOURCE_PARTITION,
-        f"the source cluster has no partition {topic}/{partition}",
+        f"the source cluster has no partition {topic}/{partition}, or the monitor's "
+        "principal there may not read it (gapwatch acls --role mirror-source)",
     )
 
 

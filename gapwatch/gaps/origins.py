@@ -6,13 +6,15 @@ attributor (:mod:`gapwatch.monitor.mirror.attributor`) writes the decisions. Eve
 ``null`` for a topic that is not a copy; on a copy, ``origin`` is ``null`` while the gap is
 not a loss (open, healed, truncated, unknown), ``pending`` from confirmation until the
 source has been read, then the decision. The dict of fields is made once per change and
-returned again on every ask, so the ``/gaps`` encoder can cache by its identity.
+returned again on every ask, so the ``/gaps`` encoder can cache by its identity. Sinks
+that pushed a gap before its origin was known subscribe to the decisions
+(:meth:`OriginBook.subscribe`) to push it again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from gapwatch.core.model import Gap, GapState
@@ -33,7 +35,7 @@ DEFAULT_LIMIT: Final = 100_000
 class OriginBook:
     """Mirrored topics (by MM2's naming) and the attribution of each of their gaps."""
 
-    __slots__ = ("_aliases", "_decided", "_fields", "_limit", "_policy", "_topics")
+    __slots__ = ("_aliases", "_decided", "_fields", "_limit", "_listeners", "_policy", "_topics")
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class OriginBook:
         self._decided: OrderedDict[str, Attribution] = OrderedDict()
         # (gap id or topic, attribution or None) -> the fields dict served for it.
         self._fields: dict[tuple[str, Attribution | None], Mapping[str, Any]] = {}
+        self._listeners: list[Callable[[str], None]] = []
 
     def __len__(self) -> int:
         return len(self._decided)
@@ -72,8 +75,14 @@ class OriginBook:
         """The decided attribution of ``gap_id`` (``None``: not decided, or not a copy)."""
         return self._decided.get(gap_id)
 
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the gap id after every decision (quick, never blocking:
+        a sink notes it and returns)."""
+        self._listeners.append(listener)
+
     def decide(self, gap_id: str, attribution: Attribution) -> None:
-        """Record the origin of ``gap_id`` (replacing an earlier one)."""
+        """Record the origin of ``gap_id`` (replacing an earlier one), then tell the
+        subscribers."""
         previous = self._decided.pop(gap_id, None)
         if previous is not None:
             self._fields.pop((gap_id, previous), None)
@@ -81,6 +90,8 @@ class OriginBook:
         while len(self._decided) > self._limit:
             old_id, old = self._decided.popitem(last=False)
             self._fields.pop((old_id, old), None)
+        for listener in self._listeners:
+            listener(gap_id)
 
     def needs_lookup(self, gap: Gap) -> bool:
         """Whether ``gap`` is a loss on a copy whose origin is not decided yet, or was left

@@ -36,6 +36,14 @@ monitor's, with the canary topic among the watched topics):
    canary still writes and measures; it only cannot move leadership or partitions back.
 3. With ``allow_create`` only: CREATE on the canary topic.
 
+The rules on a mirror's source cluster (:func:`mirror_source_acls`), for the principal a
+monitor of MirrorMaker 2 copies uses there (``mirror_source_config``; docs/mirroring.md):
+
+1. Each source topic (or prefix): READ. The monitor's source readers belong to no group and
+   commit nothing (:mod:`gapwatch.kafka.partition_reader`), so no group ACL; they fetch,
+   list offsets (by time, for the lookups and the lag) and read metadata, and READ implies
+   the DESCRIBE those last two need. Nothing is written or created on the source.
+
 The producer's rules (:func:`producer_acls`):
 
 1. Each stamped topic (or prefix): WRITE (WRITE implies DESCRIBE, which metadata needs).
@@ -194,6 +202,27 @@ def canary_acls(access: CanaryAccess) -> list[Acl]:
     if access.allow_create:  # rule 3
         acls.append(_topic(who, access.topic, Operation.CREATE))
     return acls
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorSourceAccess:
+    """What a monitor of mirror copies reads on the mirror's source cluster."""
+
+    principal: str
+    topics: Sequence[str] = ()  # the source topics: ``orders`` for the copy ``east.orders``
+    topic_prefixes: Sequence[str] = ()
+
+
+def mirror_source_acls(access: MirrorSourceAccess) -> list[Acl]:
+    """The ACLs a monitor needs on a mirror's source cluster (rules in the module
+    docstring): read-only."""
+    who = access.principal
+    acls = [_topic(who, topic, Operation.READ) for topic in access.topics]
+    acls += [
+        _topic(who, prefix, Operation.READ, PatternType.PREFIXED)
+        for prefix in access.topic_prefixes
+    ]
+    return _unique(acls)
 
 
 def producer_acls(access: ProducerAccess) -> list[Acl]:

@@ -193,9 +193,13 @@ class RunningMonitor:
         )
         if self.alertmanager is not None:
             self.fanout.subscribe(self.alertmanager)
-        self.webhook = build_webhook(config, instance=self.instance_id, external_url=external)
+            self.origins.subscribe(self.alertmanager.origin_decided)
+        self.webhook = build_webhook(
+            config, instance=self.instance_id, external_url=external, origins=self.origins
+        )
         if self.webhook is not None:
             self.fanout.subscribe(self.webhook)
+            self.origins.subscribe(self.webhook.origin_decided)
         self.mirror = build_mirror(
             config,
             origins=self.origins,
@@ -670,7 +674,9 @@ def build_alertmanager(
     )
 
 
-def build_webhook(config: MonitorConfig, *, instance: str, external_url: str) -> WebhookSink | None:
+def build_webhook(
+    config: MonitorConfig, *, instance: str, external_url: str, origins: OriginBook | None = None
+) -> WebhookSink | None:
     """The webhook sink, or ``None`` if no webhook URL is configured."""
     alerting = config.alerting
     if alerting.webhook_url is None:
@@ -683,6 +689,7 @@ def build_webhook(config: MonitorConfig, *, instance: str, external_url: str) ->
         instance=instance,
         external_url=external_url,
         settings=delivery_settings(config),
+        origins=origins,
     )
 
 

@@ -205,8 +205,16 @@ WEBHOOK_EVENT_KINDS = (
     "unknown",
     "skipped",
     "duplicates",
+    "origin",
 )
-DEFAULT_WEBHOOK_EVENTS = ("confirmed", "recovered", "truncated", "skipped", "duplicates")
+DEFAULT_WEBHOOK_EVENTS = (
+    "confirmed",
+    "recovered",
+    "truncated",
+    "skipped",
+    "duplicates",
+    "origin",
+)
 
 
 def _check_url(key: str, url: str) -> None:

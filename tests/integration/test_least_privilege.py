@@ -2,7 +2,8 @@
 created works end to end, and without any one of them its start names that one.
 
 One one-node cluster for the module: SASL SCRAM-SHA-512 with the StandardAuthorizer, the
-admin (super user) and restricted users ``mon`` (a monitor) and ``app`` (a producer).
+admin (super user) and restricted users ``mon`` (a monitor), ``app`` (a producer) and ``src``
+(the monitor's reader of a mirror's source cluster).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from gapwatch.kafka.acls import (
     CLUSTER_NAME,
     Acl,
     CanaryAccess,
+    MirrorSourceAccess,
     Operation,
     PatternType,
     ProducerAccess,
     ResourceType,
     canary_acls,
     denied_line,
+    mirror_source_acls,
     monitor_acls,
     producer_acls,
 )
@@ -47,7 +50,7 @@ from gapwatch.kafka.canary.runner import Canary
 from gapwatch.kafka.canary.settings import CanarySettings
 from gapwatch.kafka.settings import KafkaSettings, SecuritySettings, client_kwargs
 from gapwatch.monitor.app import RunningMonitor, monitor_access
-from gapwatch.monitor.config import MonitorConfig, ReportSettings
+from gapwatch.monitor.config import MirrorSettings, MirrorSource, MonitorConfig, ReportSettings
 from gapwatch.producer import ReportConfig, StampedProducer
 from gapwatch.testing.kafka import KafkaCluster, SecurityPlan, User
 from gapwatch.testing.pytest_plugin import MakeTopic, SecuredKafka
@@ -56,8 +59,12 @@ pytestmark = [pytest.mark.kafka, *IGNORE_DROPPED_TLS_SOCKETS]
 
 MON = User("mon", "mon-secret")
 APP = User("app", "app-secret")
+SRC = User("src", "src-secret")
 PLAN = SecurityPlan(
-    mode="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512", users=(MON, APP), has_authorizer=True
+    mode="sasl_plaintext",
+    sasl_mechanism="SCRAM-SHA-512",
+    users=(MON, APP, SRC),
+    has_authorizer=True,
 )
 ANY = 1  # the ANY filter of resource type, pattern type, operation and permission
 # How long a broker may take to apply an ACL change the controller committed.
@@ -257,6 +264,87 @@ async def test_monitor_with_exactly_the_applied_acls_reports_a_loss_exactly(
         body = await wait_until(audited)
         assert body["error"] is None
         assert [t["topic"] for t in body["topics"]] == [topic]
+    finally:
+        await monitor.stop()
+
+
+async def send_timed_as_admin(
+    cluster: KafkaCluster, topic: str, seqs: Sequence[int], *, base_ms: int
+) -> None:
+    """One stamped record per sequence to partition 0, record ``seq`` at ``base_ms + seq``
+    (a copy keeps its source's timestamps, which is how a lookup finds the range)."""
+    client = AIOKafkaProducer(**admin_kwargs(cluster), acks="all", linger_ms=5)
+    await client.start()
+    try:
+        futures = [
+            await client.send(
+                topic,
+                b"x",
+                partition=0,
+                timestamp_ms=base_ms + seq,
+                headers=encode_stamp("p1", 1, seq),
+            )
+            for seq in seqs
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await client.stop()
+
+
+async def test_a_monitor_of_a_copy_reads_the_source_with_the_mirror_source_acls_only(
+    cluster: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    """``gapwatch acls --role mirror-source --apply`` grants ``src`` Read on the source
+    topic and nothing else; a monitor (as ``mon``, with its own applied ACLs) of the copy
+    ``east.<topic>`` whose source is read as ``src`` attributes a gap to the mirror, so
+    those ACLs are enough for the group-less source lookups (without them the origin is
+    unknown: Kafka hides the topic)."""
+    source = await make_topic(cluster=cluster, partitions=1)
+    copy = f"east.{source}"
+    await cluster.create_topic(copy)
+    config = restricted_config(cluster, copy)
+    mirror = MirrorSettings(
+        sources=(
+            MirrorSource(
+                "east",
+                config.kafka.bootstrap_servers,
+                kafka_settings(cluster, SRC.name).security,
+            ),
+        ),
+        lag_interval=1.0,
+        lookup_retries=1,
+    )
+    config = dataclasses.replace(config, mirror=mirror).validate()
+    assert await asyncio.to_thread(main, acls_argv(cluster, config)) == 0
+    source_argv = ["acls", "--principal", f"User:{SRC.name}", "--role", "mirror-source"]
+    source_argv += ["--topic", source, *admin_apply_args(cluster)]
+    assert await asyncio.to_thread(main, source_argv) == 0
+    granted = mirror_source_acls(MirrorSourceAccess(f"User:{SRC.name}", topics=(source,)))
+    assert granted == [
+        Acl(f"User:{SRC.name}", ResourceType.TOPIC, source, Operation.READ, PatternType.LITERAL)
+    ]
+    async with admin_client(cluster) as client:
+        assert await acls_of(client, f"User:{SRC.name}") == set(granted)
+    base_ms = int(time.time() * 1000) - 60_000
+    await send_timed_as_admin(cluster, source, range(30), base_ms=base_ms)
+    copied = [s for s in range(30) if s not in (7, 8, 9)]
+    await send_timed_as_admin(cluster, copy, copied, base_ms=base_ms)
+    assert await wait_for_start_error(config, None) is None
+    monitor = await start_monitor(config)
+    try:
+
+        async def decided() -> list[dict[str, Any]] | None:
+            gaps = (await get_json(monitor, "/gaps", state="confirmed"))["gaps"]
+            return gaps if gaps and gaps[0]["origin"] not in (None, "pending") else None
+
+        (gap,) = await wait_until(decided, within=60)
+        assert (gap["first_seq"], gap["last_seq"]) == (7, 9)
+        assert (gap["origin"], gap["source_cluster"], gap["source_topic"]) == (
+            "mirror",
+            "east",
+            source,
+        )
+        assert gap["origin_reason"].startswith("in-source: ")
     finally:
         await monitor.stop()
 

@@ -10,9 +10,10 @@ the monitors on this event loop keep consuming and heartbeating meanwhile.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,23 @@ from monitor_support import (
 )
 
 from gapwatch.monitor.app import RunningMonitor
-from gapwatch.monitor.config import MonitorConfig
+from gapwatch.monitor.config import AlertingSettings, MonitorConfig
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.mirror import Mirror
 from gapwatch.testing.pytest_plugin import MakeMirror, MakeTopic
+from gapwatch.testing.receiver import Receiver, run_receiver
 
 pytestmark = pytest.mark.kafka
 
 # Where the scenarios write the /gaps documents docs/mirroring.md quotes, when set.
 CAPTURE_ENV = "GAPWATCH_MIRROR_CAPTURE"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback, for the monitor's webhook and Alertmanager sinks."""
+    with run_receiver() as running:
+        yield running
 
 
 def _capture(name: str, value: Any) -> None:
@@ -313,16 +322,26 @@ async def test_records_mirrormaker_skipped_are_origin_mirror(
     mirror_target: KafkaCluster,
     make_topic: MakeTopic,
     make_mirror: MakeMirror,
+    receiver: Receiver,
 ) -> None:
     """Proof 3: MirrorMaker stopped, records written, its stored offsets deleted and it
-    restarted at ``latest``: those records are on the source and never reach the copy."""
+    restarted at ``latest``: those records are on the source and never reach the copy.
+    The webhook and Alertmanager sinks (a real HTTP receiver) push the loss with origin
+    pending, then its decided origin at once."""
     source = await make_topic(partitions=1)
     mirror = make_mirror(_escaped(source))
     target = mirror.remote_topic(source)
     bootstrap = kafka.bootstrap_servers
     await send_stamped(bootstrap, source, 0, range(50))
     await mirror.wait_caught_up(source)
-    monitor = await start_monitor(_config(mirror_target, target, f"g-{target}", mirror, kafka))
+    config = _config(mirror_target, target, f"g-{target}", mirror, kafka)
+    # A repost interval far beyond the test: the decided origin must not wait for it.
+    alerting = AlertingSettings(
+        webhook_url=f"{receiver.url}/hook",
+        alertmanager_urls=(receiver.url,),
+        repost_interval=300.0,
+    )
+    monitor = await start_monitor(dataclasses.replace(config, alerting=alerting))
     try:
         await _stop(mirror)
         await send_stamped(bootstrap, source, 0, range(50, 80))
@@ -354,8 +373,59 @@ async def test_records_mirrormaker_skipped_are_origin_mirror(
             )
             == 30
         )
+        await _assert_sinks_pushed_the_origin(receiver, gap)
     finally:
         await monitor.stop()
+
+
+async def _assert_sinks_pushed_the_origin(receiver: Receiver, gap: dict[str, Any]) -> None:
+    """The webhook got the loss with origin pending, then one ``origin`` event with the
+    decision; Alertmanager's latest post of the gap's alert names the origin, well before
+    the 300 s re-post, under the same labels."""
+    expected = (gap["origin"], gap["origin_reason"], gap["source_cluster"], gap["source_topic"])
+
+    def fields(body: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(body[k] for k in ("origin", "origin_reason", "source_cluster", "source_topic"))
+
+    def webhook_events() -> list[dict[str, Any]]:
+        return [
+            event
+            for request in receiver.received()
+            if request.path == "/hook"
+            for event in request.json()["events"]
+            if event.get("gap", {}).get("id") == gap["id"]
+        ]
+
+    def pushed_alerts() -> list[dict[str, Any]]:
+        return [
+            alert
+            for request in receiver.received()
+            if request.path == "/api/v2/alerts"
+            for alert in request.json()
+            if alert["labels"].get("gap_id") == gap["id"]
+        ]
+
+    async def both_pushed() -> bool:
+        kinds = [e["kind"] for e in webhook_events()]
+        alerts = pushed_alerts()
+        return kinds == ["confirmed", "origin"] and bool(
+            alerts and alerts[-1]["annotations"]["origin"] == gap["origin"]
+        )
+
+    await wait_until(both_pushed, within=30)
+    confirmed, decided = webhook_events()
+    assert fields(confirmed["gap"])[0] == "pending"
+    assert fields(confirmed["gap"])[2:] == expected[2:]
+    assert fields(decided["gap"]) == expected
+    _capture("webhook-origin-mirror", decided)
+    alerts = pushed_alerts()
+    # The first post may already carry the decision (it waits a moment to gather a burst,
+    # and the lookup is quick); either way the decision arrives long before a re-post.
+    assert {a["annotations"]["origin"] for a in alerts} <= {"pending", gap["origin"]}
+    annotations = alerts[-1]["annotations"]
+    assert fields(annotations) == expected
+    assert annotations["summary"].endswith(f", origin {gap['origin']}")
+    assert len({json.dumps(a["labels"], sort_keys=True) for a in alerts}) == 1
 
 
 async def test_a_range_retention_deleted_before_it_was_copied_is_unknown(

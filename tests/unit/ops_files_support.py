@@ -37,6 +37,7 @@ from gapwatch.monitor.config import (
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy/prometheus/gapwatch-rules.yml"
+MIRROR_RULES = REPO / "deploy/prometheus/gapwatch-mirror-rules.yml"
 RULE_TESTS = REPO / "deploy/prometheus/gapwatch-rules.test.yml"
 PROMETHEUS_CONFIG = REPO / "deploy/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = REPO / "deploy/alertmanager/alertmanager.yml"

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from monitor_factories import make_gap
@@ -19,6 +20,8 @@ from gapwatch.alerting.retry import Backoff
 from gapwatch.alerting.webhook import SIGNATURE_HEADER, WebhookSink, sign, verify_signature
 from gapwatch.core.events import GapConfirmed, GapRecovered
 from gapwatch.core.model import Gap, GapState
+from gapwatch.core.origin import Attribution, Origin, Reason
+from gapwatch.gaps.origins import OriginBook
 from gapwatch.testing.receiver import Receiver, run_receiver
 
 SECRET = "0123456789abcdef-secret"
@@ -28,9 +31,9 @@ SECRET = "0123456789abcdef-secret"
 FAST = DeliverySettings(timeout=5.0, max_retries=2, backoff_initial=0.05, backoff_max=0.1)
 
 
-def confirmed(first_seq: int, *, partition: int = 0) -> Gap:
+def confirmed(first_seq: int, *, partition: int = 0, topic: str = "t") -> Gap:
     now = time.time()
-    gap = make_gap(first_seq, opened_at=now - 1, partition=partition)
+    gap = make_gap(first_seq, opened_at=now - 1, partition=partition, topic=topic)
     return dataclasses.replace(gap, state=GapState.CONFIRMED, confirmed_at=now, updated_at=now)
 
 
@@ -148,6 +151,109 @@ class TestWebhookSink:
         assert sink.stats.dropped == 15
 
 
+IN_SOURCE = Attribution(Origin.MIRROR, Reason.IN_SOURCE, "all 1 missing sequences are there")
+MIRROR_FIELDS = ("origin", "origin_reason", "source_cluster", "source_topic")
+
+
+def mirror_fields(gap_json: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(gap_json[name] for name in MIRROR_FIELDS)
+
+
+class TestWebhookOrigins:
+    """Gaps on a MirrorMaker copy: the mirror fields in every gap, and one update per loss
+    posted while its origin was pending."""
+
+    def sink(self, url: str, book: OriginBook) -> WebhookSink:
+        sink = WebhookSink(
+            url=url,
+            secret=None,
+            kinds=("confirmed", "recovered", "origin"),
+            group="g",
+            instance="host/1",
+            external_url="https://gw.example/",
+            settings=FAST,
+            origins=book,
+        )
+        book.subscribe(sink.origin_decided)
+        return sink
+
+    @staticmethod
+    def events(receiver: Receiver) -> list[dict[str, Any]]:
+        return [event for request in receiver.received() for event in request.json()["events"]]
+
+    async def test_a_pending_loss_is_posted_again_once_its_origin_is_decided(
+        self, receiver: Receiver
+    ) -> None:
+        """confirmed (origin pending) then one `origin` event with the decision; a second
+        decision of the same gap sends nothing more."""
+        book = OriginBook(aliases=("east",), policy="default")
+        sink = self.sink(receiver.url, book)
+        sink.start()
+        try:
+            gap = confirmed(5, topic="east.orders")
+            sink.handle([GapConfirmed(gap)], time.time())
+            await eventually(lambda: len(self.events(receiver)) == 1)
+            book.decide(gap.id, IN_SOURCE)
+            await eventually(lambda: len(self.events(receiver)) == 2)
+            book.decide(gap.id, IN_SOURCE)
+            await asyncio.sleep(0.3)
+        finally:
+            await sink.stop()
+        first, update = self.events(receiver)
+        assert first["kind"] == "confirmed"
+        assert mirror_fields(first["gap"]) == (
+            "pending",
+            "lookup-running: the source is being read",
+            "east",
+            "orders",
+        )
+        assert update["kind"] == "origin"
+        assert update["gap"]["id"] == gap.id
+        assert update["gap"]["state"] == "confirmed"
+        assert mirror_fields(update["gap"]) == (
+            "mirror",
+            "in-source: all 1 missing sequences are there",
+            "east",
+            "orders",
+        )
+        assert update["gap_url"] == f"https://gw.example/gaps/{gap.id}"
+
+    async def test_decided_before_posting_unmirrored_or_never_posted_sends_no_update(
+        self, receiver: Receiver
+    ) -> None:
+        """A loss whose origin was already decided is posted with it and needs no update;
+        an unmirrored topic's gap has null mirror fields; deciding a gap this sink never
+        posted (another instance's, after a rebalance) sends nothing."""
+        book = OriginBook(aliases=("east",), policy="default")
+        sink = self.sink(receiver.url, book)
+        sink.start()
+        try:
+            decided = confirmed(5, topic="east.orders")
+            book.decide(decided.id, IN_SOURCE)
+            plain = confirmed(7, topic="orders")
+            sink.handle([GapConfirmed(decided), GapConfirmed(plain)], time.time())
+            await eventually(lambda: len(self.events(receiver)) == 2)
+            book.decide(decided.id, IN_SOURCE)
+            book.decide(confirmed(9, topic="east.orders").id, IN_SOURCE)
+            await asyncio.sleep(0.3)
+        finally:
+            await sink.stop()
+        by_id = {e["gap"]["id"]: e for e in self.events(receiver)}
+        assert len(self.events(receiver)) == 2
+        assert mirror_fields(by_id[decided.id]["gap"])[0] == "mirror"
+        assert mirror_fields(by_id[plain.id]["gap"]) == (None, None, None, None)
+
+    async def test_without_the_origin_kind_no_update_is_queued(self, receiver: Receiver) -> None:
+        """webhook_events without `origin`: the decision is not posted."""
+        book = OriginBook(aliases=("east",), policy="default")
+        sink = webhook(receiver.url)  # kinds confirmed, recovered; no origin book either
+        book.subscribe(sink.origin_decided)
+        gap = confirmed(5, topic="east.orders")
+        sink.handle([GapConfirmed(gap)], time.time())
+        book.decide(gap.id, IN_SOURCE)
+        assert sink.stats.queued == 1
+
+
 class TestAlertmanagerSink:
     def sink(self, url: str, **policy: float) -> AlertmanagerSink:
         book = AlertBook(
@@ -193,6 +299,36 @@ class TestAlertmanagerSink:
         (alert,) = receiver.received()[1].json()
         ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00")).timestamp()
         assert ends <= receiver.received()[1].at
+
+    async def test_a_decided_origin_is_posted_at_once_not_at_the_next_repost(
+        self, receiver: Receiver
+    ) -> None:
+        """A loss on a copy is pushed with origin pending; its decision is pushed within
+        a moment although the repost interval is 30 s, with the same labels."""
+        book = OriginBook(aliases=("east",), policy="default")
+        sink = AlertmanagerSink(
+            urls=[receiver.url],
+            book=AlertBook(AlertPolicy(repost_interval=30.0), origins=book),
+            settings=FAST,
+        )
+        book.subscribe(sink.origin_decided)
+        sink.start()
+        try:
+            gap = confirmed(1, topic="east.orders")
+            sink.handle([GapConfirmed(gap)], time.time())
+            await eventually(lambda: len(receiver.received()) == 1)
+            book.decide(gap.id, IN_SOURCE)
+            await eventually(lambda: len(receiver.received()) == 2, within=3)
+            book.decide(confirmed(9, topic="east.orders").id, IN_SOURCE)  # no alert of it
+            await asyncio.sleep(0.5)
+        finally:
+            await sink.stop()
+        assert len(receiver.received()) == 2
+        (before,), (after,) = (r.json() for r in receiver.received())
+        assert before["labels"] == after["labels"]
+        assert before["annotations"]["origin"] == "pending"
+        assert after["annotations"]["origin"] == "mirror"
+        assert after["annotations"]["summary"].endswith(", origin mirror")
 
     async def test_storm_of_a_thousand_gaps_is_one_small_post(self, receiver: Receiver) -> None:
         """Storm control over HTTP: 3 per-gap alerts + 1 overflow per partition."""

@@ -16,6 +16,7 @@ from gapwatch.commands.acls import role_acls
 from gapwatch.kafka.acl_requests import MetadataV8Request, MetadataV8Response
 from gapwatch.kafka.acls import (
     Acl,
+    MirrorSourceAccess,
     MonitorAccess,
     Operation,
     PatternType,
@@ -24,6 +25,7 @@ from gapwatch.kafka.acls import (
     denied_line,
     first_missing,
     is_granted,
+    mirror_source_acls,
     monitor_acls,
     principal_of,
     producer_acls,
@@ -111,6 +113,38 @@ class TestProducerAcls:
             topic("reports", Operation.WRITE),
             topic("reports", Operation.CREATE),
         ]
+
+
+class TestMirrorSourceAcls:
+    def test_reads_the_source_topics_and_nothing_else(self) -> None:
+        """READ only (it implies DESCRIBE): no group (the source readers have none), no
+        write, no create, nothing on the cluster."""
+        access = MirrorSourceAccess(
+            principal=MON, topics=("orders", "orders"), topic_prefixes=("app-",)
+        )
+        assert mirror_source_acls(access) == [
+            topic("orders", Operation.READ),
+            topic("app-", Operation.READ, PatternType.PREFIXED),
+        ]
+
+    def test_the_command_prints_them_for_the_source_topics(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--role mirror-source: one kafka-acls.sh command per source topic, Read only."""
+        argv = ["acls", "--principal", MON, "--role", "mirror-source", "--topic", "orders"]
+        assert main([*argv, "--format", "kafka-acls"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("--add") == 1
+        assert "--operation Read" in out
+        assert "--topic orders" in out
+        assert "--group" not in out
+        assert "Write" not in out
+
+    def test_allow_create_is_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Nothing of gapwatch's lives on the source: --allow-create is an error, exit 2."""
+        argv = ["--principal", MON, "--role", "mirror-source", "--topic", "t", "--allow-create"]
+        assert main(["acls", *argv]) == 2
+        assert "creates nothing on the source" in capsys.readouterr().err
 
 
 class TestDeniedLine:

@@ -141,6 +141,20 @@ class TestFamilies:
         )
         assert dataclasses.asdict(table.stats("east"))["decided"] == 0
 
+    def test_lookup_counters_exist_at_zero_for_every_source_before_its_first_lookup(
+        self,
+    ) -> None:
+        """rate() and increase() miss the first value of a series born non-zero, so a
+        configured source's lookup counters are exported at 0 from the start."""
+        table, book = MirrorTable(), OriginBook(aliases=("east",), policy="default")
+        table.source_up["east"] = 0
+        families = self.by_name(
+            MirrorCollector(table, book=book, owned=lambda: [], per_topic=False).read()
+        )
+        assert families["gapwatch_mirror_lookups"] == {
+            ("east", outcome): 0 for outcome in ("decided", "failed", "retried", "dropped")
+        }
+
 
 class TestUnreachableSource:
     async def test_lookups_wait_for_a_source_that_never_connected(self) -> None:

@@ -8,8 +8,11 @@ from typing import Any
 
 import yaml
 from ops_files_support import (
+    DASHBOARD,
     EXPORTED_METRICS,
+    MIRROR_RULES,
     REPO,
+    TOPIC_METRICS,
     load_yaml,
     metrics_in,
     require_tool,
@@ -22,10 +25,10 @@ from gapwatch.testing.grafana import (
     load_dashboard,
     panel_queries,
     render,
+    variable_queries,
 )
 from gapwatch.testing.prometheus import strip_comparison
 
-MIRROR_RULES = REPO / "deploy/prometheus/gapwatch-mirror-rules.yml"
 MIRROR_RULE_TESTS = REPO / "deploy/prometheus/gapwatch-mirror-rules.test.yml"
 MIRROR_DASHBOARD = REPO / "grafana/dashboards/gapwatch-mirror.json"
 _RANGE = re.compile(r"\[([^\]]+)\]")
@@ -120,3 +123,36 @@ class TestMirrorDashboard:
         path.write_text(yaml.safe_dump({"groups": [{"name": "mirror", "rules": rules}]}))
         result = run(require_tool("promtool"), "check", "rules", str(path))
         assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_every_panel_queries_the_provisioned_prometheus(self) -> None:
+        """Each target has an expression and the dashboard's datasource variable, as the
+        main dashboard's do; the file sits beside it, so the same provider loads it."""
+        dashboard = load_dashboard(MIRROR_DASHBOARD)
+        assert MIRROR_DASHBOARD.parent == DASHBOARD.parent
+        assert dashboard["uid"] != load_dashboard(DASHBOARD)["uid"]
+        for panel in iter_panels(dashboard):
+            for target in panel["targets"]:
+                assert target["expr"].strip(), panel["title"]
+                assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+    def test_queries_follow_the_topic_variable_where_the_metric_has_a_topic(self) -> None:
+        """A mirror series with a topic label is filtered by $topic (the lookups, counted per
+        source cluster, have none) and every one by $instance."""
+        selector = re.compile(r"\b(gapwatch_[a-z0-9_]+)\{([^}]*)\}")
+        for query in panel_queries(load_dashboard(MIRROR_DASHBOARD)):
+            matches = selector.findall(query.expr)
+            assert matches, query.panel_title
+            for name, matchers in matches:
+                assert 'instance=~"$instance"' in matchers, query.panel_title
+                if name in TOPIC_METRICS:
+                    assert 'topic=~"$topic"' in matchers, query.panel_title
+
+    def test_topic_and_instance_variables_query_gapwatch_series(self) -> None:
+        """$topic lists the copies (topics with mirror series), $instance the monitors."""
+        variables = {v.name: v for v in variable_queries(load_dashboard(MIRROR_DASHBOARD))}
+        assert set(variables) == {"topic", "instance"}
+        assert variables["topic"].label == "topic"
+        assert variables["instance"].label == "instance"
+        assert "gapwatch_mirror_" in variables["topic"].selector
+        for variable in variables.values():
+            assert metrics_in(variable.selector) <= EXPORTED_METRICS

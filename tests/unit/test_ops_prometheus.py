@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ops_files_support import (
     EXPORTED_METRICS,
+    MIRROR_RULES,
     PROMETHEUS_CONFIG,
+    REPO,
     RULE_TESTS,
     RULES,
     alerting_rules,
@@ -127,7 +129,7 @@ class TestPrometheusConfig:
         """`promtool check config` accepts it and finds the rule file."""
         result = run(require_tool("promtool"), "check", "config", str(PROMETHEUS_CONFIG))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS: 1 rule files found" in result.stdout
+        assert "SUCCESS: 2 rule files found" in result.stdout
 
     def test_it_scrapes_the_monitor_and_alerts_through_alertmanager(self) -> None:
         """The scrape target and the Alertmanager are compose services, on their ports."""
@@ -140,4 +142,9 @@ class TestPrometheusConfig:
         (alertmanagers,) = config["alerting"]["alertmanagers"]
         assert alertmanagers["static_configs"][0]["targets"] == ["alertmanager:9093"]
         assert "alertmanager" in services
-        assert config["rule_files"] == [RULES.name]
+        # Both shipped rule files, loaded from the directory docker-compose mounts.
+        assert config["rule_files"] == [RULES.name, MIRROR_RULES.name]
+        for name in config["rule_files"]:
+            assert (PROMETHEUS_CONFIG.parent / name).is_file()
+        mounts = services["prometheus"]["volumes"]
+        assert f"./{PROMETHEUS_CONFIG.parent.relative_to(REPO)}:/etc/prometheus:ro" in mounts

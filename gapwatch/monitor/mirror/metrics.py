@@ -83,6 +83,9 @@ class MirrorCollector(Collector):
             for maker in DUPLICATE_MAKERS:
                 duplicates[(*labels, maker)] += row.duplicates[maker]
             _add_lag(lag_records, lag_seconds, labels, row)
+        # Likewise the lookup counters of every configured source, before its first lookup.
+        for cluster in list(self._table.source_up):
+            self._table.stats(cluster)
         lookups = list(self._table.lookups.items())
         return [
             ScalarFamily.from_samples(
