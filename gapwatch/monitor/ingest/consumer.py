@@ -153,6 +153,7 @@ class MonitorConsumer:
         if self._consumer is None:
             return
         try:
+            await self._rebalance.settle_restore()
             async with self.lock:
                 await self._rounds.settle_round()
                 await self._rounds.checkpoint(self._consumer, list(self._partitions))
