@@ -104,8 +104,14 @@ def rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def progress(line: str) -> None:
+    """A phase of the child's run, on stderr (stdout carries its result)."""
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
 async def wait_ready(monitor: RunningMonitor, size: int) -> float:
     """Seconds from now until ``monitor`` owns ``size`` restored partitions."""
+    progress(f"waiting for {size} partitions to be restored")
     started = time.perf_counter()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while (
@@ -121,6 +127,7 @@ async def wait_ready(monitor: RunningMonitor, size: int) -> float:
 
 async def wait_checkpointed(monitor: RunningMonitor, size: int, since: int) -> float:
     """Seconds from now until ``size`` more checkpoints were written than ``since``."""
+    progress(f"waiting for {size} checkpoints")
     started = time.perf_counter()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while monitor.health.checkpoints - since < size:
@@ -223,6 +230,8 @@ async def load_main(args: argparse.Namespace) -> None:
     rng = random.Random(7)
     seqs: dict[tuple[str, int, int], int] = {}
     dropped = sent = 0
+    pending: list[asyncio.Future[Any]] = []
+    results: list[Any] = []
     started = time.monotonic()
     try:
         while time.monotonic() - started < args.seconds:
@@ -236,19 +245,23 @@ async def load_main(args: argparse.Namespace) -> None:
                     dropped += 1
                 seqs[key] = seq + 1
                 headers = encode_stamp("steady", 1, seq)
-                await producer.send(topic, VALUE, partition=partition, headers=headers)
+                pending.append(
+                    await producer.send(topic, VALUE, partition=partition, headers=headers)
+                )
                 sent += 1
             await asyncio.sleep(0.005)
-        await producer.flush()
+        results = await asyncio.gather(*pending, return_exceptions=True)
     finally:
         await producer.stop()
-    print(json.dumps({"dropped": dropped, "sent": sent}))
+    failed = sum(1 for r in results if isinstance(r, BaseException))
+    print(json.dumps({"dropped": dropped, "sent": sent, "failed": failed}))
 
 
 async def steady_load(
     monitor: RunningMonitor, bootstrap: str, topics: dict[str, int], args: argparse.Namespace
 ) -> dict[str, Any]:
     """The load and the /gaps and /metrics client, each in a subprocess of its own."""
+    progress("steady load")
     spec = ",".join(f"{t}:{n}" for t, n in topics.items())
     load = await asyncio.create_subprocess_exec(
         *[sys.executable, __file__, "--load", spec, "--bootstrap", bootstrap],
@@ -278,6 +291,7 @@ async def steady_load(
         "scrapes": seen["scrapes"],
         "series": seen["series"],
         "dropped": json.loads(truth)["dropped"],
+        "load_failed": json.loads(truth)["failed"],
     }
 
 
@@ -312,7 +326,8 @@ def report(result: dict[str, Any]) -> None:
     )
     print(
         f"detection latency p99 {ms(latency)} over {len(result['latencies'])} gaps of "
-        f"{result['dropped']} drops {verdict(latency, 1.0) if size <= 1000 else '(reported)'}; "
+        f"{result['dropped']} drops ({result['load_failed']} sends of the load failed) "
+        f"{verdict(latency, 1.0) if size <= 1000 else '(reported)'}; "
         f"loop lag p99 under load {ms(lag_steady)} (empty loop: {ms(noise_steady)})"
     )
     print(
