@@ -24,7 +24,7 @@ process of its own (so its RSS is the monitor's alone), measures:
    here (``--records`` per partition); ``bench_tracker.py`` measures a full ring.
 
 Run: ``.venv/bin/python bench/bench_scale.py [--sizes 1000,5000] [--records 20]
-[--rate 2000] [--seconds 20]`` (about 4 minutes with the defaults on 2 cores).
+[--rate 2000] [--seconds 16]`` (about 4-5 minutes with the defaults on 2 cores).
 """
 
 from __future__ import annotations
@@ -385,7 +385,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sizes", default="1000,5000", help="partition counts, comma separated")
     parser.add_argument("--records", type=int, default=20, help="records per partition")
     parser.add_argument("--rate", type=float, default=2000.0, help="steady load, records/s")
-    parser.add_argument("--seconds", type=float, default=20.0, help="steady load duration")
+    parser.add_argument("--seconds", type=float, default=16.0, help="steady load duration")
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--control", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
