@@ -92,7 +92,7 @@ class RebalanceHandler:
                 self._parked[(state.topic, state.partition)] = state
 
     async def assign(self, consumer: AIOKafkaConsumer, assigned: list[TopicPartition]) -> None:
-        """Park every assigned partition and start restoring them (rule 2) in a task of
+        """Pause every assigned partition and start restoring them (rule 2) in a task of
         its own; :attr:`restoring` names them until it is done."""
         await self.settle_restore()
         async with self._lock:
