@@ -8,10 +8,11 @@ Rules it keeps:
    and counters have not changed since its last checkpoint is not written again (an older
    checkpoint restores the same state); the others are written oldest first, within
    :data:`CHECKPOINT_BUDGET` of snapshot time per loop iteration. Revocation and shutdown
-   still checkpoint every owned partition. Snapshots are taken in a worker thread while
-   the loop holds the lock: no tracker changes meanwhile (every writer takes the lock),
-   and the event loop keeps serving HTTP instead of stalling for tens of milliseconds
-   per snapshot (the HTTP handlers only read).
+   still checkpoint every owned partition. Finding the changed partitions and taking
+   their snapshots happen in a worker thread while the loop holds the lock: no tracker
+   changes meanwhile (every writer takes the lock), and the event loop keeps serving HTTP
+   instead of stalling for tens of milliseconds per snapshot or for the fingerprints of
+   thousands of partitions (the HTTP handlers only read).
 2. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
    it; writing the checkpoints and then committing runs as a background round, at most
    one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`. A frozen group
@@ -88,13 +89,7 @@ class CheckpointRounds:
 
         Returns whether every changed partition is in the round (the interval is over).
         """
-        due = [
-            s
-            for s in self._partitions
-            if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
-        ]
-        due.sort(key=lambda s: s.checkpointed_at)
-        snapshots = await asyncio.to_thread(_snapshots, due, CHECKPOINT_BUDGET)
+        due, snapshots = await asyncio.to_thread(_due_snapshots, list(self._partitions))
         batch = _prepare(due[: len(snapshots)], snapshots, self._clock())
         if batch is not None:
             self._round = asyncio.create_task(
@@ -199,6 +194,23 @@ def _fingerprint(state: PartitionState) -> tuple[int, ...]:
     """
     counters = state.tracker.counters
     return (state.position or 0, *(getattr(counters, name) for name in COUNTER_NAMES))
+
+
+def _due_snapshots(states: list[PartitionState]) -> tuple[list[PartitionState], list[bytes]]:
+    """The partitions of ``states`` that changed since their last checkpoint, oldest
+    first, and the snapshots of the first of them within :data:`CHECKPOINT_BUDGET`.
+
+    Runs in a worker thread while the consumer's lock is held: finding them means a
+    fingerprint of every owned partition, milliseconds at thousands of partitions, which
+    held the event loop on every round.
+    """
+    due = [
+        s
+        for s in states
+        if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
+    ]
+    due.sort(key=lambda s: s.checkpointed_at)
+    return due, _snapshots(due, CHECKPOINT_BUDGET)
 
 
 def _snapshots(states: list[PartitionState], budget: float | None) -> list[bytes]:
