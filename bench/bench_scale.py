@@ -45,8 +45,9 @@ from aiokafka import AIOKafkaProducer
 from bench_monitor import BROKER_JVM_OPTS, LagProbe
 from harness import PRODUCERS, VALUE, fresh_monitor, monitor_config, percentile
 
+from gapwatch.commands.process_gc import tune_gc
 from gapwatch.core.wire import encode_stamp
-from gapwatch.monitor.app import RunningMonitor, tune_gc
+from gapwatch.monitor.app import RunningMonitor
 from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
 
 TOPIC_PARTITIONS = 1000

@@ -80,10 +80,12 @@ class MonitorConsumer:
         health: MonitorHealth,
         lock: asyncio.Lock,
         on_assigned: Sequence[Callable[[PartitionState], None]] = (),
+        on_restore_step: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``lock`` is rule 4's (shared with the report reader); ``on_assigned`` are called
-        under it, in order, for every partition once it is restored."""
+        under it, in order, for every partition once it is restored; ``on_restore_step``
+        after each step of a restore (:class:`RebalanceHandler`)."""
         self._config = config
         self._kwargs = client_kwargs
         self._partitions = partitions
@@ -103,6 +105,7 @@ class MonitorConsumer:
             rounds=self._rounds,
             health=health,
             on_assigned=on_assigned,
+            on_restore_step=on_restore_step,
         )
         self.last_fetch_at = 0.0
         self._stopping = asyncio.Event()

@@ -57,7 +57,12 @@ class RebalanceHandler:
         rounds: CheckpointRounds,
         health: MonitorHealth,
         on_assigned: Sequence[Callable[[PartitionState], None]] = (),
+        on_restore_step: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_restore_step`` is called after each step of a restore and at its end, with
+        the partitions restored so far in place: the process's owner decides what to do
+        with the heap they now hold (``gapwatch monitor`` freezes it out of the garbage
+        collector's sight, :func:`gapwatch.commands.process_gc.freeze_survivors`)."""
         self._config = config
         self._lock = lock
         self._partitions = partitions
@@ -68,6 +73,7 @@ class RebalanceHandler:
         self._parked: dict[tuple[str, int], PartitionState] = {}
         # Called under the lock for every partition once it is restored, in this order.
         self._on_assigned = tuple(on_assigned)
+        self._on_restore_step = on_restore_step
         self.is_assigned_once = False
         self.restoring: set[tuple[str, int]] = set()
         self._restore_task: asyncio.Task[None] | None = None
@@ -187,10 +193,12 @@ class RebalanceHandler:
             for callback in self._on_assigned:
                 callback(state)
             if time.perf_counter() - step_started > STEP_BUDGET:
+                self._on_restore_step()
                 # Thousands of restores in one go held the loop for seconds; the lock
                 # stays held, so the consumer loop and checkpoints still wait for all.
                 await asyncio.sleep(0)
                 step_started = time.perf_counter()
+        self._on_restore_step()
 
     async def _start_offsets(
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
