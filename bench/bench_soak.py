@@ -159,6 +159,7 @@ async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, in
             *["--group-id", "soak", "--start-from", "earliest"],
             *["--http-host", "127.0.0.1", "--http-port", "0", "--checkpoint-interval", "10"],
             stdout=asyncio.subprocess.PIPE,
+            stderr=None if args.verbose else asyncio.subprocess.DEVNULL,
         )
         url = await wait_url(monitor)
         started = time.monotonic()
@@ -229,6 +230,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1500.0, help="records/s")
     parser.add_argument("--drop", type=float, default=0.0005, help="loadgen's drop probability")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--verbose", action="store_true", help="the monitor's log on stderr")
     return parser.parse_args()
 
 
