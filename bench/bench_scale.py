@@ -3,8 +3,9 @@
 Starts its own 1-node ``KafkaCluster``. For each size (``--sizes``, default 1,000 and
 5,000 partitions) it creates topics of at most :data:`TOPIC_PARTITIONS` partitions each
 (KRaft refuses more than 10,000 partition records in one request), writes
-``--records`` stamped records to every partition (4 producer ids), and then, in a child
-process of its own (so its RSS is the monitor's alone), measures:
+``--records`` stamped records to every partition (4 producer ids), and then measures, in
+two child processes (1-2, then 3-6: the second one's RSS is one monitor's alone; a
+stopped monitor's memory is not all given back to the system):
 
 1. **Start to ready, fresh.** ``RunningMonitor`` (fresh group, from earliest) from
    ``start()`` until every partition is assigned and none is being restored.
@@ -14,7 +15,8 @@ process of its own (so its RSS is the monitor's alone), measures:
    checkpoint of every partition) and a new one started in the same group; target
    <= 30 s at 5,000 partitions.
 4. **Detection latency under steady load.** A load subprocess sends ``--rate`` stamped
-   records/s round robin over all partitions, skipping 1 % of sequences; a client polls
+   records/s round robin over all partitions, :data:`LOAD_RUN` at a time, skipping 1 % of
+   sequences; a client polls
    ``/gaps`` every 20 ms (``bench_monitor.py --client``); latency = when a gap first appears minus
    the timestamp of the record after it, which the topics set to the broker's append time
    (:data:`TOPIC_CONFIGS`). Target p99 <= 1 s at 1,000 partitions.
@@ -27,7 +29,8 @@ process of its own (so its RSS is the monitor's alone), measures:
    (``tune_gc``, restored partitions frozen by ``freeze_survivors``).
 
 Run: ``.venv/bin/python bench/bench_scale.py [--sizes 1000,5000] [--records 20]
-[--rate 2000] [--seconds 16]`` (about 4-5 minutes with the defaults on 2 cores).
+[--rate 2000] [--seconds 16] [--profile FILE] [--slow-ms MS]`` (about 4-5 minutes with
+the defaults on 2 cores).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import json
+import logging
 import os
 import random
 import resource
@@ -60,6 +65,7 @@ from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
 
 TOPIC_PARTITIONS = 1000
 DROP = 0.01  # probability that the steady load skips a sequence
+LOAD_RUN = 10  # records the steady load sends to one partition before the next
 READY_TIMEOUT_S = 180.0
 CHECKPOINT_INTERVAL_S = 5.0
 MEMORY_TARGET_PARTITIONS = 10_000
@@ -185,7 +191,14 @@ async def control_main() -> None:
 
 
 async def measure_size(args: argparse.Namespace) -> dict[str, Any]:
-    """The child process: every figure of one size, as a dict."""
+    """A child process: the figures of one phase (``--phase``) of one size, as a dict."""
+    if args.slow_ms:
+        # asyncio's debug mode logs every callback or task step that held the loop longer
+        # than this, naming it: where the lag comes from.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = args.slow_ms / 1000.0
     control = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -193,29 +206,42 @@ async def measure_size(args: argparse.Namespace) -> dict[str, Any]:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+    phase = first_phase if args.phase == "fresh" else second_phase
     try:
-        result = await measure_monitor(args)
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
+        try:
+            result = await phase(args)
+        finally:
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(f"{args.profile}-{args.size}-{args.phase}")
     finally:
         assert control.stdin is not None
         control.stdin.close()
         out, _ = await control.communicate()
     noise = json.loads(out)
-    start, end = result.pop("checkpoint_window")
-    result["lag_control_checkpointing"] = [lag for at, lag in noise if start <= at < end]
-    start, end = result.pop("steady_window")
-    result["lag_control_steady"] = [lag for at, lag in noise if start <= at < end]
+    start, end = result.pop("window")
+    result[f"lag_control_{args.phase}"] = [lag for at, lag in noise if start <= at < end]
     return result
 
 
-async def measure_monitor(args: argparse.Namespace) -> dict[str, Any]:
-    """Figures 1 to 6 of one size."""
-    size, bootstrap = args.size, args.bootstrap
-    topics = tuple(topic_names(size))
-    group = f"scale-{size}"
-    config = monitor_config(bootstrap, topics, group, checkpoint_interval=CHECKPOINT_INTERVAL_S)
+def size_config(args: argparse.Namespace) -> MonitorConfig:
+    """The monitor of one size: its topics, in a group of its own."""
+    topics = tuple(topic_names(args.size))
+    group = f"scale-{args.size}"
+    return monitor_config(args.bootstrap, topics, group, checkpoint_interval=CHECKPOINT_INTERVAL_S)
+
+
+async def first_phase(args: argparse.Namespace) -> dict[str, Any]:
+    """Figures 1 and 2: a fresh group to ready, then its first checkpoint of every
+    partition with the loop's lag meanwhile; stopped (every partition checkpointed and
+    committed on the way out)."""
+    size = args.size
     tune_gc()
-    result: dict[str, Any] = {"size": size, "rss_base": rss_bytes()}
-    async with scale_monitor(config) as first:
+    result: dict[str, Any] = {"rss_base": rss_bytes()}
+    async with scale_monitor(size_config(args)) as first:
         probe = LagProbe()
         started = time.perf_counter()
         await first.start()
@@ -224,11 +250,20 @@ async def measure_monitor(args: argparse.Namespace) -> dict[str, Any]:
         probe.start()
         window_start = time.time()
         result["first_round"] = await wait_checkpointed(first, size, 0)
-        result["checkpoint_window"] = (window_start, time.time())
+        result["window"] = (window_start, time.time())
         result["lag_checkpointing"] = probe.between(window_start, time.time())
         await probe.stop()
-    # Stopped: every partition was checkpointed and committed on the way out.
-    async with scale_monitor(config) as second:
+        result["rss_fresh"] = rss_bytes()
+    return result
+
+
+async def second_phase(args: argparse.Namespace) -> dict[str, Any]:
+    """Figures 3 to 6, in a process of its own (its RSS is one monitor's): start to ready
+    with every checkpoint restored, then the steady load, detection, /metrics and RSS."""
+    size = args.size
+    tune_gc()
+    result: dict[str, Any] = {}
+    async with scale_monitor(size_config(args)) as second:
         started = time.perf_counter()
         await second.start()
         await wait_ready(second, size)
@@ -237,10 +272,9 @@ async def measure_monitor(args: argparse.Namespace) -> dict[str, Any]:
         probe = LagProbe()
         probe.start()
         window_start = time.time()
-        load = await steady_load(
-            second, bootstrap, dict(zip(topics, topic_sizes(size), strict=True)), args
-        )
-        result["steady_window"] = (window_start, time.time())
+        topics = dict(zip(topic_names(size), topic_sizes(size), strict=True))
+        load = await steady_load(second, args.bootstrap, topics, args)
+        result["window"] = (window_start, time.time())
         await probe.stop()
         result.update(load)
         result["lag_steady"] = [lag for _, lag in probe.samples]
@@ -252,20 +286,22 @@ async def measure_monitor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def load_main(args: argparse.Namespace) -> None:
-    """The load subprocess: ``--rate`` stamped records/s for ``--seconds``, round robin
-    over every partition of ``--load`` (``topic:partitions``, comma separated) from one
-    producer id, each record's sequence skipped with probability :data:`DROP` (the loss to
-    detect); prints the drops as JSON.
+    """The load subprocess: ``--rate`` stamped records/s for ``--seconds`` over every
+    partition of ``--load`` (``topic:partitions``, comma separated), :data:`LOAD_RUN`
+    records at a time per partition in turn, from one producer id, each record's sequence
+    skipped with probability :data:`DROP` (the loss to detect); prints the drops as JSON.
 
     ``gapwatch loadgen`` at thousands of partitions did not finish a 16 s run within
-    minutes here (a producer lane per partition and producer id), so the load is this
-    plain loop; one producer id keeps a record per stream every few seconds."""
+    minutes here (a producer lane per partition and producer id), and a send per record
+    to the next partition left aiokafka's producer a batch of one record per partition:
+    on the shared machine a quarter of them timed out. So the load is this plain loop of
+    small batches; one producer id keeps a record per stream every few seconds."""
     topics = dict(item.split(":") for item in args.load.split(","))
     lanes = [(t, p) for t, count in topics.items() for p in range(int(count))]
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks=1, linger_ms=20)
     await producer.start()
     rng = random.Random(7)
-    seqs: dict[tuple[str, int, int], int] = {}
+    seqs: dict[tuple[str, int], int] = {}
     dropped = sent = 0
     pending: list[asyncio.Future[Any]] = []
     results: list[Any] = []
@@ -274,23 +310,24 @@ async def load_main(args: argparse.Namespace) -> None:
         while time.monotonic() - started < args.seconds:
             due = int((time.monotonic() - started) * args.rate)
             while sent < due:
-                topic, partition = lanes[sent % len(lanes)]
-                key = (topic, partition, 0)
-                seq = seqs.get(key, 0)
-                if seq > 0 and rng.random() < DROP:
-                    seq += 1  # the lost record
-                    dropped += 1
-                seqs[key] = seq + 1
-                headers = encode_stamp("steady", 1, seq)
-                pending.append(
-                    await producer.send(topic, VALUE, partition=partition, headers=headers)
-                )
-                sent += 1
+                topic, partition = lanes[(sent // LOAD_RUN) % len(lanes)]
+                batch = producer.create_batch()
+                seq = seqs.get((topic, partition), 0)
+                for _ in range(LOAD_RUN):
+                    if seq > 0 and rng.random() < DROP:
+                        seq += 1  # the lost record
+                        dropped += 1
+                    headers = encode_stamp("steady", 1, seq)
+                    batch.append(key=None, value=VALUE, timestamp=None, headers=headers)
+                    seq += 1
+                seqs[topic, partition] = seq
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                sent += LOAD_RUN
             await asyncio.sleep(0.005)
         results = await asyncio.gather(*pending, return_exceptions=True)
     finally:
         await producer.stop()
-    failed = sum(1 for r in results if isinstance(r, BaseException))
+    failed = LOAD_RUN * sum(1 for r in results if isinstance(r, BaseException))
     print(json.dumps({"dropped": dropped, "sent": sent, "failed": failed}))
 
 
@@ -344,8 +381,8 @@ def report(result: dict[str, Any]) -> None:
     size = result["size"]
     lag_ckpt = percentile(result["lag_checkpointing"], 0.99)
     lag_steady = percentile(result["lag_steady"], 0.99)
-    noise_ckpt = percentile(result["lag_control_checkpointing"], 0.99)
-    noise_steady = percentile(result["lag_control_steady"], 0.99)
+    noise_ckpt = percentile(result["lag_control_fresh"], 0.99)
+    noise_steady = percentile(result["lag_control_restored"], 0.99)
     latency = percentile(result["latencies"], 0.99)
     scrape = statistics.median(result["scrapes"]) if result["scrapes"] else float("nan")
     print(f"--- {size} partitions")
@@ -373,8 +410,9 @@ def report(result: dict[str, Any]) -> None:
         f"{verdict(scrape, 1.0) if size >= 5000 else ''}"
     )
     print(
-        f"RSS {result['rss'] / 1e6:.0f} MB with nearly empty rings "
-        f"(an idle process: {result['rss_base'] / 1e6:.0f} MB)"
+        f"RSS {result['rss'] / 1e6:.0f} MB with nearly empty rings after the load "
+        f"({result['rss_fresh'] / 1e6:.0f} MB after the first checkpoints in the first "
+        f"process; an idle process: {result['rss_base'] / 1e6:.0f} MB)"
     )
     print(
         f"a full garbage collection now: {ms(result['full_gc'])} "
@@ -402,17 +440,23 @@ async def main(args: argparse.Namespace) -> int:
                 f"{time.perf_counter() - started - created:.1f} s",
                 flush=True,
             )
-            child = await asyncio.create_subprocess_exec(
-                *[sys.executable, __file__, "--size", str(size), "--bootstrap", bootstrap],
-                *["--rate", str(args.rate), "--seconds", str(args.seconds)],
-                stdout=asyncio.subprocess.PIPE,
-            )
-            out, _ = await child.communicate()
-            if child.returncode != 0:
-                print(f"the {size}-partition run failed (exit {child.returncode})")
-                return 1
-            line = next(x for x in out.decode().splitlines() if x.startswith(RESULT))
-            results.append(json.loads(line.removeprefix(RESULT)))
+            result: dict[str, Any] = {"size": size}
+            for phase in ("fresh", "restored"):
+                child = await asyncio.create_subprocess_exec(
+                    *[sys.executable, __file__, "--size", str(size), "--phase", phase],
+                    *["--bootstrap", bootstrap],
+                    *["--rate", str(args.rate), "--seconds", str(args.seconds)],
+                    *(["--profile", args.profile] if args.profile else []),
+                    *(["--slow-ms", str(args.slow_ms)] if args.slow_ms else []),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                out, _ = await child.communicate()
+                if child.returncode != 0:
+                    print(f"the {size}-partition {phase} run failed (exit {child.returncode})")
+                    return 1
+                line = next(x for x in out.decode().splitlines() if x.startswith(RESULT))
+                result.update(json.loads(line.removeprefix(RESULT)))
+            results.append(result)
             report(results[-1])
     if len(results) >= 2:
         small, large = results[0], results[-1]
@@ -434,7 +478,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=20, help="records per partition")
     parser.add_argument("--rate", type=float, default=2000.0, help="steady load, records/s")
     parser.add_argument("--seconds", type=float, default=16.0, help="steady load duration")
+    parser.add_argument(
+        "--profile", help="write a cProfile of each size's monitor process to FILE-<size>"
+    )
+    parser.add_argument(
+        "--slow-ms",
+        type=float,
+        help="log every step that held the monitor's event loop longer than this (stderr)",
+    )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("fresh", "restored"), help=argparse.SUPPRESS)
     parser.add_argument("--control", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)

@@ -15,9 +15,10 @@ Rules it keeps:
    thousands of partitions (the HTTP handlers only read).
 2. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
    it; writing the checkpoints and then committing runs as a background round, at most
-   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`. A frozen group
-   coordinator or checkpoint-partition leader answers nothing: the round fails (counted,
-   logged) while fetching and gap detection go on. Revocation and shutdown first wait for
+   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`; offsets are committed
+   :data:`COMMIT_CHUNK` partitions per request, each chunk current once committed. A
+   frozen group coordinator or checkpoint-partition leader answers nothing: the round
+   fails (counted, logged) while fetching and gap detection go on. Revocation and shutdown first wait for
    the round in flight (bounded), so its commit is made in the generation that took its
    snapshot, and never after the partitions were given away.
 
@@ -55,6 +56,10 @@ CHECKPOINT_TIMEOUT = 10.0
 # are checkpointed in the next iterations. A snapshot of a full truncation ring costs tens
 # of ms, so checkpointing every partition at once stopped reading for the sum of them.
 CHECKPOINT_BUDGET = 0.05
+# Partitions per offset commit request. aiokafka encodes a request and walks its response
+# on the event loop in one go: 5,000 partitions in one commit held the loop for tens of
+# milliseconds; a few hundred take a few.
+COMMIT_CHUNK = 500
 
 
 class CheckpointRounds:
@@ -144,25 +149,30 @@ class CheckpointRounds:
         }
         if not owned:
             return
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(
-                batch.pending[(topic, partition)].offset, encode_pointer(pointer)
-            )
-            for (topic, partition), pointer in owned.items()
-        }
+        keys = list(owned)
         try:
             async with asyncio.timeout(CHECKPOINT_TIMEOUT):
-                await consumer.commit(offsets)
+                for start in range(0, len(keys), COMMIT_CHUNK):
+                    chunk = keys[start : start + COMMIT_CHUNK]
+                    await consumer.commit(
+                        {
+                            TopicPartition(*key): OffsetAndMetadata(
+                                batch.pending[key].offset, encode_pointer(owned[key])
+                            )
+                            for key in chunk
+                        }
+                    )
+                    # Current as soon as committed: a later chunk's failure leaves these
+                    # partitions at their new checkpoint, the others at their previous one.
+                    for key in chunk:
+                        self._pointers[key] = owned[key]
+                        state, mark = batch.marks[key]
+                        state.note_checkpointed(mark, batch.taken_at)
         except (KafkaError, TimeoutError):
             # Includes CommitFailedError: the group moved to a newer generation (a frozen
             # coordinator, a rebalance); the next round or the revocation commits again.
             self._health.commit_failures += 1
             log.exception("offset commit failed (the checkpoint stays valid)")
-            return
-        self._pointers.update(owned)
-        for key in owned:
-            state, mark = batch.marks[key]
-            state.note_checkpointed(mark, batch.taken_at)
 
 
 @dataclass(frozen=True, slots=True)
