@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -130,15 +131,23 @@ class RebalanceHandler:
         assigned: list[TopicPartition],
         keys: list[tuple[str, int]],
     ) -> None:
+        started = time.perf_counter()
         try:
             async with self._lock:
                 try:
-                    await self._restore_all(consumer, assigned, keys)
+                    starts = await self._restore_all(consumer, assigned, keys)
                 finally:
                     consumer.resume(*assigned)
                 self.restoring = set()
                 self.is_assigned_once = True
-                log.info("assigned %d partitions", len(keys))
+                # One line for the assignment: a line per partition was thousands of lines
+                # at every start of a large monitor (each one is on DEBUG).
+                log.info(
+                    "assigned %d partitions in %.1f s (%s)",
+                    len(keys),
+                    time.perf_counter() - started,
+                    ", ".join(f"{count} {how}" for how, count in sorted(starts.items())),
+                )
         except Exception:
             # As when the restore ran inside aiokafka's callback, which logs what the
             # listener raised: the partitions stay in restoring, so /readyz says so.
@@ -149,7 +158,8 @@ class RebalanceHandler:
         consumer: AIOKafkaConsumer,
         assigned: list[TopicPartition],
         keys: list[tuple[str, int]],
-    ) -> None:
+    ) -> Counter[str]:
+        """Restore every assigned partition; how many started in each way."""
         parked, self._parked = self._parked, {}
         for key in parked:
             if key not in self.restoring:
@@ -177,6 +187,7 @@ class RebalanceHandler:
             if key not in kept and key not in loaded and key not in committed
         ]
         starts = await self._start_offsets(consumer, unstarted)
+        how_started: Counter[str] = Counter()
         step_started = time.perf_counter()
         for tp, key in zip(assigned, keys, strict=True):
             held = kept.get(key)
@@ -184,10 +195,13 @@ class RebalanceHandler:
                 state = held
                 self._partitions.adopt(state)
                 consumer.seek(tp, held.position)
+                how_started["kept in memory"] += 1
             else:
                 state = self._partitions.add(*key)
                 self._store.forget_open(*key)
-                self._start_partition(consumer, tp, state, loaded.get(key), committed, starts)
+                how_started[
+                    self._start_partition(consumer, tp, state, loaded.get(key), committed, starts)
+                ] += 1
             state.mark_restored()
             self._store.load(state.tracker.gaps())
             for callback in self._on_assigned:
@@ -199,6 +213,7 @@ class RebalanceHandler:
                 await asyncio.sleep(0)
                 step_started = time.perf_counter()
         self._on_restore_step()
+        return how_started
 
     async def _start_offsets(
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
@@ -222,7 +237,8 @@ class RebalanceHandler:
         checkpoint: Checkpoint | None,
         committed: dict[tuple[str, int], tuple[int, Pointer | None]],
         starts: dict[TopicPartition, int],
-    ) -> None:
+    ) -> str:
+        """Set up a newly owned partition's tracker and position; returns how it started."""
         key = (tp.topic, tp.partition)
         if checkpoint is not None:
             try:
@@ -239,19 +255,24 @@ class RebalanceHandler:
                     exc,
                     checkpoint.offset,
                 )
+                how = "at the offset of an unusable checkpoint"
             else:
                 # PartitionState.restore has the restored ring compared with the log at
                 # the first leader check.
-                log.info("%s: restored checkpoint, resuming at %d", tp, checkpoint.offset)
+                log.debug("%s: restored checkpoint, resuming at %d", tp, checkpoint.offset)
+                how = "from checkpoints"
             consumer.seek(tp, checkpoint.offset)
             state.seek(checkpoint.offset)
-            return
+            return how
         if key in committed:
             offset = committed[key][0]
             log.warning(
                 "%s: no checkpoint; resuming at committed %d with a new baseline", tp, offset
             )
+            how = "at committed offsets"
         else:
             offset = starts[tp]
+            how = f"at start_from={self._config.watch.start_from}"
         consumer.seek(tp, offset)
         state.seek(offset)
+        return how

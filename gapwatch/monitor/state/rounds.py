@@ -18,9 +18,9 @@ Rules it keeps:
    one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`; offsets are committed
    :data:`COMMIT_CHUNK` partitions per request, each chunk current once committed. A
    frozen group coordinator or checkpoint-partition leader answers nothing: the round
-   fails (counted, logged) while fetching and gap detection go on. Revocation and shutdown first wait for
-   the round in flight (bounded), so its commit is made in the generation that took its
-   snapshot, and never after the partitions were given away.
+   fails (counted, logged) while fetching and gap detection go on. Revocation and
+   shutdown first wait for the round in flight (bounded), so its commit is made in the
+   generation that took its snapshot, and never after the partitions were given away.
 
 Every method here is called with the consumer's lock held; only the background round
 (:meth:`CheckpointRounds.start_round`) runs on without it.
