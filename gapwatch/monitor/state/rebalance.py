@@ -189,9 +189,9 @@ class RebalanceHandler:
         starts = await self._start_offsets(consumer, unstarted)
         how_started: Counter[str] = Counter()
         # Where each partition resumes, sought only once all are restored: every seek
-        # wakes aiokafka's fetcher, which then walks every assigned partition at the next
-        # yield (~100 ms at 5,000 partitions on a loaded machine), so seeking as it went
-        # made the fetcher's walks most of a large restore's time.
+        # wakes aiokafka's fetcher, which at the next yield walks every assigned partition
+        # and waits again on each paused one; seeking as the restore went, those walks
+        # were the largest cost of restoring 5,000 partitions (a cProfile of bench_scale).
         positions: dict[TopicPartition, int] = {}
         step_started = time.perf_counter()
         try:
