@@ -66,6 +66,7 @@ from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
 TOPIC_PARTITIONS = 1000
 DROP = 0.01  # probability that the steady load skips a sequence
 LOAD_RUN = 10  # records the steady load sends to one partition before the next
+FILL_ATTEMPTS = 5
 READY_TIMEOUT_S = 180.0
 CHECKPOINT_INTERVAL_S = 5.0
 MEMORY_TARGET_PARTITIONS = 10_000
@@ -92,28 +93,42 @@ def topic_sizes(size: int) -> list[int]:
 
 async def fill(bootstrap: str, topics: dict[str, int], per_partition: int) -> int:
     """``per_partition`` stamped records on every partition of ``topics``, round robin
-    over the producer ids; returns the records sent."""
+    over the producer ids; returns the records sent.
+
+    A partition whose send failed is sent again, up to :data:`FILL_ATTEMPTS` times: on
+    the loaded shared machine a broker just given thousands of new partitions answered
+    NotLeaderForPartition for some of them after the producer's own retries."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20)
     await producer.start()
     sent = 0
+    todo = [(topic, p) for topic, partitions in topics.items() for p in range(partitions)]
     try:
-        pending: list[asyncio.Future[Any]] = []
-        for topic, partitions in topics.items():
-            for partition in range(partitions):
-                batch = producer.create_batch()
-                for n in range(per_partition):
-                    pid = n % PRODUCERS
-                    headers = encode_stamp(f"scale-{pid}", 1, n // PRODUCERS)
-                    batch.append(key=None, value=VALUE, timestamp=None, headers=headers)
-                sent += batch.record_count()
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-                if len(pending) > 500:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-        await asyncio.gather(*pending)
+        for attempt in range(FILL_ATTEMPTS):
+            failed: list[tuple[str, int]] = []
+            for start in range(0, len(todo), 500):
+                chunk = todo[start : start + 500]
+                pending = []
+                for topic, partition in chunk:
+                    batch = producer.create_batch()
+                    for n in range(per_partition):
+                        pid = n % PRODUCERS
+                        headers = encode_stamp(f"scale-{pid}", 1, n // PRODUCERS)
+                        batch.append(key=None, value=VALUE, timestamp=None, headers=headers)
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                results = await asyncio.gather(*pending, return_exceptions=True)
+                for lane, result in zip(chunk, results, strict=True):
+                    if isinstance(result, BaseException):
+                        failed.append(lane)
+                    else:
+                        sent += per_partition
+            if not failed:
+                return sent
+            progress(f"fill: {len(failed)} partitions failed (attempt {attempt + 1}); again")
+            todo = failed
+            await asyncio.sleep(2.0)
     finally:
         await producer.stop()
-    return sent
+    raise RuntimeError(f"fill: {len(todo)} partitions still failing")
 
 
 @contextlib.asynccontextmanager
