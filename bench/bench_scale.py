@@ -29,7 +29,7 @@ stopped monitor's memory is not all given back to the system):
    (``tune_gc``, restored partitions frozen by ``freeze_survivors``).
 
 Run: ``.venv/bin/python bench/bench_scale.py [--sizes 1000,5000] [--records 20]
-[--rate 2000] [--seconds 16] [--profile FILE] [--slow-ms MS]`` (about 4-5 minutes with
+[--rate 2000] [--seconds 16] [--profile FILE] [--stalls-ms MS]`` (about 4-5 minutes with
 the defaults on 2 cores).
 """
 
@@ -39,14 +39,16 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import faulthandler
 import gc
 import json
-import logging
 import os
 import random
 import resource
 import statistics
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -143,12 +145,65 @@ async def scale_monitor(config: MonitorConfig) -> AsyncIterator[RunningMonitor]:
         await monitor.stop()
 
 
+class StallSampler:
+    """Where the event loop is while something holds it: a task on the loop notes the
+    time every millisecond; a thread that sees no note for longer than ``threshold`` dumps
+    the stacks (``faulthandler``) and prints the main thread's innermost frames on
+    stderr, once per stall. For attributing the lag, not for measuring it."""
+
+    def __init__(self, threshold: float) -> None:
+        self._threshold = threshold
+        self._tick = time.perf_counter()
+        self._done = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        main = threading.main_thread().ident or 0
+        self._marker = f"Thread 0x{main:016x}"
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._beat())
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._done.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _beat(self) -> None:
+        while True:
+            self._tick = time.perf_counter()
+            await asyncio.sleep(0.001)
+
+    def _watch(self) -> None:
+        reported = 0.0
+        with tempfile.TemporaryFile("w+") as dump:
+            while not self._done.wait(0.002):
+                tick = self._tick
+                if time.perf_counter() - tick > self._threshold and tick != reported:
+                    reported = tick
+                    dump.seek(0)
+                    dump.truncate()
+                    faulthandler.dump_traceback(dump, all_threads=True)
+                    dump.seek(0)
+                    section = dump.read().split(self._marker, 1)[-1].split("\n\n", 1)[0]
+                    frames = [line.strip() for line in section.splitlines()[1:9]]
+                    progress("stall: " + " <- ".join(frames))
+
+
 def full_collection_seconds() -> float:
     """How long a full collection of the cyclic garbage collector takes now: the stall
     that every full collection puts on the event loop."""
     started = time.perf_counter()
     gc.collect()
     return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """CPU time this process has used so far (user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_bytes() -> int:
@@ -207,13 +262,9 @@ async def control_main() -> None:
 
 async def measure_size(args: argparse.Namespace) -> dict[str, Any]:
     """A child process: the figures of one phase (``--phase``) of one size, as a dict."""
-    if args.slow_ms:
-        # asyncio's debug mode logs every callback or task step that held the loop longer
-        # than this, naming it: where the lag comes from.
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-        loop = asyncio.get_running_loop()
-        loop.set_debug(True)
-        loop.slow_callback_duration = args.slow_ms / 1000.0
+    sampler = StallSampler(args.stalls_ms / 1000.0) if args.stalls_ms else None
+    if sampler is not None:
+        sampler.start()
     control = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -233,6 +284,8 @@ async def measure_size(args: argparse.Namespace) -> dict[str, Any]:
                 profile.disable()
                 profile.dump_stats(f"{args.profile}-{args.size}-{args.phase}")
     finally:
+        if sampler is not None:
+            await sampler.stop()
         assert control.stdin is not None
         control.stdin.close()
         out, _ = await control.communicate()
@@ -287,9 +340,12 @@ async def second_phase(args: argparse.Namespace) -> dict[str, Any]:
         probe = LagProbe()
         probe.start()
         window_start = time.time()
+        cpu_start = cpu_seconds()
         topics = dict(zip(topic_names(size), topic_sizes(size), strict=True))
         load = await steady_load(second, args.bootstrap, topics, args)
         result["window"] = (window_start, time.time())
+        result["load_cpu"] = cpu_seconds() - cpu_start
+        result["load_wall"] = time.time() - window_start
         await probe.stop()
         result.update(load)
         result["lag_steady"] = [lag for _, lag in probe.samples]
@@ -414,10 +470,16 @@ def report(result: dict[str, Any]) -> None:
         f"process meanwhile: p99 {ms(noise_ckpt)} (the machine's scheduling noise)"
     )
     print(
-        f"detection latency p99 {ms(latency)} over {len(result['latencies'])} gaps of "
+        f"detection latency p99 {ms(latency)} (median "
+        f"{ms(percentile(result['latencies'], 0.5))}) over {len(result['latencies'])} gaps of "
         f"{result['dropped']} drops ({result['load_failed']} sends of the load failed) "
         f"{verdict(latency, 1.0) if size <= 1000 else '(reported)'}; "
         f"loop lag p99 under load {ms(lag_steady)} (empty loop: {ms(noise_steady)})"
+    )
+    print(
+        f"the monitor's process used {result['load_cpu']:.1f} CPU-s in the "
+        f"{result['load_wall']:.1f} s of the load ({result['load_cpu'] / result['load_wall']:.0%}"
+        " of one core)"
     )
     print(
         f"/metrics, partition granularity, {result['series']} series: median "
@@ -462,7 +524,7 @@ async def main(args: argparse.Namespace) -> int:
                     *["--bootstrap", bootstrap],
                     *["--rate", str(args.rate), "--seconds", str(args.seconds)],
                     *(["--profile", args.profile] if args.profile else []),
-                    *(["--slow-ms", str(args.slow_ms)] if args.slow_ms else []),
+                    *(["--stalls-ms", str(args.stalls_ms)] if args.stalls_ms else []),
                     stdout=asyncio.subprocess.PIPE,
                 )
                 out, _ = await child.communicate()
@@ -497,9 +559,9 @@ def parse_args() -> argparse.Namespace:
         "--profile", help="write a cProfile of each size's monitor process to FILE-<size>"
     )
     parser.add_argument(
-        "--slow-ms",
+        "--stalls-ms",
         type=float,
-        help="log every step that held the monitor's event loop longer than this (stderr)",
+        help="print where the monitor's event loop was when held longer than this",
     )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=("fresh", "restored"), help=argparse.SUPPRESS)
