@@ -13,6 +13,7 @@ from monitor_support import (
 )
 
 from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.state.rounds import COMMIT_CHUNK
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
 
@@ -36,7 +37,9 @@ class TestWideTopic:
         """With a fresh group, each of 300 partitions starts at the beginning of its log
         (empty or not); after a restart, each resumes from its own checkpoint: the records
         sent meanwhile are read once, with no new baseline (no false gap) and the gap found
-        before the restart still known."""
+        before the restart still known. The offsets of 300 partitions take more than one
+        commit request, so this also proves chunked commits point at each checkpoint."""
+        assert PARTITIONS > COMMIT_CHUNK
         topic = await make_topic(partitions=PARTITIONS)
         bootstrap = kafka.bootstrap_servers
         config = monitor_config(bootstrap, [topic], f"g-{topic}")

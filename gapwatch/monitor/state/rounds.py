@@ -58,8 +58,9 @@ CHECKPOINT_TIMEOUT = 10.0
 CHECKPOINT_BUDGET = 0.05
 # Partitions per offset commit request. aiokafka encodes a request and walks its response
 # on the event loop in one go: 5,000 partitions in one commit held the loop for tens of
-# milliseconds; a few hundred take a few.
-COMMIT_CHUNK = 500
+# milliseconds (66 ms to encode alone on the shared machine); 200 take a millisecond or
+# two, and 25 requests in a row are nothing to a background round.
+COMMIT_CHUNK = 200
 
 
 class CheckpointRounds:
