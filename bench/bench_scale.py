@@ -16,21 +16,24 @@ stopped monitor's memory is not all given back to the system):
    <= 30 s at 5,000 partitions.
 4. **Detection latency under steady load.** A load subprocess sends ``--rate`` stamped
    records/s round robin over all partitions, :data:`LOAD_RUN` at a time, skipping 1 % of
-   sequences; a client polls
-   ``/gaps`` every 20 ms (``bench_monitor.py --client``); latency = when a gap first appears minus
-   the timestamp of the record after it, which the topics set to the broker's append time
-   (:data:`TOPIC_CONFIGS`). Target p99 <= 1 s at 1,000 partitions.
+   sequences; a client polls ``/gaps`` every 20 ms (``bench_monitor.py --client``);
+   latency = when a gap first appears minus the timestamp of the record after it, which
+   the topics set to the broker's append time (:data:`TOPIC_CONFIGS`). Target p99 <= 1 s
+   at 1,000 partitions. The monitor's CPU time during the load is printed with it (on a
+   loaded machine the monitor waits for a core).
 5. **/metrics** at partition granularity, scraped by the same client every 100 ms in the
    second half of the load; target <= 1 s at 5,000 partitions.
-6. **RSS** of the child process after the load, and the slope per partition between the
+6. **RSS** of the second child process after the load, and the slope per partition between the
    sizes, extrapolated to 10,000 partitions (target <= 2.5 GB). The rings are not full
    here (``--records`` per partition); ``bench_tracker.py`` measures a full ring. Then
    the time of one full garbage collection, with the GC settings of ``gapwatch monitor``
    (``tune_gc``, restored partitions frozen by ``freeze_survivors``).
 
 Run: ``.venv/bin/python bench/bench_scale.py [--sizes 1000,5000] [--records 20]
-[--rate 2000] [--seconds 16] [--profile FILE] [--stalls-ms MS]`` (about 4-5 minutes with
-the defaults on 2 cores).
+[--rate 2000] [--seconds 16] [--profile FILE] [--stalls-ms MS]`` (6-12 minutes with the
+defaults on the shared 2 cores). ``--profile FILE`` writes a cProfile of each phase to
+``FILE-<size>-<phase>``; ``--stalls-ms MS`` prints where the monitor's event loop was each
+time it was held longer than that.
 """
 
 from __future__ import annotations
