@@ -89,10 +89,17 @@ def metric_sum(body: bytes, name: str) -> float:
     return total
 
 
-def get(conn: http.client.HTTPConnection, path: str) -> bytes:
-    conn.request("GET", path)
-    response = conn.getresponse()
-    body = response.read()
+def get(base: str, path: str) -> bytes:
+    """``GET base + path`` on a connection of its own: the server closes idle keep-alive
+    connections after 5 s, about the sampling interval."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
     if response.status != 200:
         raise RuntimeError(f"{path}: HTTP {response.status}")
     return body
@@ -104,32 +111,27 @@ async def observe(
     """RSS samples ``(seconds since start, bytes)`` until ``--minutes`` are over, with
     ``/metrics`` and ``/gaps`` read between them; the median scrape time and the records
     and gaps counted by the last scrape."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
     samples: list[tuple[float, int]] = []
     scrapes: list[float] = []
     body = b""
     end = started + args.minutes * 60.0
     next_report = started + 60.0
-    try:
-        while (now := time.monotonic()) < end:
-            samples.append((now - started, rss_bytes(pid)))
-            before = time.perf_counter()
-            body = await asyncio.to_thread(get, conn, "/metrics")
-            scrapes.append(time.perf_counter() - before)
-            # What a dashboard polls, read and thrown away: its cost is part of the run.
-            json.loads(await asyncio.to_thread(get, conn, "/gaps?limit=100"))
-            if now >= next_report:
-                next_report += 60.0
-                print(
-                    f"{time.strftime('%H:%M:%S')} {(now - started) / 60:.0f} min: "
-                    f"RSS {samples[-1][1] / 1e6:.1f} MB",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            await asyncio.sleep(max(0.0, args.sample - (time.monotonic() - now)))
-    finally:
-        conn.close()
+    while (now := time.monotonic()) < end:
+        samples.append((now - started, rss_bytes(pid)))
+        before = time.perf_counter()
+        body = await asyncio.to_thread(get, url, "/metrics")
+        scrapes.append(time.perf_counter() - before)
+        # What a dashboard polls, read and thrown away: its cost is part of the run.
+        json.loads(await asyncio.to_thread(get, url, "/gaps?limit=100"))
+        if now >= next_report:
+            next_report += 60.0
+            print(
+                f"{time.strftime('%H:%M:%S')} {(now - started) / 60:.0f} min: "
+                f"RSS {samples[-1][1] / 1e6:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        await asyncio.sleep(max(0.0, args.sample - (time.monotonic() - now)))
     return samples, {
         "scrape_median_s": statistics.median(scrapes) if scrapes else float("nan"),
         "records": metric_sum(body, "gapwatch_records_total"),
