@@ -39,12 +39,12 @@ def run(args: argparse.Namespace) -> int:
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Imported here so that `gapwatch --help` does not load aiokafka, FastAPI and uvicorn.
-    from gapwatch.commands.process_gc import tune_gc
+    from gapwatch.commands.process_gc import freeze_survivors, tune_gc
     from gapwatch.monitor.app import run_monitor
 
     tune_gc()  # after the imports, so they are frozen too
     try:
-        return asyncio.run(run_monitor(config))
+        return asyncio.run(run_monitor(config, on_restore_step=freeze_survivors))
     except GapwatchError as exc:
         print(f"gapwatch monitor: {exc}", file=sys.stderr)
         return 1

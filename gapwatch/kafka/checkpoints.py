@@ -44,6 +44,7 @@ import asyncio
 import json
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -128,6 +129,8 @@ log = logging.getLogger(__name__)
 
 PartitionKey = tuple[str, int]
 READ_BATCH = 500
+# Loop time one step of queueing checkpoint records may take before others get a turn.
+STEP_BUDGET = 0.005
 
 
 class CheckpointStore:
@@ -199,7 +202,13 @@ class CheckpointStore:
         if self._before_write is not None:
             await self._before_write()
         futures = {}
+        step_started = time.perf_counter()
         for key, checkpoint in checkpoints.items():
+            if time.perf_counter() - step_started > STEP_BUDGET:
+                # send() only queues the record, without yielding: thousands of them (a
+                # revocation, a shutdown) held the event loop for tens of milliseconds.
+                await asyncio.sleep(0)
+                step_started = time.perf_counter()
             value = encode_value(checkpoint)
             if len(value) > self._max_bytes:
                 log.error(

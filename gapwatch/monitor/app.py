@@ -128,7 +128,10 @@ class RunningMonitor:
         *,
         registry: CollectorRegistry = REGISTRY,
         instance_id: str | None = None,
+        on_restore_step: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_restore_step`` is called after each step of restoring assigned partitions:
+        the process's heap is its owner's business (``gapwatch monitor`` freezes it)."""
         self.config = config
         # Names the owner of each gap in the fleet view; unique per process by default.
         self.instance_id = instance_id or f"{socket.gethostname()}/{os.getpid()}"
@@ -244,6 +247,7 @@ class RunningMonitor:
             health=self.health,
             lock=lock,
             on_assigned=on_assigned,
+            on_restore_step=on_restore_step,
         )
         self.consumer_task: asyncio.Task[None] | None = None
         view = MonitorStatus(
@@ -440,9 +444,11 @@ class RunningMonitor:
                 await asyncio.shield(self.consumer_task)
 
 
-async def run_monitor(config: MonitorConfig) -> int:
+async def run_monitor(
+    config: MonitorConfig, *, on_restore_step: Callable[[], None] = lambda: None
+) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    monitor = RunningMonitor(config)
+    monitor = RunningMonitor(config, on_restore_step=on_restore_step)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,17 +8,19 @@ Rules it keeps:
    and counters have not changed since its last checkpoint is not written again (an older
    checkpoint restores the same state); the others are written oldest first, within
    :data:`CHECKPOINT_BUDGET` of snapshot time per loop iteration. Revocation and shutdown
-   still checkpoint every owned partition. Snapshots are taken in a worker thread while
-   the loop holds the lock: no tracker changes meanwhile (every writer takes the lock),
-   and the event loop keeps serving HTTP instead of stalling for tens of milliseconds
-   per snapshot (the HTTP handlers only read).
+   still checkpoint every owned partition. Finding the changed partitions and taking
+   their snapshots happen in a worker thread while the loop holds the lock: no tracker
+   changes meanwhile (every writer takes the lock), and the event loop keeps serving HTTP
+   instead of stalling for tens of milliseconds per snapshot or for the fingerprints of
+   thousands of partitions (the HTTP handlers only read).
 2. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
    it; writing the checkpoints and then committing runs as a background round, at most
-   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`. A frozen group
-   coordinator or checkpoint-partition leader answers nothing: the round fails (counted,
-   logged) while fetching and gap detection go on. Revocation and shutdown first wait for
-   the round in flight (bounded), so its commit is made in the generation that took its
-   snapshot, and never after the partitions were given away.
+   one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`; offsets are committed
+   :data:`COMMIT_CHUNK` partitions per request, each chunk current once committed. A
+   frozen group coordinator or checkpoint-partition leader answers nothing: the round
+   fails (counted, logged) while fetching and gap detection go on. Revocation and
+   shutdown first wait for the round in flight (bounded), so its commit is made in the
+   generation that took its snapshot, and never after the partitions were given away.
 
 Every method here is called with the consumer's lock held; only the background round
 (:meth:`CheckpointRounds.start_round`) runs on without it.
@@ -54,6 +56,11 @@ CHECKPOINT_TIMEOUT = 10.0
 # are checkpointed in the next iterations. A snapshot of a full truncation ring costs tens
 # of ms, so checkpointing every partition at once stopped reading for the sum of them.
 CHECKPOINT_BUDGET = 0.05
+# Partitions per offset commit request. aiokafka encodes a request and walks its response
+# on the event loop in one go: 5,000 partitions in one commit held the loop for tens of
+# milliseconds (66 ms to encode alone on the shared machine); 200 take a millisecond or
+# two, and 25 requests in a row are nothing to a background round.
+COMMIT_CHUNK = 200
 
 
 class CheckpointRounds:
@@ -88,13 +95,7 @@ class CheckpointRounds:
 
         Returns whether every changed partition is in the round (the interval is over).
         """
-        due = [
-            s
-            for s in self._partitions
-            if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
-        ]
-        due.sort(key=lambda s: s.checkpointed_at)
-        snapshots = await asyncio.to_thread(_snapshots, due, CHECKPOINT_BUDGET)
+        due, snapshots = await asyncio.to_thread(_due_snapshots, list(self._partitions))
         batch = _prepare(due[: len(snapshots)], snapshots, self._clock())
         if batch is not None:
             self._round = asyncio.create_task(
@@ -149,25 +150,30 @@ class CheckpointRounds:
         }
         if not owned:
             return
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(
-                batch.pending[(topic, partition)].offset, encode_pointer(pointer)
-            )
-            for (topic, partition), pointer in owned.items()
-        }
+        keys = list(owned)
         try:
             async with asyncio.timeout(CHECKPOINT_TIMEOUT):
-                await consumer.commit(offsets)
+                for start in range(0, len(keys), COMMIT_CHUNK):
+                    chunk = keys[start : start + COMMIT_CHUNK]
+                    await consumer.commit(
+                        {
+                            TopicPartition(*key): OffsetAndMetadata(
+                                batch.pending[key].offset, encode_pointer(owned[key])
+                            )
+                            for key in chunk
+                        }
+                    )
+                    # Current as soon as committed: a later chunk's failure leaves these
+                    # partitions at their new checkpoint, the others at their previous one.
+                    for key in chunk:
+                        self._pointers[key] = owned[key]
+                        state, mark = batch.marks[key]
+                        state.note_checkpointed(mark, batch.taken_at)
         except (KafkaError, TimeoutError):
             # Includes CommitFailedError: the group moved to a newer generation (a frozen
             # coordinator, a rebalance); the next round or the revocation commits again.
             self._health.commit_failures += 1
             log.exception("offset commit failed (the checkpoint stays valid)")
-            return
-        self._pointers.update(owned)
-        for key in owned:
-            state, mark = batch.marks[key]
-            state.note_checkpointed(mark, batch.taken_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +205,23 @@ def _fingerprint(state: PartitionState) -> tuple[int, ...]:
     """
     counters = state.tracker.counters
     return (state.position or 0, *(getattr(counters, name) for name in COUNTER_NAMES))
+
+
+def _due_snapshots(states: list[PartitionState]) -> tuple[list[PartitionState], list[bytes]]:
+    """The partitions of ``states`` that changed since their last checkpoint, oldest
+    first, and the snapshots of the first of them within :data:`CHECKPOINT_BUDGET`.
+
+    Runs in a worker thread while the consumer's lock is held: finding them means a
+    fingerprint of every owned partition, milliseconds at thousands of partitions, which
+    held the event loop on every round.
+    """
+    due = [
+        s
+        for s in states
+        if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
+    ]
+    due.sort(key=lambda s: s.checkpointed_at)
+    return due, _snapshots(due, CHECKPOINT_BUDGET)
 
 
 def _snapshots(states: list[PartitionState], budget: float | None) -> list[bytes]:

@@ -1,0 +1,240 @@
+"""Memory over time: ``gapwatch monitor`` under a steady stamped load for many minutes.
+
+Starts its own 1-node ``KafkaCluster`` and a topic of ``--partitions`` partitions, then
+runs the real commands as processes of their own: ``gapwatch monitor`` (its GC settings,
+checkpoints, HTTP API, producer reports) and ``gapwatch loadgen`` sending ``--rate``
+stamped records/s from 4 producer ids, a few of them dropped (``--drop``) so gaps are
+found, stored and closed all along. Meanwhile this script scrapes ``/metrics`` and polls
+``/gaps`` every few seconds, as Prometheus and a dashboard would, and samples the
+monitor's RSS every ``--sample`` seconds.
+
+The baseline is the first sample after ``--warmup`` (by default long enough for every
+partition's truncation ring to fill: a partition's memory grows until then, by design).
+The script prints RSS at the end against that baseline, the band (max - min) of every
+sample after warm-up against the 5 % target, and the least-squares slope after warm-up
+in MB per hour, so a slow leak shows even inside the band.
+
+Run: ``.venv/bin/python bench/bench_soak.py [--minutes 20] [--warmup 300]
+[--partitions 12] [--rate 1500] [--sample 5]`` (the run lasts ``--minutes`` plus about
+a minute of start-up and shutdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench_monitor import BROKER_JVM_OPTS
+
+from gapwatch.core.config import TrackerConfig
+from gapwatch.testing.kafka import JVM_OPTS_ENV, KafkaCluster
+
+TOPIC = "soak"
+PRODUCERS = 4
+TARGET_BAND = 0.05  # RSS after warm-up stays within 5 %
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+GAPWATCH = Path(sys.executable).with_name("gapwatch")
+URL_LINE = re.compile(rb"gapwatch monitor: (http://[^/\s]+)/gaps")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def slope_per_hour(samples: list[tuple[float, int]]) -> float:
+    """Least-squares slope of RSS over time, in bytes per hour."""
+    if len(samples) < 2:
+        return float("nan")
+    times = [t for t, _ in samples]
+    values = [float(v) for _, v in samples]
+    return statistics.linear_regression(times, values).slope * 3600.0
+
+
+def ring_fill_seconds(args: argparse.Namespace) -> float:
+    """How long the load takes to fill every partition's truncation ring."""
+    ring = TrackerConfig().ring_size
+    return args.partitions * ring / args.rate
+
+
+async def wait_url(monitor: asyncio.subprocess.Process) -> str:
+    """The monitor's base URL, from the line it prints once started."""
+    assert monitor.stdout is not None
+    async with asyncio.timeout(START_TIMEOUT_S):
+        while line := await monitor.stdout.readline():
+            if found := URL_LINE.search(line):
+                return found.group(1).decode()
+    raise RuntimeError(f"gapwatch monitor exited (status {await monitor.wait()})")
+
+
+def metric_sum(body: bytes, name: str) -> float:
+    """The sum of every series of metric ``name`` in a ``/metrics`` body."""
+    prefix = name.encode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(prefix) and line[len(prefix) : len(prefix) + 1] in (b"{", b" "):
+            total += float(line.rsplit(b" ", 1)[1])
+    return total
+
+
+def get(base: str, path: str) -> bytes:
+    """``GET base + path`` on a connection of its own: the server closes idle keep-alive
+    connections after 5 s, about the sampling interval."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status}")
+    return body
+
+
+async def observe(
+    url: str, pid: int, args: argparse.Namespace, started: float
+) -> tuple[list[tuple[float, int]], dict[str, float]]:
+    """RSS samples ``(seconds since start, bytes)`` until ``--minutes`` are over, with
+    ``/metrics`` and ``/gaps`` read between them; the median scrape time and the records
+    and gaps counted by the last scrape."""
+    samples: list[tuple[float, int]] = []
+    scrapes: list[float] = []
+    body = b""
+    end = started + args.minutes * 60.0
+    next_report = started + 60.0
+    while (now := time.monotonic()) < end:
+        samples.append((now - started, rss_bytes(pid)))
+        before = time.perf_counter()
+        body = await asyncio.to_thread(get, url, "/metrics")
+        scrapes.append(time.perf_counter() - before)
+        # What a dashboard polls, read and thrown away: its cost is part of the run.
+        json.loads(await asyncio.to_thread(get, url, "/gaps?limit=100"))
+        if now >= next_report:
+            next_report += 60.0
+            print(
+                f"{time.strftime('%H:%M:%S')} {(now - started) / 60:.0f} min: "
+                f"RSS {samples[-1][1] / 1e6:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        await asyncio.sleep(max(0.0, args.sample - (time.monotonic() - now)))
+    return samples, {
+        "scrape_median_s": statistics.median(scrapes) if scrapes else float("nan"),
+        "records": metric_sum(body, "gapwatch_records_total"),
+        "gaps": metric_sum(body, "gapwatch_gaps_total"),
+    }
+
+
+async def stop(process: asyncio.subprocess.Process | None) -> None:
+    """SIGTERM (a clean stop: final checkpoints), then SIGKILL if it does not exit."""
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, int]]:
+    """Run the monitor and the load; the RSS samples."""
+    monitor = load = None
+    try:
+        monitor = await asyncio.create_subprocess_exec(
+            *[str(GAPWATCH), "monitor", "--bootstrap-servers", bootstrap, "--topic", TOPIC],
+            *["--group-id", "soak", "--start-from", "earliest"],
+            *["--http-host", "127.0.0.1", "--http-port", "0", "--checkpoint-interval", "10"],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None if args.verbose else asyncio.subprocess.DEVNULL,
+        )
+        url = await wait_url(monitor)
+        started = time.monotonic()
+        load = await asyncio.create_subprocess_exec(
+            *[str(GAPWATCH), "loadgen", "--bootstrap-servers", bootstrap, "--topic", TOPIC],
+            *["--rate", str(args.rate), "--duration", str(args.minutes * 60.0 + 30.0)],
+            *["--producers", str(PRODUCERS), "--drop", str(args.drop), "--value-size", "20"],
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        samples, seen = await observe(url, monitor.pid, args, started)
+        if load.returncode is not None:
+            raise RuntimeError(f"gapwatch loadgen ended early (status {load.returncode})")
+        print(
+            f"the monitor read {seen['records']:.0f} stamped records and confirmed "
+            f"{seen['gaps']:.0f} gaps; /metrics median {seen['scrape_median_s'] * 1000:.1f} ms"
+        )
+        return samples
+    finally:
+        await stop(load)
+        await stop(monitor)
+
+
+def report(samples: list[tuple[float, int]], args: argparse.Namespace) -> int:
+    """Print the figures; 0 if RSS after warm-up stayed within the band."""
+    after = [(t, v) for t, v in samples if t >= args.warmup]
+    if len(after) < 2:
+        print(f"no samples after the {args.warmup:.0f} s warm-up: run longer")
+        return 1
+    baseline = after[0][1]
+    values = [v for _, v in after]
+    band = (max(values) - min(values)) / baseline
+    print(
+        f"RSS: {samples[0][1] / 1e6:.1f} MB at start, {baseline / 1e6:.1f} MB after the "
+        f"{args.warmup:.0f} s warm-up (the baseline), {values[-1] / 1e6:.1f} MB at the end "
+        f"after {after[-1][0] / 60:.1f} min: ratio end / baseline {values[-1] / baseline:.3f}"
+    )
+    print(
+        f"after warm-up ({len(after)} samples): min {min(values) / 1e6:.1f} MB, max "
+        f"{max(values) / 1e6:.1f} MB, band {band * 100:.1f} % of the baseline "
+        f"(target <= {TARGET_BAND * 100:.0f} %: {'met' if band <= TARGET_BAND else 'MISSED'}); "
+        f"slope {slope_per_hour(after) / 1e6:+.1f} MB per hour"
+    )
+    return 0 if band <= TARGET_BAND else 1
+
+
+async def main(args: argparse.Namespace) -> int:
+    fill = ring_fill_seconds(args)
+    print(
+        f"{args.minutes:g} min at {args.rate:g} records/s over {args.partitions} partitions; "
+        f"every ring is full after about {fill:.0f} s, warm-up {args.warmup:.0f} s",
+        flush=True,
+    )
+    if fill > args.warmup:
+        print("warning: the warm-up ends before the rings are full; RSS still grows by design")
+    os.environ.setdefault(JVM_OPTS_ENV, BROKER_JVM_OPTS)
+    with KafkaCluster(nodes=1) as cluster:
+        await cluster.create_topic(TOPIC, partitions=args.partitions, timeout_s=60)
+        samples = await soak(cluster.bootstrap_servers, args)
+    return report(samples, args)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="length of the load")
+    parser.add_argument("--warmup", type=float, default=300.0, help="seconds before the baseline")
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=1500.0, help="records/s")
+    parser.add_argument("--drop", type=float, default=0.0005, help="loadgen's drop probability")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--verbose", action="store_true", help="the monitor's log on stderr")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
