@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lint format typecheck kafka-jars ops-tools java test unit integration chaos demo bench clean
+.PHONY: install lint format typecheck kafka-jars ops-tools java test unit integration chaos demo bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gapwatch needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -68,8 +68,17 @@ chaos: kafka-jars
 demo: kafka-jars
 	$(BIN)/python -m gapwatch.demo
 
-bench: $(STAMP)
-	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+# Every benchmark but the soak, which runs a monitor for 20 minutes by design: `make soak`.
+bench: kafka-jars java
+	@for script in bench/bench_*.py; do \
+		case $$script in bench/bench_soak.py) continue;; esac; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+
+# Memory over time under steady load (docs/benchmarks.md, "Soak"); MINUTES=20 by default.
+MINUTES ?= 20
+soak: kafka-jars
+	$(BIN)/python bench/bench_soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
