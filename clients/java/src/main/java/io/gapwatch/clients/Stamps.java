@@ -103,7 +103,35 @@ public final class Stamps {
         }
         out.add(producerHeader);
         out.add(epochHeader);
-        out.add(new RecordHeader(HEADER_SEQ, Long.toUnsignedString(seq).getBytes(StandardCharsets.US_ASCII)));
+        out.add(new RecordHeader(HEADER_SEQ, decimal(seq)));
+        return out;
+    }
+
+    /**
+     * {@code value} as unsigned decimal ASCII digits, the wire format's number encoding:
+     * {@code Long.toUnsignedString(value).getBytes(US_ASCII)} without the string in between,
+     * since the sequence is encoded once per record.
+     */
+    static byte[] decimal(long value) {
+        if (value < 0) {
+            return Long.toUnsignedString(value).getBytes(StandardCharsets.US_ASCII); // >= 2^63: never a sequence
+        }
+        int digits = 1;
+        for (long bound = 10; digits < 19 && value >= bound; bound *= 10) {
+            digits++;
+        }
+        byte[] out = new byte[digits];
+        int i = digits;
+        long rest = value;
+        while (rest > Integer.MAX_VALUE) { // only past 2^31 records: the int loop is the fast one
+            out[--i] = (byte) ('0' + rest % 10);
+            rest /= 10;
+        }
+        int small = (int) rest;
+        while (i > 0) {
+            out[--i] = (byte) ('0' + small % 10);
+            small /= 10;
+        }
         return out;
     }
 }
