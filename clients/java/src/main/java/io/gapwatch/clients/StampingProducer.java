@@ -229,15 +229,16 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         lane.lock();
         try {
             long seq = book.assign(stream);
-            Headers stamped = stamps.build(headers, seq);
+            ProducerRecord<byte[], byte[]> stamped =
+                    new ProducerRecord<>(topic, partition, record.timestamp(), keyBytes, valueBytes);
+            stamps.stamp(headers, stamped.headers(), seq);
             if (!warnedRestamp && stamps.hasReplacedStamp()) {
                 warnedRestamp = true; // once per producer: a forwarding pipeline would log per record
                 log.warn("gapwatch: records to {} already carry gapwatch headers; replacing them with this "
                         + "producer's stamp", topic);
             }
             try {
-                return inner.send(new ProducerRecord<>(topic, partition, record.timestamp(), keyBytes,
-                        valueBytes, stamped), new Outcome(book, stream, seq, isUnacknowledged, callback));
+                return inner.send(stamped, new Outcome(book, stream, seq, isUnacknowledged, callback));
             } catch (RuntimeException e) {
                 book.failed(stream, seq); // the caller is told by this exception: failed, not missing
                 throw e;
