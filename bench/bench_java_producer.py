@@ -1,10 +1,10 @@
-"""StampingProducer (clients/java) throughput against a bare KafkaProducer, in one run.
+"""StampingProducer (clients/java) throughput and client CPU against a bare KafkaProducer.
 
-Starts a 1-node cluster (gapwatch.testing.kafka), then one JVM
+Starts a 1-node cluster (gapwatch.testing.kafka), then per value size one JVM
 (``io.gapwatch.clients.apps.ProducerBench``, built by ``make java``) that sends the same
-keyed 100-byte records to one 6-partition topic with the same settings (``acks=all``,
-idempotence on, ``linger.ms=5``, ``batch.size=65536``) through three producers, in
-rotating order, several rounds:
+keyed records (100 and 1000 value bytes by default) to one 6-partition topic with the
+same settings (``acks=all``, idempotence on, ``linger.ms=5``, ``batch.size=65536``)
+through three producers, in rotating order, several rounds:
 
 * ``bare``:         KafkaProducer, no headers (target StampingProducer >= 0.90 of it);
 * ``bare+headers``: KafkaProducer with the three headers added by the caller, as
