@@ -1,5 +1,7 @@
 package io.gapwatch.clients;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -26,7 +28,7 @@ final class DeliveryBook {
     static final class Stream {
         final String topic;
         final int partition;
-        // Written only by the thread holding the stream's lane lock.
+        // Written only by the thread holding the stream's lane lock (a release store, NEXT_SEQ).
         private volatile long nextSeq;
         private volatile boolean changed;
         // Guarded by this.
@@ -40,6 +42,19 @@ final class DeliveryBook {
         Stream(String topic, int partition) {
             this.topic = topic;
             this.partition = partition;
+        }
+    }
+
+    // A release store suffices for the next sequence: its one writer holds the lane lock, and a
+    // report only needs to see it no older than the outcomes it read before; a full volatile
+    // store would add a fence to every send.
+    private static final VarHandle NEXT_SEQ;
+
+    static {
+        try {
+            NEXT_SEQ = MethodHandles.lookup().findVarHandle(Stream.class, "nextSeq", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
         }
     }
 
@@ -60,7 +75,7 @@ final class DeliveryBook {
     /** Hand out the stream's next sequence; callers serialise this per stream (lane lock). */
     long assign(Stream stream) {
         long seq = stream.nextSeq;
-        stream.nextSeq = seq + 1;
+        NEXT_SEQ.setRelease(stream, seq + 1);
         if (!stream.changed) {
             stream.changed = true;
         }

@@ -78,6 +78,7 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
     private final DeliveryBook book;
     private final ReportPublisher publisher; // null: reports disabled
     private final Predicate<String> isStamped;
+    private final boolean isUnacknowledged; // acks=0: a completed send was written, never acknowledged
     private final Map<String, Lane[]> lanes = new ConcurrentHashMap<>();
     private volatile boolean warnedRestamp;
     private volatile boolean closed;
@@ -121,6 +122,7 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         this.inner = inner != null ? inner
                 : new KafkaProducer<>(config.innerConfig, new ByteArraySerializer(), new ByteArraySerializer());
         this.isStamped = isStamped;
+        this.isUnacknowledged = "0".equals(config.acks);
         Object batchSize = configs.get(ProducerConfig.BATCH_SIZE_CONFIG);
         Object ignoreKeys = configs.get(ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG);
         this.chooser = new PartitionChooser(this.inner, configuredPartitioner(configs),
@@ -227,15 +229,16 @@ public final class StampingProducer<K, V> implements Producer<K, V> {
         lane.lock();
         try {
             long seq = book.assign(stream);
-            Headers stamped = stamps.build(headers, seq);
+            ProducerRecord<byte[], byte[]> stamped =
+                    new ProducerRecord<>(topic, partition, record.timestamp(), keyBytes, valueBytes);
+            stamps.stamp(headers, stamped.headers(), seq);
             if (!warnedRestamp && stamps.hasReplacedStamp()) {
                 warnedRestamp = true; // once per producer: a forwarding pipeline would log per record
                 log.warn("gapwatch: records to {} already carry gapwatch headers; replacing them with this "
                         + "producer's stamp", topic);
             }
             try {
-                return inner.send(new ProducerRecord<>(topic, partition, record.timestamp(), keyBytes,
-                        valueBytes, stamped), new Outcome(book, stream, seq, "0".equals(config.acks), callback));
+                return inner.send(stamped, new Outcome(book, stream, seq, isUnacknowledged, callback));
             } catch (RuntimeException e) {
                 book.failed(stream, seq); // the caller is told by this exception: failed, not missing
                 throw e;

@@ -5,7 +5,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.Headers;
 import org.apache.kafka.common.header.internals.RecordHeader;
-import org.apache.kafka.common.header.internals.RecordHeaders;
 
 /**
  * The three headers of gapwatch's wire format, version 1 ({@code docs/wire-format.md}):
@@ -86,9 +85,13 @@ public final class Stamps {
         return replacedStamp;
     }
 
-    /** {@code headers} without any earlier stamp, in their order, then this producer's stamp for {@code seq}. */
-    Headers build(Headers headers, long seq) {
-        RecordHeaders out = new RecordHeaders();
+    /**
+     * Add to {@code target} (the empty headers of the record about to be sent) the caller's
+     * {@code headers} without any earlier stamp, in their order, then this producer's stamp
+     * for {@code seq}. Written straight into the new record's headers: a {@code Headers}
+     * handed to {@code ProducerRecord}'s constructor would be copied into another list.
+     */
+    void stamp(Headers headers, Headers target, long seq) {
         // toArray of no headers is a shared empty array: no iterator objects per record.
         for (Header header : headers.toArray()) {
             if (isStampHeader(header.key())) {
@@ -98,12 +101,39 @@ public final class Stamps {
                     replacedStamp = true; // written once: a volatile write per record costs
                 }
             } else {
-                out.add(header);
+                target.add(header);
             }
         }
-        out.add(producerHeader);
-        out.add(epochHeader);
-        out.add(new RecordHeader(HEADER_SEQ, Long.toUnsignedString(seq).getBytes(StandardCharsets.US_ASCII)));
+        target.add(producerHeader);
+        target.add(epochHeader);
+        target.add(new RecordHeader(HEADER_SEQ, decimal(seq)));
+    }
+
+    /**
+     * {@code value} as unsigned decimal ASCII digits, the wire format's number encoding:
+     * {@code Long.toUnsignedString(value).getBytes(US_ASCII)} without the string in between,
+     * since the sequence is encoded once per record.
+     */
+    static byte[] decimal(long value) {
+        if (value < 0) {
+            return Long.toUnsignedString(value).getBytes(StandardCharsets.US_ASCII); // >= 2^63: never a sequence
+        }
+        int digits = 1;
+        for (long bound = 10; digits < 19 && value >= bound; bound *= 10) {
+            digits++;
+        }
+        byte[] out = new byte[digits];
+        int i = digits;
+        long rest = value;
+        while (rest > Integer.MAX_VALUE) { // only past 2^31 records: the int loop is the fast one
+            out[--i] = (byte) ('0' + rest % 10);
+            rest /= 10;
+        }
+        int small = (int) rest;
+        while (i > 0) {
+            out[--i] = (byte) ('0' + small % 10);
+            small /= 10;
+        }
         return out;
     }
 }

@@ -2,6 +2,7 @@ package io.gapwatch.clients.apps;
 
 import io.gapwatch.clients.StampingProducer;
 import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -28,10 +29,13 @@ import org.apache.kafka.common.utils.Utils;
  *   <li>{@code stamping}: StampingProducer (reports on).
  * </ul>
  *
- * Each producer first sends a tenth of the records untimed and rests a second (set-up is
+ * Every variant runs once untimed before the rounds (JIT compilation of its own path), and
+ * each producer first sends a tenth of the records untimed and rests a second (set-up is
  * paid once per producer, not per record). Prints one JSON line per run: variant, records
- * per wall-clock second and per second of this JVM's CPU time (the broker runs in another
- * process).
+ * per wall-clock second, per second of this JVM's CPU time (every thread: senders, Kafka's
+ * I/O thread, GC, the report publisher; the broker runs in another process) and per second
+ * of the sending threads' own CPU time (what {@code send} costs its caller, where a wrapper
+ * does its work).
  */
 public final class ProducerBench {
     private ProducerBench() {}
@@ -72,16 +76,21 @@ public final class ProducerBench {
             return new StampingProducer<>(stamped, new ByteArraySerializer(), new ByteArraySerializer());
         });
         List<String> names = new ArrayList<>(variants.keySet());
-        run(variants.get("bare"), settings, topic, keys, value, threads); // warm-up: JIT, connections
+        for (Variant variant : variants.values()) {
+            run(variant, settings, topic, keys, value, threads); // warm-up: JIT, connections
+        }
         for (int round = 0; round < rounds; round++) {
             for (int i = 0; i < names.size(); i++) {
                 String name = names.get((round + i) % names.size());
                 double[] result = run(variants.get(name), settings, topic, keys, value, threads);
-                System.out.printf("{\"round\":%d,\"variant\":\"%s\",\"records_per_s\":%.1f,\"records_per_cpu_s\":%.1f}%n",
-                        round + 1, name, result[0], result[1]);
+                System.out.printf("{\"round\":%d,\"variant\":\"%s\",\"records_per_s\":%.1f,"
+                        + "\"records_per_cpu_s\":%.1f,\"records_per_send_cpu_s\":%.1f}%n",
+                        round + 1, name, result[0], result[1], result[2]);
             }
         }
     }
+
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     private static double cpuNanos() {
         return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
@@ -100,12 +109,14 @@ public final class ProducerBench {
             producer.flush();
             Thread.sleep(1000);
             AtomicLong failed = new AtomicLong();
+            AtomicLong sendCpuNanos = new AtomicLong();
             double cpuStart = cpuNanos();
             long start = System.nanoTime();
             List<Thread> workers = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int first = t;
                 Thread worker = new Thread(() -> {
+                    long threadCpuStart = THREADS.getCurrentThreadCpuTime();
                     for (int i = first; i < keys.length; i += threads) {
                         producer.send(new ProducerRecord<>(topic, keys[i], value), (m, e) -> {
                             if (e != null) {
@@ -113,6 +124,7 @@ public final class ProducerBench {
                             }
                         });
                     }
+                    sendCpuNanos.addAndGet(THREADS.getCurrentThreadCpuTime() - threadCpuStart);
                 });
                 worker.start();
                 workers.add(worker);
@@ -126,7 +138,8 @@ public final class ProducerBench {
             if (failed.get() > 0) {
                 throw new IllegalStateException(failed.get() + " sends failed");
             }
-            return new double[] {keys.length / seconds, keys.length / cpuSeconds};
+            return new double[] {keys.length / seconds, keys.length / cpuSeconds,
+                keys.length / (sendCpuNanos.get() / 1e9)};
         }
     }
 
