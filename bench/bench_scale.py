@@ -63,6 +63,8 @@ from harness import PRODUCERS, VALUE, monitor_config, percentile
 from prometheus_client import CollectorRegistry
 
 from gapwatch.commands.process_gc import freeze_survivors, tune_gc
+from gapwatch.commands.process_threads import THREAD_SWITCH_INTERVAL_S, tune_thread_switching
+from gapwatch.core.config import DEFAULT_RING_SIZE
 from gapwatch.core.wire import encode_stamp
 from gapwatch.monitor.app import RunningMonitor
 from gapwatch.monitor.config import MonitorConfig
@@ -112,14 +114,7 @@ async def fill(bootstrap: str, topics: dict[str, int], per_partition: int) -> in
             failed: list[tuple[str, int]] = []
             for start in range(0, len(todo), 500):
                 chunk = todo[start : start + 500]
-                pending = []
-                for topic, partition in chunk:
-                    batch = producer.create_batch()
-                    for n in range(per_partition):
-                        pid = n % PRODUCERS
-                        headers = encode_stamp(f"scale-{pid}", 1, n // PRODUCERS)
-                        batch.append(key=None, value=VALUE, timestamp=None, headers=headers)
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                pending = [await send_lane(producer, lane, per_partition) for lane in chunk]
                 results = await asyncio.gather(*pending, return_exceptions=True)
                 for lane, result in zip(chunk, results, strict=True):
                     if isinstance(result, BaseException):
@@ -134,6 +129,27 @@ async def fill(bootstrap: str, topics: dict[str, int], per_partition: int) -> in
     finally:
         await producer.stop()
     raise RuntimeError(f"fill: {len(todo)} partitions still failing")
+
+
+async def send_lane(
+    producer: AIOKafkaProducer, lane: tuple[str, int], per_partition: int
+) -> asyncio.Future[Any]:
+    """Queues ``per_partition`` stamped records for one partition in as many batches as
+    they need (a batch holds ~16 KiB: a few hundred records; ``--records 16500`` fills
+    every ring) and returns one future for all of them."""
+    topic, partition = lane
+    sends = []
+    n = 0
+    while n < per_partition:
+        batch = producer.create_batch()
+        while n < per_partition:
+            pid = n % PRODUCERS
+            headers = encode_stamp(f"scale-{pid}", 1, n // PRODUCERS)
+            if batch.append(key=None, value=VALUE, timestamp=None, headers=headers) is None:
+                break  # full: this record starts the next batch
+            n += 1
+        sends.append(await producer.send_batch(batch, topic, partition=partition))
+    return asyncio.ensure_future(asyncio.gather(*sends))
 
 
 @contextlib.asynccontextmanager
@@ -250,6 +266,18 @@ async def wait_checkpointed(monitor: RunningMonitor, size: int, since: int) -> f
     return time.perf_counter() - started
 
 
+async def wait_read(monitor: RunningMonitor, records: int) -> float:
+    """Seconds from now until ``monitor`` has read ``records`` records in all."""
+    progress(f"waiting for {records} records to be read")
+    started = time.perf_counter()
+    deadline = time.monotonic() + READY_TIMEOUT_S * 4
+    while (read := sum(state.counters.records for state in monitor.partitions)) < records:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {read} of {records} records read")
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - started
+
+
 async def control_main() -> None:
     """The control: the lag probe on an empty event loop in a process of its own, until
     stdin closes; its samples as JSON on stdout (the machine's own scheduling noise)."""
@@ -311,6 +339,7 @@ async def first_phase(args: argparse.Namespace) -> dict[str, Any]:
     committed on the way out)."""
     size = args.size
     tune_gc()
+    tune_thread_switching(args.switch_interval_ms / 1000.0)
     result: dict[str, Any] = {"rss_base": rss_bytes()}
     async with scale_monitor(size_config(args)) as first:
         probe = LagProbe()
@@ -318,6 +347,10 @@ async def first_phase(args: argparse.Namespace) -> dict[str, Any]:
         await first.start()
         await wait_ready(first, size)
         result["ready_fresh"] = time.perf_counter() - started
+        if args.records >= DEFAULT_RING_SIZE:
+            # full rings: every prefilled record read before the checkpoints, so the
+            # second process restores full rings and its RSS is theirs
+            result["read_all"] = await wait_read(first, size * args.records)
         probe.start()
         window_start = time.time()
         result["first_round"] = await wait_checkpointed(first, size, 0)
@@ -333,6 +366,7 @@ async def second_phase(args: argparse.Namespace) -> dict[str, Any]:
     with every checkpoint restored, then the steady load, detection, /metrics and RSS."""
     size = args.size
     tune_gc()
+    tune_thread_switching(args.switch_interval_ms / 1000.0)
     result: dict[str, Any] = {}
     async with scale_monitor(size_config(args)) as second:
         started = time.perf_counter()
@@ -526,6 +560,8 @@ async def main(args: argparse.Namespace) -> int:
                     *[sys.executable, __file__, "--size", str(size), "--phase", phase],
                     *["--bootstrap", bootstrap],
                     *["--rate", str(args.rate), "--seconds", str(args.seconds)],
+                    *["--records", str(args.records)],
+                    *["--switch-interval-ms", str(args.switch_interval_ms)],
                     *(["--profile", args.profile] if args.profile else []),
                     *(["--stalls-ms", str(args.stalls_ms)] if args.stalls_ms else []),
                     stdout=asyncio.subprocess.PIPE,
@@ -542,8 +578,9 @@ async def main(args: argparse.Namespace) -> int:
         small, large = results[0], results[-1]
         slope = (large["rss"] - small["rss"]) / (large["size"] - small["size"])
         at_target = large["rss"] + slope * (MEMORY_TARGET_PARTITIONS - large["size"])
+        rings = "full rings" if args.records >= DEFAULT_RING_SIZE else "nearly empty rings"
         print(
-            f"RSS slope with nearly empty rings ({args.records} records read per partition "
+            f"RSS slope with {rings} ({args.records} records read per partition "
             f"plus the load): {slope / 1024:.1f} KiB per partition ({small['size']} -> "
             f"{large['size']}); extrapolated to {MEMORY_TARGET_PARTITIONS} partitions: "
             f"{at_target / 1e9:.2f} GB {verdict(at_target / 1e9, MEMORY_TARGET_BYTES / 1e9)}. "
@@ -565,6 +602,13 @@ def parse_args() -> argparse.Namespace:
         "--stalls-ms",
         type=float,
         help="print where the monitor's event loop was when held longer than this",
+    )
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=THREAD_SWITCH_INTERVAL_S * 1000.0,
+        help="the monitor processes' thread switch interval (default: gapwatch monitor's; "
+        "CPython's own is 5)",
     )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=("fresh", "restored"), help=argparse.SUPPRESS)
