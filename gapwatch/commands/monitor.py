@@ -40,11 +40,9 @@ def run(args: argparse.Namespace) -> int:
     )
     # Imported here so that `gapwatch --help` does not load aiokafka, FastAPI and uvicorn.
     from gapwatch.commands.process_gc import freeze_survivors, tune_gc
-    from gapwatch.commands.process_threads import tune_thread_switching
     from gapwatch.monitor.app import run_monitor
 
     tune_gc()  # after the imports, so they are frozen too
-    tune_thread_switching()
     try:
         return asyncio.run(run_monitor(config, on_restore_step=freeze_survivors))
     except GapwatchError as exc:
