@@ -24,6 +24,7 @@ from gapwatch.core.events import (
     Event,
     GapConfirmed,
     GapHealed,
+    GapJoined,
     GapOpened,
     GapRecovered,
     GapShrunk,
@@ -46,6 +47,8 @@ class ChangeKind(StrEnum):
     OPENED = "opened"
     SHRUNK = "shrunk"  # a late record filled one end of an open gap
     SPLIT = "split"  # two gaps from one: a late record, or a failed range's boundary (R12)
+    JOINED = "joined"  # two open told pieces of one gap are one again (R12): the joined gap
+    ABSORBED = "absorbed"  # the right piece of a join: it no longer exists on its own
     TOLD = "told"  # a later producer report: the application knew of every record (R12)
     HEALED = "healed"
     CONFIRMED = "confirmed"
@@ -165,6 +168,9 @@ def changes_from_events(
         elif isinstance(event, GapSplit):
             add(ChangeKind.SPLIT, event.left)
             add(ChangeKind.SPLIT, event.right)
+        elif isinstance(event, GapJoined):
+            add(ChangeKind.ABSORBED, event.absorbed)
+            add(ChangeKind.JOINED, event.gap)
         elif isinstance(event, GapTold):
             add(ChangeKind.TOLD, event.gap)
         elif isinstance(event, GapHealed):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
-from gapwatch.alerting.changes import GapChange, changes_from_events
+from gapwatch.alerting.changes import ChangeKind, GapChange, changes_from_events
 from gapwatch.core.events import Event, RecordsSkipped
 from gapwatch.core.model import Gap, GapState
 from gapwatch.gaps.store import GapPage, GapQuery, GapStore
@@ -56,8 +56,13 @@ class FleetStore:
             if stored is not None and stored.updated_at > gap.updated_at:
                 self.stale += 1
                 return False
-            self.gaps.put(gap)
-            self.owners[gap.id] = change.instance
+            if change.kind is ChangeKind.ABSORBED:
+                # Joined into its left neighbour (R12): the gap is gone, not closed.
+                self.gaps.remove(gap.id)
+                self.owners.pop(gap.id, None)
+            else:
+                self.gaps.put(gap)
+                self.owners[gap.id] = change.instance
         else:
             assert change.skipped is not None
             s = change.skipped

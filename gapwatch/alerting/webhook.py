@@ -53,6 +53,8 @@ ALL_KINDS: Final = (
     "opened",
     "shrunk",
     "split",
+    "joined",
+    "absorbed",
     "told",
     "healed",
     "confirmed",

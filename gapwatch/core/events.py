@@ -55,6 +55,17 @@ class GapSplit:
 
 
 @dataclass(frozen=True, slots=True)
+class GapJoined:
+    """Two adjacent open pieces of one gap, cut apart only because a producer report told
+    one of them before the other (R12), are both ``producer_told`` now: they are one gap
+    again. ``gap`` is the joined gap (the left piece's id, both pieces' sequences);
+    ``absorbed`` is the right piece's last record, which no longer exists on its own."""
+
+    gap: Gap
+    absorbed: Gap
+
+
+@dataclass(frozen=True, slots=True)
 class GapHealed:
     """Every missing sequence of an open gap arrived: not a loss."""
 
@@ -189,6 +200,7 @@ Event: TypeAlias = (
     GapOpened
     | GapShrunk
     | GapSplit
+    | GapJoined
     | GapTold
     | GapHealed
     | GapConfirmed

@@ -301,6 +301,37 @@ class GapBook:
             self._open_at_skip.update(p.id for p in pieces)  # every piece was open at it
         self._bound()
 
+    def join(self, left: Gap, right: Gap, stream: Stream, now: float) -> Gap:
+        """Make the adjacent open gaps ``left`` and ``right`` of ``stream`` one gap with
+        ``left``'s id (the inverse of a cut at a failed range's boundary). Open gaps own
+        exactly one range each, so the left range grows over the right one."""
+        assert left.state is GapState.OPEN
+        assert right.state is GapState.OPEN
+        assert left.last_seq + 1 == right.first_seq
+        aux = stream.aux
+        assert aux is not None
+        left_range = next(r for r in aux.ranges if r.gap_id == left.id)
+        right_range = next(r for r in aux.ranges if r.gap_id == right.id)
+        left_range.last = right_range.last
+        aux.ranges.remove(right_range)
+        joined = replace(
+            left,
+            last_seq=right.last_seq,
+            count=left.count + right.count,
+            offset_after=right.offset_after,
+            timestamp_after_ms=right.timestamp_after_ms,
+            updated_at=max(now, left.updated_at, right.updated_at),
+        )
+        self.active[left.id] = joined
+        del self.active[right.id]
+        self.owner.pop(right.id, None)
+        del self.open[right.id]
+        self._counters.open_gaps -= 1
+        if right.id in self._open_at_skip:
+            self._open_at_skip.discard(right.id)
+            self._open_at_skip.add(left.id)  # the joined gap was open at the skip too
+        return joined
+
     def detach_stream(self, stream: Stream) -> None:
         """A stream is dropped: close its watched gaps, keep its open ones open unwatched."""
         aux = stream.aux

@@ -116,6 +116,7 @@ from gapwatch.core.events import (
     Event,
     GapConfirmed,
     GapHealed,
+    GapJoined,
     GapOpened,
     GapRecovered,
     GapShrunk,
@@ -577,9 +578,49 @@ class PartitionTracker:
                 # An event, so /gaps, the gap log and a firing alert learn it now, not at
                 # the gap's next state change.
                 events.append(GapTold(told))
+                events.extend(self._join_told_pieces(st, told, at))
             else:
                 events.extend(self._divide_gap(st, gap, runs, at))
         return events
+
+    def _join_told_pieces(self, st: Stream, gap: Gap, at: float) -> list[Event]:
+        """The open, now wholly told ``gap`` and an adjacent open told piece of the same
+        cut become one gap again (``GapJoined``): they were apart only because the
+        producer's failed ranges came in several reports, and one run of sends the
+        application saw fail is one gap, as it is when every report came first. A
+        confirmed piece is never joined: it was counted (and may have paged) already."""
+        events: list[Event] = []
+        left = self._told_piece_at(st, gap.first_seq - 1, gap)
+        if left is not None:
+            joined = self._book.join(left, gap, st, at)
+            events.append(GapJoined(joined, gap))
+            gap = joined
+        right = self._told_piece_at(st, gap.last_seq + 1, gap)
+        if right is not None:
+            events.append(GapJoined(self._book.join(gap, right, st, at), right))
+        return events
+
+    def _told_piece_at(self, st: Stream, seq: int, gap: Gap) -> Gap | None:
+        """The active gap missing ``seq`` if it and ``gap`` are open, told pieces of one
+        cut: same stream generation and cause, and the same bounding records (nothing was
+        read between them)."""
+        if gap.state is not GapState.OPEN or not gap.producer_told or st.aux is None:
+            return None
+        for r in st.aux.ranges:
+            if r.first <= seq <= r.last:
+                other = self._book.active.get(r.gap_id)
+                if (
+                    other is not None
+                    and other.state is GapState.OPEN
+                    and other.producer_told
+                    and other.generation == gap.generation
+                    and other.cause is gap.cause
+                    and other.offset_before == gap.offset_before
+                    and other.offset_after == gap.offset_after
+                ):
+                    return other
+                return None
+        return None
 
     def _divide_gap(
         self, st: Stream, gap: Gap, runs: list[tuple[int, int, bool]], at: float
@@ -618,7 +659,15 @@ class PartitionTracker:
                     piece = replace(piece, state=GapState.RECOVERED)
             pieces.append(piece)
         book.divide(gap, pieces, st)
-        return [GapSplit(pieces[i], pieces[i + 1], None) for i in range(len(pieces) - 1)]
+        events: list[Event] = [
+            GapSplit(pieces[i], pieces[i + 1], None) for i in range(len(pieces) - 1)
+        ]
+        # The outer pieces may meet told pieces of an earlier cut of the same gap.
+        for piece in (pieces[0], pieces[-1]):
+            current = book.active.get(piece.id)
+            if current is not None:
+                events.extend(self._join_told_pieces(st, current, at))
+        return events
 
     def _open_told(self, st: Stream, gap: Gap) -> tuple[Event, ...]:
         """Open ``gap`` (R5) cut at the boundaries of the failed ranges already reported

@@ -23,6 +23,7 @@ from gapwatch.core.events import (
     Event,
     GapConfirmed,
     GapHealed,
+    GapJoined,
     GapOpened,
     GapRecovered,
     GapShrunk,
@@ -115,6 +116,9 @@ class GapStore:
             elif isinstance(event, GapSplit):
                 self.put(event.left)
                 self.put(event.right)
+            elif isinstance(event, GapJoined):
+                self.remove(event.absorbed.id)
+                self.put(event.gap)
             elif isinstance(event, RecordsTruncated):
                 for gap in event.gaps:
                     self.put(gap)

@@ -197,6 +197,8 @@ WEBHOOK_EVENT_KINDS = (
     "opened",
     "shrunk",
     "split",
+    "joined",
+    "absorbed",
     "told",
     "healed",
     "confirmed",

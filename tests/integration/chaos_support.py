@@ -45,6 +45,7 @@ from gapwatch.testing.kafka import KafkaCluster, PartitionState
 # Short enough for quick scenarios, long enough that the monitor reads past a fetch or two
 # after a gap opens (it fetches every 100 ms), so confirmation is never the slow part.
 GRACE_S = 2.0
+REPORT_INTERVAL_S = 0.5  # the applications' producer report interval
 
 ACKED = "acked"
 SENT = "sent"  # acks=0: written to the socket, no acknowledgement asked for
@@ -129,7 +130,7 @@ class AppProducer:
         producer = StampedProducer(
             bootstrap_servers=cluster.bootstrap_servers,
             producer_id=producer_id,
-            reports=ReportConfig(topic=report_topic, interval_s=0.5),
+            reports=ReportConfig(topic=report_topic, interval_s=REPORT_INTERVAL_S),
             registry=None,
             linger_ms=5,
             **kwargs,
@@ -479,13 +480,14 @@ async def start_chaos_monitor(
     group_id: str | None = None,
     instance_id: str | None = None,
     checkpoint_interval: float | None = None,
+    grace_period: float = GRACE_S,
 ) -> RunningMonitor:
     """A monitor of ``topic`` with a short grace period reading ``report_topic``
     (checkpoints every 0.5 s unless ``checkpoint_interval`` says otherwise)."""
     config = monitor_config(cluster.bootstrap_servers, [topic], group_id or f"g-{topic}")
     config = dataclasses.replace(
         config,
-        tracker=TrackerSettings(grace_period=GRACE_S),
+        tracker=TrackerSettings(grace_period=grace_period),
         reports=ReportSettings(topic=report_topic, enabled=True),
     )
     if checkpoint_interval is not None:
@@ -515,7 +517,7 @@ async def settle_monitor(
         await asyncio.sleep(0.2)
     else:
         raise AssertionError(f"monitor did not settle; last: {last}")
-    await asyncio.sleep(GRACE_S + 1.0)
+    await asyncio.sleep(monitor.config.tracker.grace_period + 1.0)
     findings = await gapwatch_findings(monitor, topic)
     assert not findings.keys("open"), findings.table()
     return findings

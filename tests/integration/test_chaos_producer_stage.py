@@ -30,6 +30,7 @@ import pytest_asyncio
 from chaos_support import (
     ACKED,
     FAILED,
+    REPORT_INTERVAL_S,
     SENT,
     AppProducer,
     Findings,
@@ -101,7 +102,12 @@ async def run(kafka3: KafkaCluster) -> AsyncIterator[Run]:
         kafka3, topic, report_topic, producer_id="s1-acks1-ignores-errors", acks=1, **common
     )
     apps = [fire, careless]
-    monitor = await start_chaos_monitor(kafka3, topic, report_topic)
+    # The grace period outlasts a send's life plus the report interval, as docs/tracker.md
+    # asks: sends queued before the crash can fail after later ones were acknowledged and
+    # read, and their failure must be reported while the gap is open, so that the gap's
+    # told pieces join into one (R12) instead of being confirmed apart.
+    grace = REQUEST_TIMEOUT_MS / 1000 + REPORT_INTERVAL_S + 1.5
+    monitor = await start_chaos_monitor(kafka3, topic, report_topic, grace_period=grace)
     try:
         for _ in range(WARM):
             await fire.send_and_wait()

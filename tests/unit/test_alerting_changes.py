@@ -21,6 +21,7 @@ from gapwatch.alerting.fleet import FleetStore
 from gapwatch.core.events import (
     DuplicateRecords,
     GapConfirmed,
+    GapJoined,
     GapOpened,
     GapSplit,
     GapTold,
@@ -67,6 +68,19 @@ class TestChanges:
         assert changes[-1].key == "g/skipped/t/0/10"
         assert changes[0].key == f"g/{a.id}"
 
+    def test_a_join_is_an_absorbed_change_then_a_joined_one(self) -> None:
+        """The absorbed piece's change comes first, keyed by its own id, so compaction
+        keeps it as that key's last word; the joined gap's change follows."""
+        left = dataclasses.replace(make_gap(1, last_seq=2, opened_at=T0), producer_told=True)
+        right = dataclasses.replace(make_gap(3, last_seq=4, opened_at=T0), producer_told=True)
+        joined = dataclasses.replace(left, last_seq=4, count=4)
+        changes = changes_from_events([GapJoined(joined, right)], group="g", instance="i", now=T0)
+        assert [(c.kind, c.key) for c in changes] == [
+            (ChangeKind.ABSORBED, f"g/{right.id}"),
+            (ChangeKind.JOINED, f"g/{left.id}"),
+        ]
+        assert decode_change(encode_change(changes[0])) == changes[0]
+
     def test_wire_form_round_trips_exactly(self) -> None:
         """A decoded gap equals the original, floats and enums included."""
         original = change(7, state=GapState.CONFIRMED)
@@ -108,6 +122,17 @@ class TestFleetStore:
         assert found is not None
         assert found[0].state is GapState.CONFIRMED
         assert found[1] == "i2"
+
+    def test_an_absorbed_piece_leaves_the_view(self) -> None:
+        """A join read from the gap log: the absorbed piece is gone, the joined gap stays
+        open (it is not closed history either)."""
+        fleet = FleetStore(group="g", retention=100.0, limit=10)
+        fleet.apply(change(1, at=T0))
+        fleet.apply(change(3, at=T0))
+        absorbed = change(3, at=T0 + 1)
+        fleet.apply(dataclasses.replace(absorbed, kind=ChangeKind.ABSORBED))
+        assert fleet.get(make_gap(3, opened_at=T0).id) is None
+        assert [g.first_seq for g in fleet.query(GapQuery(), limit=10).gaps] == [1]
 
     def test_retention_drops_old_closed_and_stale_open_gaps(self) -> None:
         """Rule 4: bounded by time, for open gaps too."""

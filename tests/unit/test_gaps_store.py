@@ -10,6 +10,7 @@ from monitor_factories import make_gap
 from gapwatch.core.events import (
     GapConfirmed,
     GapHealed,
+    GapJoined,
     GapOpened,
     GapSplit,
     GapTold,
@@ -49,6 +50,18 @@ class TestEvents:
         assert gaps.get(whole.id) == left
         assert gaps.get(right.id) == right
         assert gaps.open_count() == 2
+
+    def test_join_keeps_the_joined_gap_and_drops_the_absorbed_piece(self) -> None:
+        """Two open told pieces joined again (R12): one gap with the left id remains."""
+        gaps = store()
+        left = dataclasses.replace(make_gap(5, last_seq=6, opened_at=1.0), producer_told=True)
+        right = dataclasses.replace(make_gap(7, last_seq=9, opened_at=1.0), producer_told=True)
+        gaps.handle([GapOpened(left), GapOpened(right)], now=1.0)
+        joined = dataclasses.replace(left, last_seq=9, count=5, updated_at=2.0)
+        gaps.handle([GapJoined(joined, right)], now=2.0)
+        assert gaps.get(left.id) == joined
+        assert gaps.get(right.id) is None
+        assert (len(gaps), gaps.open_count()) == (1, 1)
 
     def test_told_replaces_the_gap_in_place(self) -> None:
         """A later report telling a whole open gap (GapTold) is what /gaps shows at once."""

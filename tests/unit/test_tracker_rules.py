@@ -19,6 +19,7 @@ from gapwatch.core.events import (
     EpochStarted,
     GapConfirmed,
     GapHealed,
+    GapJoined,
     GapOpened,
     GapRecovered,
     GapShrunk,
@@ -519,6 +520,119 @@ class TestR12ProducerReport:
         (gap,) = feed.tracker.open_gaps()
         assert (gap.first_seq, gap.last_seq, gap.producer_told) == (2, 5, True)
         assert events == (GapTold(gap),)
+
+    def test_r12_open_told_pieces_join_when_a_later_report_tells_the_silent_one(self) -> None:
+        """The gap opens when only 2..4 is known failed (cut: told 2..4, silent 5..9);
+        the next report says 5..9 failed too, while both are open: one gap again, the
+        left piece's id, one ``GapJoined``; confirmed as one gap of 8."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1])
+        feed.tracker.apply_producer_report(self.report(failed=((2, 4),)), feed.now)
+        feed.record("p", 1, 10)
+        left, right = sorted(feed.tracker.open_gaps(), key=lambda g: g.first_seq)
+        assert (left.producer_told, right.producer_told) == (True, False)
+        events = feed.tracker.apply_producer_report(self.report(failed=((5, 9),)), feed.now)
+        assert [type(e) for e in events] == [GapTold, GapJoined]
+        joined = events[1]
+        assert isinstance(joined, GapJoined)
+        assert (joined.gap.id, joined.gap.first_seq, joined.gap.last_seq) == (left.id, 2, 9)
+        assert (joined.gap.count, joined.gap.producer_told) == (8, True)
+        assert joined.absorbed.id == right.id
+        assert feed.tracker.counters.open_gaps == 1
+        feed.record("p", 1, 5)  # a late record still splits the joined gap (R6)
+        feed.settle()
+        confirmed = sorted((g.first_seq, g.last_seq, g.producer_told) for g in feed.tracker.gaps()
+                           if g.state is GapState.CONFIRMED)  # fmt: skip
+        assert confirmed == [(2, 4, True), (6, 9, True)]
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps, c.late) == (7, 2, 0, 1)
+
+    def test_r12_told_pieces_join_across_a_partial_report(self) -> None:
+        """Told 2..4 | silent 5..9, then a report of 5..6 only: the silent piece is cut,
+        its told part joins the left piece (2..6 told), 7..9 stays silent."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1])
+        feed.tracker.apply_producer_report(self.report(failed=((2, 4),)), feed.now)
+        feed.record("p", 1, 10)
+        events = feed.tracker.apply_producer_report(self.report(failed=((5, 6),)), feed.now)
+        assert [type(e) for e in events] == [GapSplit, GapJoined]
+        pieces = sorted((g.first_seq, g.last_seq, g.producer_told)
+                        for g in feed.tracker.open_gaps())  # fmt: skip
+        assert pieces == [(2, 6, True), (7, 9, False)]
+        assert feed.tracker.counters.open_gaps == 2
+
+    def test_r12_confirmed_told_pieces_are_never_joined(self) -> None:
+        """The silent piece was confirmed (counted, perhaps paged) before its report came:
+        it is marked told and stays its own gap; the counters do not go back."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1])
+        feed.tracker.apply_producer_report(self.report(failed=((2, 4),)), feed.now)
+        feed.record("p", 1, 10)
+        feed.settle()
+        events = feed.tracker.apply_producer_report(self.report(failed=((5, 9),)), feed.now)
+        assert [type(e) for e in events] == [GapTold]
+        gaps = sorted((g.first_seq, g.last_seq, g.producer_told, g.state)
+                      for g in feed.tracker.gaps())  # fmt: skip
+        assert gaps == [(2, 4, True, GapState.CONFIRMED), (5, 9, True, GapState.CONFIRMED)]
+        assert feed.tracker.counters.gaps_confirmed == 2
+
+    def test_r12_joined_gap_survives_a_snapshot(self) -> None:
+        """The joined gap is an ordinary gap: a restored tracker has the same gaps and
+        still confirms it as one."""
+        feed = Feed()
+        feed.run("p", 1, [0, 1])
+        feed.tracker.apply_producer_report(self.report(failed=((2, 4),)), feed.now)
+        feed.record("p", 1, 10)
+        feed.tracker.apply_producer_report(self.report(failed=((5, 9),)), feed.now)
+        restored = PartitionTracker.restore(
+            feed.tracker.snapshot(), topic=TOPIC, partition=PARTITION, config=feed.tracker.config
+        )
+        assert restored.gaps() == feed.tracker.gaps()
+        assert restored.counters.open_gaps == 1
+        feed.tracker = restored
+        feed.settle()
+        ((first, last, told),) = [(g.first_seq, g.last_seq, g.producer_told)
+                                  for g in restored.gaps()]  # fmt: skip
+        assert (first, last, told) == (2, 9, True)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        gap=st.tuples(st.integers(1, 30), st.integers(0, 30)),
+        failed=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 10)), max_size=4),
+        first_reports=st.integers(0, 4),
+    )
+    def test_r12_reports_in_parts_before_confirmation_give_maximal_gaps(
+        self, gap: tuple[int, int], failed: list[tuple[int, int]], first_reports: int
+    ) -> None:
+        """Failed ranges delivered one report each, some before the gap opens and the
+        rest while it is open: the confirmed gaps are exactly the maximal told and silent
+        runs, as if every report had come first."""
+        first, length = gap
+        last = first + length
+        ranges = [(a, a + n) for a, n in failed]
+        feed = Feed()
+        feed.run("p", 1, range(first))
+        for i, span in enumerate(ranges):
+            if i == first_reports:
+                feed.record("p", 1, last + 1)
+            feed.tracker.apply_producer_report(
+                self.report(highest_assigned=None, highest_acked=None, failed=(span,)), feed.now
+            )
+        if first_reports >= len(ranges):
+            feed.record("p", 1, last + 1)
+        feed.settle()
+        told = {s for a, b in ranges for s in range(a, b + 1)}
+        expected = []
+        for s in range(first, last + 1):
+            if expected and expected[-1][2] == (s in told) and expected[-1][1] == s - 1:
+                expected[-1] = (expected[-1][0], s, s in told)
+            else:
+                expected.append((s, s, s in told))
+        got = sorted((g.first_seq, g.last_seq, g.producer_told) for g in feed.tracker.gaps())
+        assert all(g.state is GapState.CONFIRMED for g in feed.tracker.gaps())
+        assert got == expected
+        c = feed.tracker.counters
+        assert (c.missing, c.gaps_confirmed, c.open_gaps) == (length + 1, len(expected), 0)
 
     @settings(max_examples=200, deadline=None)
     @given(
