@@ -35,7 +35,7 @@ from gapwatch.core.model import Gap
 from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
-from gapwatch.kafka.aiokafka_consumer import RecordFetcher
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher, install_fetch_sessions
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import explain_code
@@ -89,11 +89,13 @@ async def run_audit(
     from_time_ms: int | None = None,
     deadline_s: float = 300.0,
     read_batches_directly: bool = True,
+    fetch_sessions: bool = True,
 ) -> AuditResult:
     """Audit ``topic`` (all partitions unless given) over the offset or time range.
 
     ``read_batches_directly=False`` reads through aiokafka's public ``getmany()`` instead of
-    :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher`'s direct path (same results)."""
+    :class:`~gapwatch.kafka.aiokafka_consumer.RecordFetcher`'s direct path (same results);
+    ``fetch_sessions=False`` fetches without incremental fetch sessions."""
     consumer = AIOKafkaConsumer(
         **client_kwargs,
         group_id=None,
@@ -104,6 +106,8 @@ async def run_audit(
     try:
         async with explained_start(client_kwargs):
             await consumer.start()
+        if fetch_sessions:
+            install_fetch_sessions(consumer)
         fetcher = RecordFetcher(consumer, direct=read_batches_directly)
         async with asyncio.timeout(deadline_s):
             return await _audit(

@@ -208,6 +208,10 @@ class KafkaSettings:
     # Take fetched records from aiokafka's record batches without a ConsumerRecord each
     # (gapwatch.kafka.aiokafka_consumer.RecordFetcher); False: aiokafka's public getmany().
     read_batches_directly: bool = True
+    # Fetch in incremental fetch sessions (KIP-227), one per broker, so a request names and
+    # a response holds only the partitions that changed
+    # (gapwatch.kafka.aiokafka_consumer.FetchSessions); False: aiokafka's own fetching.
+    fetch_sessions: bool = True
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def validate(self) -> None:

@@ -210,6 +210,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         "read fetched record batches without aiokafka ConsumerRecords (aiokafka 0.14)",
     ),
     _spec(
+        "fetch_sessions",
+        "bool",
+        "kafka.fetch_sessions",
+        "fetch in incremental fetch sessions, KIP-227 (aiokafka 0.14, Fetch v7+ brokers)",
+    ),
+    _spec(
         "security_protocol",
         "str",
         "kafka.security.security_protocol",

@@ -127,7 +127,8 @@ class TestPlans:
         session.commit(session.plan(wanted_of({1: 5})), session_id=3, now_ms=1)
         session.reset()
         plan = session.plan(wanted_of({1: 5}))
-        assert plan.is_full and dict(plan.send) == {1: (5, MAX_BYTES)}
+        assert plan.is_full
+        assert dict(plan.send) == {1: (5, MAX_BYTES)}
         assert (plan.session_id, session.resets) == (3, 1)
         session.commit(plan, session_id=4, now_ms=2)
         session.reset(failed=False)
@@ -146,7 +147,9 @@ class TestPlans:
         session: FetchSession[int] = FetchSession()
         session.commit(session.plan(wanted_of({1: 5})), session_id=3, now_ms=1)
         session.plan(wanted_of({2: 5}))
-        assert session.holds(1) and not session.holds(2) and session.size == 1
+        assert session.holds(1)
+        assert not session.holds(2)
+        assert session.size == 1
 
 
 class TestConfirmation:

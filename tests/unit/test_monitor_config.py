@@ -84,6 +84,15 @@ class TestPrecedence:
         flags = parse_flags("--no-read-batches-directly")
         assert load_config(flags, env).kafka.read_batches_directly is False
 
+    def test_fetch_sessions_are_on_unless_turned_off(self) -> None:
+        """fetch_sessions defaults to true; the flag, the variable or the file turn it off."""
+        env = {"GAPWATCH_BOOTSTRAP_SERVERS": "h:1", "GAPWATCH_TOPIC": "t"}
+        assert load_config({}, env).kafka.fetch_sessions is True
+        off = {**env, "GAPWATCH_FETCH_SESSIONS": "false"}
+        assert load_config({}, off).kafka.fetch_sessions is False
+        flags = parse_flags("--no-fetch-sessions")
+        assert load_config(flags, env).kafka.fetch_sessions is False
+
 
 class TestValidation:
     def test_error_names_key_and_environment_variable(self) -> None:

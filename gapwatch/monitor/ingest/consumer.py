@@ -41,7 +41,12 @@ from gapwatch.core.events import Event
 from gapwatch.core.stamps import StampReader
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore
-from gapwatch.kafka.aiokafka_consumer import RecordFetcher, fetch_state
+from gapwatch.kafka.aiokafka_consumer import (
+    FetchSessions,
+    RecordFetcher,
+    fetch_state,
+    install_fetch_sessions,
+)
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.health import MonitorHealth
@@ -109,6 +114,8 @@ class MonitorConsumer:
             on_restore_step=on_restore_step,
         )
         self.last_fetch_at = 0.0
+        # Installed at start when configured and possible (None: aiokafka's own fetching).
+        self.fetch_sessions: FetchSessions | None = None
         self._stopping = asyncio.Event()
         self._stamps = StampReader()
         self._log_reader = LogReader(
@@ -142,6 +149,8 @@ class MonitorConsumer:
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
         )
         await self._consumer.start()
+        if kafka.fetch_sessions:
+            self.fetch_sessions = install_fetch_sessions(self._consumer)
         self._fetcher = RecordFetcher(self._consumer, direct=kafka.read_batches_directly)
         listener = _Listener(self)
         if self._config.watch.topics:
