@@ -33,8 +33,10 @@ stopped monitor's memory is not all given back to the system):
    (``tune_gc``, restored partitions frozen by ``freeze_survivors``).
 
 Run: ``.venv/bin/python bench/bench_scale.py [--sizes 1000,5000] [--records 20]
-[--rate 2000] [--seconds 16] [--profile FILE] [--stalls-ms MS]`` (6-12 minutes with the
-defaults on the shared 2 cores). ``--profile FILE`` writes a cProfile of each phase to
+[--rate 2000] [--seconds 16] [--profile FILE] [--stalls-ms MS] [--no-fetch-sessions]``
+(6-12 minutes with the defaults on the shared 2 cores). ``--no-fetch-sessions`` runs the
+monitor with ``kafka.fetch_sessions`` off (aiokafka's own fetching: every partition in
+every fetch). ``--profile FILE`` writes a cProfile of each phase to
 ``FILE-<size>-<phase>``; ``--stalls-ms MS`` prints where the monitor's event loop was each
 time it was held longer than that.
 """
@@ -45,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -332,7 +335,11 @@ def size_config(args: argparse.Namespace) -> MonitorConfig:
     """The monitor of one size: its topics, in a group of its own."""
     topics = tuple(topic_names(args.size))
     group = f"scale-{args.size}"
-    return monitor_config(args.bootstrap, topics, group, checkpoint_interval=CHECKPOINT_INTERVAL_S)
+    config = monitor_config(
+        args.bootstrap, topics, group, checkpoint_interval=CHECKPOINT_INTERVAL_S
+    )
+    kafka = dataclasses.replace(config.kafka, fetch_sessions=args.fetch_sessions)
+    return dataclasses.replace(config, kafka=kafka)
 
 
 async def first_phase(args: argparse.Namespace) -> dict[str, Any]:
@@ -390,6 +397,9 @@ async def second_phase(args: argparse.Namespace) -> dict[str, Any]:
         result["full_gc"] = full_collection_seconds()
         result["gc_walked"] = len(gc.get_objects())
         result["gc_frozen"] = gc.get_freeze_count()
+        sessions = second.consumer.fetch_sessions
+        result["fetch_sessions"] = sessions is not None
+        result["session_resets"] = 0 if sessions is None else sessions.resets
     return result
 
 
@@ -493,7 +503,8 @@ def report(result: dict[str, Any]) -> None:
     noise_steady = percentile(result["lag_control_restored"], 0.99)
     latency = percentile(result["latencies"], 0.99)
     scrape = statistics.median(result["scrapes"]) if result["scrapes"] else float("nan")
-    print(f"--- {size} partitions")
+    sessions = "in fetch sessions" if result["fetch_sessions"] else "without fetch sessions"
+    print(f"--- {size} partitions, fetching {sessions} ({result['session_resets']} resets)")
     print(
         f"start to ready, fresh group: {result['ready_fresh']:.1f} s; "
         f"with checkpoints restored: {result['ready_restored']:.1f} s "
@@ -566,6 +577,7 @@ async def main(args: argparse.Namespace) -> int:
                     *["--records", str(args.records)],
                     *(["--profile", args.profile] if args.profile else []),
                     *(["--stalls-ms", str(args.stalls_ms)] if args.stalls_ms else []),
+                    *([] if args.fetch_sessions else ["--no-fetch-sessions"]),
                     stdout=asyncio.subprocess.PIPE,
                 )
                 out, _ = await child.communicate()
@@ -608,6 +620,12 @@ def parse_args() -> argparse.Namespace:
         "--stalls-ms",
         type=float,
         help="print where the monitor's event loop was when held longer than this",
+    )
+    parser.add_argument(
+        "--fetch-sessions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the monitor fetches in incremental fetch sessions (kafka.fetch_sessions)",
     )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=("fresh", "restored"), help=argparse.SUPPRESS)
