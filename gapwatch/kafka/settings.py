@@ -200,9 +200,10 @@ class KafkaSettings:
     max_poll_records: int = 5000
     fetch_max_wait_ms: int = 250
     # The broker answers a fetch once this much is ready (or fetch_max_wait_ms passed).
-    # aiokafka has no incremental fetch sessions: every response lists every assigned
-    # partition, so with Kafka's default of 1 byte a monitor of hundreds of partitions
-    # under a trickle of records decoded a full response per produce request.
+    # Without fetch sessions (fetch_sessions off, or aiokafka's own fetching) every
+    # response lists every assigned partition, so with Kafka's default of 1 byte a monitor
+    # of hundreds of partitions under a trickle of records decoded a full response per
+    # produce request.
     fetch_min_bytes: int = 64 * 1024
     max_partition_fetch_bytes: int = 1024 * 1024
     # Take fetched records from aiokafka's record batches without a ConsumerRecord each

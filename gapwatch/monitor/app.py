@@ -265,6 +265,7 @@ class RunningMonitor:
             # gapwatch_ready says what /readyz says (GapwatchNotReady alerts on it).
             is_ready=lambda: view.readiness()[0],
             topic_totals=topic_totals,
+            fetch_session_resets=self.consumer.fetch_session_resets,
         )
         registry.register(self._collector)
         self._alerting_collector = AlertingCollector(

@@ -89,6 +89,7 @@ async def test_gap_on_idle_partition_confirmed_by_the_watermark_rule_only(
         text = await metrics_text(monitor)
         assert total(text, "gapwatch_missing_records_total", topic) == 1
         assert metric_value(text, "gapwatch_late_records_total", topic=topic, partition="1") == 1
+        assert "gapwatch_fetch_session_resets_total 0.0" in text.splitlines()
         if sessions:
             assert monitor.consumer.fetch_sessions is not None
             assert monitor.consumer.fetch_sessions.resets == 0

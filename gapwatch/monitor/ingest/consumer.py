@@ -181,6 +181,10 @@ class MonitorConsumer:
         """Whether the loop fetched recently (a wedged loop reports down)."""
         return self.last_fetch_at > 0 and self._clock() - self.last_fetch_at < 30.0
 
+    def fetch_session_resets(self) -> int:
+        """How many fetch sessions started over (0 without fetch sessions)."""
+        return 0 if self.fetch_sessions is None else self.fetch_sessions.resets
+
     # --- the loop ---------------------------------------------------------------------
 
     async def run(self) -> None:

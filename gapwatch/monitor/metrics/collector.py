@@ -64,8 +64,11 @@ class MonitorCollector(Collector):
         is_up: Callable[[], bool] = lambda: False,
         is_ready: Callable[[], bool] = lambda: False,
         topic_totals: TopicTotals | None = None,
+        fetch_session_resets: Callable[[], int] = lambda: 0,
     ) -> None:
         self._partitions = partitions
+        # Asked at every scrape: fetch sessions started over (kafka.fetch_sessions).
+        self._fetch_session_resets = fetch_session_resets
         # Given: metrics granularity "topic", every per-partition family summed per topic
         # (its restore callback must be wired to the rebalance handler). None: per partition.
         self._topic_totals = topic_totals
@@ -290,6 +293,11 @@ class MonitorCollector(Collector):
                 "gapwatch_producer_reports_malformed",
                 "Producer report records that could not be decoded.",
                 health.reports_malformed,
+            ),
+            (
+                "gapwatch_fetch_session_resets",
+                "Fetch sessions started over after a failed fetch or a lost session.",
+                self._fetch_session_resets(),
             ),
         ):
             families.append(
