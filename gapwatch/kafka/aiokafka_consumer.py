@@ -22,6 +22,15 @@ Facts the monitor needs that have no public accessor in aiokafka:
   buffered results as ``getmany()`` does, with the same skipping rules (control batches,
   aborted transactions when reading committed, the head of a batch fetched from its
   middle), limits and position updates.
+* **Fetching in incremental fetch sessions** (:class:`FetchSessions`, KIP-227). aiokafka
+  0.14 sends every fetch without a session, so each wake-up of its fetch routine walks
+  every assigned partition, each request lists them all and each response is decoded and
+  walked over all of them; at thousands of partitions each of those holds the event loop
+  for tens of milliseconds. :class:`FetchSessions` replaces the fetcher's
+  ``_get_actions_per_node`` and ``_proc_fetch_request`` with the same rules, one session
+  per broker (the bookkeeping is :mod:`gapwatch.kafka.fetch_session`), and
+  :func:`fetch_state` takes a session's confirmation of an omitted partition's high
+  watermark into account.
 
 Checked against aiokafka 0.14.0 (the version ``pyproject.toml`` pins, ``>=0.14,<0.15``):
 ``SubscriptionState.subscription.assignment.state_value(tp)`` with ``has_valid_position``,
@@ -33,7 +42,15 @@ loop), ``FetchResult.getall`` (``check_assignment``, ``_update_position``,
 ``_records``, ``_records_iterator``, ``next_fetch_offset``, ``_check_crcs``,
 ``_isolation_level``, ``_aborted_producers``, and its transaction helpers), read line by
 line. :class:`RecordFetcher` uses ``getmany()`` itself for any other aiokafka minor version
-or when one of those members is missing (:func:`can_read_batches_directly`). A new aiokafka
+or when one of those members is missing (:func:`can_read_batches_directly`). For
+:class:`FetchSessions`: ``Fetcher._fetch_requests_routine`` (how it calls the two methods
+replaced and what it does with their results), ``_get_actions_per_node``,
+``_proc_fetch_request``, ``_update_fetch_positions`` and the fetcher state they use
+(``_records``, ``_in_flight``, ``_set_error``, the fetch settings), ``FetchResult``,
+``PartitionRecords``, ``TopicPartitionState`` (``_position``, ``_paused``, ``highwater``,
+``lso``, ``timestamp``, ``await_reset``, ``consumed_to``), ``ClusterMetadata._partitions``
+(replaced by every metadata update) and ``FetchRequest_v7``..``v11`` with their
+responses, read line by line; installed only when :func:`can_fetch_in_sessions`. A new aiokafka
 minor version must be checked again here before the pin moves. ``pyproject.toml`` lets
 ruff's ``SLF001`` pass for this module only.
 """
@@ -52,6 +69,7 @@ import aiokafka
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as aiokafka_errors
 from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.consumer import subscription_state
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, RecordTooLargeError
 from aiokafka.protocol.api import Request
 from aiokafka.protocol.fetch import (
@@ -479,6 +497,10 @@ def can_fetch_in_sessions(consumer: AIOKafkaConsumer) -> bool:
         return False
     if not all(hasattr(aiokafka_fetcher, name) for name in ("FetchResult", "PartitionRecords")):
         return False
+    # The per-partition fields the planning reads are set in __init__: look at a fresh one.
+    probe = subscription_state.TopicPartitionState(None)
+    if not all(hasattr(probe, name) for name in _PARTITION_STATE_MEMBERS):
+        return False
     for conn in list(getattr(client, "_conns", {}).values()):
         fetch_versions = getattr(conn, "_versions", {}).get(_FETCH_API_KEY)
         if fetch_versions is not None and fetch_versions[1] < MIN_SESSION_FETCH_VERSION:
@@ -514,7 +536,7 @@ _SessionFetchStruct: TypeAlias = (
 )
 
 
-class _SessionFetchRequest(Request[_SessionFetchStruct]):  # type: ignore[misc]  # untyped
+class SessionFetchRequest(Request[_SessionFetchStruct]):  # type: ignore[misc]  # untyped
     """A Fetch request (v7-v11) of one session plan: the partitions it names and forgets."""
 
     API_KEY: ClassVar[int] = _FETCH_API_KEY
@@ -637,7 +659,7 @@ class FetchSessions:
             if backoff:
                 node = self._node_of.get(tp, -1)
                 backoffs[node] = max(backoff, backoffs.get(node, 0.0))
-        requests: list[tuple[int, _SessionFetchRequest]] = []
+        requests: list[tuple[int, SessionFetchRequest]] = []
         awaiting_reset: dict[int, list[TopicPartition]] = {}
         resume_futures: list[Any] = []
         max_bytes = fetcher._max_partition_fetch_bytes
@@ -689,12 +711,12 @@ class FetchSessions:
 
     def _request(
         self, node: int, wanted: dict[TopicPartition, tuple[int, int]]
-    ) -> _SessionFetchRequest:
+    ) -> SessionFetchRequest:
         session = self._sessions.get(node)
         if session is None:
             session = self._sessions[node] = FetchSession()
         fetcher = self._fetcher
-        return _SessionFetchRequest(
+        return SessionFetchRequest(
             session.plan(wanted),
             session,
             max_wait_ms=fetcher._fetch_max_wait_ms,
@@ -705,7 +727,7 @@ class FetchSessions:
 
     # --- one fetch ----------------------------------------------------------------------
 
-    async def fetch(self, assignment: Any, node_id: int, request: _SessionFetchRequest) -> bool:
+    async def fetch(self, assignment: Any, node_id: int, request: SessionFetchRequest) -> bool:
         """What ``Fetcher._proc_fetch_request`` does: send, then buffer what came back.
         Returns whether there is something new for the readers."""
         fetcher = self._fetcher
