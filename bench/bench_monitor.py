@@ -23,7 +23,8 @@ Starts its own 1-node ``KafkaCluster`` and measures, in this order:
    monitor's event loop measures its lag (a 5 ms sleep's overshoot; target p99 <= 10 ms),
    compared with the lag in the first half, without scrapes.
 
-Run: ``.venv/bin/python bench/bench_monitor.py [--records N] [--rounds R] [--rate R]``
+Run: ``.venv/bin/python bench/bench_monitor.py [--records N] [--rounds R] [--rate R]
+[--no-fetch-sessions]`` (the monitor without incremental fetch sessions)
 (about 70 s with the defaults). The machine is shared with the broker, so figures
 are noisy; medians are reported.
 """
@@ -120,11 +121,13 @@ async def monitor_rate(
     checkpoint_interval: float,
     *,
     direct: bool = True,
+    sessions: bool = True,
 ) -> tuple[float, float]:
     """The whole monitor (group, trackers, checkpoints, HTTP) reading the same records;
-    ``direct=False``: through aiokafka's public ``getmany()`` (``read_batches_directly``)."""
+    ``direct=False``: through aiokafka's public ``getmany()`` (``read_batches_directly``);
+    ``sessions=False``: without incremental fetch sessions (``fetch_sessions``)."""
     config = monitor_config(bootstrap, (topic,), group, checkpoint_interval=checkpoint_interval)
-    kafka = dataclasses.replace(config.kafka, read_batches_directly=direct)
+    kafka = dataclasses.replace(config.kafka, read_batches_directly=direct, fetch_sessions=sessions)
     config = dataclasses.replace(config, kafka=kafka)
     async with fresh_monitor(config) as monitor:
         return await read_all(monitor, total, timeout_s=PHASE_TIMEOUT_S)
@@ -220,16 +223,15 @@ def client_main(url: str, detect_s: float, scrape_s: float) -> None:
 
 
 async def steady_phase(
-    cluster: KafkaCluster, rate: float, seconds: float, prefix: str
+    cluster: KafkaCluster, rate: float, seconds: float, prefix: str, *, sessions: bool = True
 ) -> dict[str, Any]:
     bootstrap = cluster.bootstrap_servers
     steady, wide = f"{prefix}-steady", f"{prefix}-wide"
     await cluster.create_topic(steady, partitions=PARTITIONS)
     await cluster.create_topic(wide, partitions=WIDE_PARTITIONS, timeout_s=120)
-    monitor = RunningMonitor(
-        monitor_config(bootstrap, (steady, wide), f"{prefix}-detect"),
-        registry=CollectorRegistry(),
-    )
+    config = monitor_config(bootstrap, (steady, wide), f"{prefix}-detect")
+    kafka = dataclasses.replace(config.kafka, fetch_sessions=sessions)
+    monitor = RunningMonitor(dataclasses.replace(config, kafka=kafka), registry=CollectorRegistry())
     await monitor.start()
     probe = LagProbe()
     loadgen = client = control = None
@@ -309,7 +311,9 @@ async def main(args: argparse.Namespace) -> int:
             bare.append(rate)
             bare_cpu.append(cpu)
             with process_gc(tuned=True):  # as `gapwatch monitor` runs
-                rate, cpu = await monitor_rate(bootstrap, topic, total, f"bench-{round_}", 5.0)
+                rate, cpu = await monitor_rate(
+                    bootstrap, topic, total, f"bench-{round_}", 5.0, sessions=args.fetch_sessions
+                )
             watched.append(rate)
             watched_cpu.append(cpu)
             with process_gc(tuned=True):
@@ -317,11 +321,19 @@ async def main(args: argparse.Namespace) -> int:
             bare_tuned.append(rate)
             bare_tuned_cpu.append(cpu)
             with process_gc(tuned=True):
-                rate, _ = await monitor_rate(bootstrap, topic, total, f"bench-s{round_}", 30.0)
+                rate, _ = await monitor_rate(
+                    bootstrap, topic, total, f"bench-s{round_}", 30.0, sessions=args.fetch_sessions
+                )
             sparse.append(rate)
             with process_gc(tuned=True):
                 rate, cpu = await monitor_rate(
-                    bootstrap, topic, total, f"bench-p{round_}", 5.0, direct=False
+                    bootstrap,
+                    topic,
+                    total,
+                    f"bench-p{round_}",
+                    5.0,
+                    direct=False,
+                    sessions=args.fetch_sessions,
                 )
             public.append(rate)
             public_cpu.append(cpu)
@@ -345,7 +357,9 @@ async def main(args: argparse.Namespace) -> int:
         public_cpu_ratio = statistics.median(public_cpu) / statistics.median(bare_tuned_cpu)
 
         with process_gc(tuned=True):
-            steady = await steady_phase(cluster, args.rate, args.seconds, "bench")
+            steady = await steady_phase(
+                cluster, args.rate, args.seconds, "bench", sessions=args.fetch_sessions
+            )
     latencies = [seen - ts_ms / 1000.0 for _, seen, ts_ms, _ in steady["detections"]]
     idle = [seen - ts / 1000.0 for _, seen, ts, phase in steady["detections"] if phase == "detect"]
     scrapes = steady["scrapes"]
@@ -393,6 +407,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="bare/monitor rounds")
     parser.add_argument("--rate", type=float, default=2000.0, help="steady load, records/s")
     parser.add_argument("--seconds", type=float, default=34.0, help="steady load duration")
+    parser.add_argument(
+        "--fetch-sessions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the monitor fetches in incremental fetch sessions (kafka.fetch_sessions)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--probe", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--detect-seconds", type=float, help=argparse.SUPPRESS)
