@@ -24,8 +24,9 @@ S4. A failed request, an answer lost to cancellation, or a top-level error (70
 S5. A partition's high watermark is *confirmed* by a successful answer if the client holds
     the value the broker last sent for it in this session (:meth:`note_included` after
     applying it; :meth:`note_unconfirmed` after an error answer for it, which carries no
-    watermark). The broker omits a partition from an incremental answer only if nothing of
-    it changed, so such a partition's watermark was still true when that answer came
+    watermark). The broker omits a partition from an incremental answer only if it has no
+    records, no error, and the same high watermark and log start offset as the broker last
+    sent, so such a partition's watermark was still true when that answer came
     (:meth:`confirmed_at`). A partition the session forgets, or every partition on a reset,
     is unconfirmed until an answer includes it again.
 
