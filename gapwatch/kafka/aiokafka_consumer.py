@@ -640,6 +640,12 @@ class FetchSessions:
         session = self._sessions.get(self._node_of.get(tp, -1))
         return None if session is None else session.confirmed_at(tp)
 
+    def _uninstall(self) -> None:
+        # Drops the instance attributes install_fetch_sessions set: the class's methods
+        # (aiokafka's) are found again; fetch_state no longer sees this object.
+        for name in ("_get_actions_per_node", "_proc_fetch_request"):
+            self._fetcher.__dict__.pop(name, None)
+
     # --- what to do at a wake-up of aiokafka's fetch routine --------------------------
 
     def plan_actions(self, assignment: Any) -> tuple[Any, ...]:
@@ -734,7 +740,14 @@ class FetchSessions:
         session = request.session
         try:
             response = await self._client.send(node_id, request)
-        except (aiokafka_errors.KafkaError, NotImplementedError) as exc:
+        except NotImplementedError:
+            # This broker speaks no Fetch version with sessions (below v7, older than
+            # Kafka 1.1; the gate saw only the brokers connected at start): aiokafka's own
+            # fetching takes over for good, from the routine's next wake-up on.
+            _log.warning("Broker %s has no fetch sessions (Fetch < v7): fetching without", node_id)
+            self._uninstall()
+            return False
+        except aiokafka_errors.KafkaError as exc:
             session.reset()
             _log.error("Failed fetch messages from %s: %s", node_id, exc)
             await asyncio.sleep(fetcher._retry_backoff)
