@@ -512,6 +512,12 @@ def install_fetch_sessions(consumer: AIOKafkaConsumer) -> FetchSessions | None:
     """Make ``consumer`` (started) fetch in incremental fetch sessions, one per broker;
     ``None`` (aiokafka's own fetching stays) unless :func:`can_fetch_in_sessions`."""
     if not can_fetch_in_sessions(consumer):
+        _log.warning(
+            "Incremental fetch sessions unavailable (aiokafka %s, checked on %s.%s; or a "
+            "broker below Fetch v7): fetching every partition in every request",
+            aiokafka.__version__,
+            *CHECKED_AIOKAFKA_VERSION,
+        )
         return None
     sessions = FetchSessions(consumer)
     fetcher = consumer._fetcher
