@@ -35,7 +35,8 @@ from gapwatch.core.model import Gap
 from gapwatch.core.stamps import StampReader
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.errors import GapwatchError
-from gapwatch.kafka.aiokafka_consumer import RecordFetcher, install_fetch_sessions
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher
+from gapwatch.kafka.aiokafka_fetch_sessions import install_fetch_sessions
 from gapwatch.kafka.settings import KafkaSettings
 from gapwatch.kafka.startup_errors import explained_start
 from gapwatch.kafka.topics import explain_code

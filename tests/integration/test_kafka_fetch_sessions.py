@@ -18,10 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from monitor_support import send_stamped
 
-from gapwatch.kafka.aiokafka_consumer import (
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher, fetch_state
+from gapwatch.kafka.aiokafka_fetch_sessions import (
     FetchSessions,
-    RecordFetcher,
-    fetch_state,
     install_fetch_sessions,
     installed_fetch_sessions,
 )

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.protocol.fetch import FetchRequest_v7, FetchRequest_v9, FetchRequest_v11
 
-from gapwatch.kafka.aiokafka_consumer import SessionFetchRequest
+from gapwatch.kafka.aiokafka_fetch_sessions import SessionFetchRequest
 from gapwatch.kafka.fetch_session import FetchSession
 
 A0, A1, B2 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 2)

@@ -41,12 +41,8 @@ from gapwatch.core.events import Event
 from gapwatch.core.stamps import StampReader
 from gapwatch.gaps.fanout import EventFanout
 from gapwatch.gaps.store import GapStore
-from gapwatch.kafka.aiokafka_consumer import (
-    FetchSessions,
-    RecordFetcher,
-    fetch_state,
-    install_fetch_sessions,
-)
+from gapwatch.kafka.aiokafka_consumer import RecordFetcher, fetch_state
+from gapwatch.kafka.aiokafka_fetch_sessions import FetchSessions, install_fetch_sessions
 from gapwatch.kafka.checkpoints import CheckpointStore
 from gapwatch.monitor.config import MonitorConfig
 from gapwatch.monitor.health import MonitorHealth
