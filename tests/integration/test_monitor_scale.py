@@ -13,6 +13,7 @@ from monitor_support import (
 )
 
 from gapwatch.monitor.app import RunningMonitor
+from gapwatch.monitor.ingest.logcheck import CHECK_CHUNK
 from gapwatch.monitor.state.rounds import COMMIT_CHUNK
 from gapwatch.testing.kafka import KafkaCluster
 from gapwatch.testing.pytest_plugin import MakeTopic
@@ -38,8 +39,10 @@ class TestWideTopic:
         (empty or not); after a restart, each resumes from its own checkpoint: the records
         sent meanwhile are read once, with no new baseline (no false gap) and the gap found
         before the restart still known. The offsets of 300 partitions take more than one
-        commit request, so this also proves chunked commits point at each checkpoint."""
+        commit request, so this also proves chunked commits point at each checkpoint; every
+        restored partition's log check (asked for in chunks of ``CHECK_CHUNK``) is done."""
         assert PARTITIONS > COMMIT_CHUNK
+        assert PARTITIONS > CHECK_CHUNK
         topic = await make_topic(partitions=PARTITIONS)
         bootstrap = kafka.bootstrap_servers
         config = monitor_config(bootstrap, [topic], f"g-{topic}")
@@ -70,6 +73,11 @@ class TestWideTopic:
             streams = (await get_json(second, "/streams"))["partitions"]
             first_partition = next(p for p in streams if p["partition"] == 0)
             assert first_partition["records"] == 10
+
+            async def all_checked() -> bool:
+                return not any(state.needs_verify for state in second.partitions)
+
+            assert await wait_until(all_checked, within=60.0)
         finally:
             await second.stop()
 
