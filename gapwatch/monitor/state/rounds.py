@@ -9,13 +9,10 @@ Rules it keeps:
    checkpoint restores the same state); the others are written oldest first, within
    :data:`CHECKPOINT_BUDGET` of snapshot time per loop iteration. Revocation and shutdown
    still checkpoint every owned partition. Finding the changed partitions and taking
-   their snapshots happen on the event loop in steps of at most :data:`STEP_BUDGET`, with
-   the loop free between steps, while the consumer's lock is held: no tracker changes
-   meanwhile (every writer takes the lock), and HTTP and the other tasks are served
-   between steps (the HTTP handlers only read) instead of waiting for one long stall.
-   A worker thread did this before: it held the GIL for up to the switch interval at a
-   time, and on a busy machine the loop then waited for the GIL and a core together,
-   tens of milliseconds while a round ran.
+   their snapshots happen in a worker thread while the loop holds the lock: no tracker
+   changes meanwhile (every writer takes the lock), and the event loop keeps serving HTTP
+   instead of stalling for tens of milliseconds per snapshot or for the fingerprints of
+   thousands of partitions (the HTTP handlers only read).
 2. **Periodic writes and commits never hold the lock.** Only the snapshot is taken under
    it; writing the checkpoints and then committing runs as a background round, at most
    one in flight, each step bounded by :data:`CHECKPOINT_TIMEOUT`; offsets are committed
@@ -64,10 +61,6 @@ CHECKPOINT_BUDGET = 0.05
 # milliseconds (66 ms to encode alone on the shared machine); 200 take a millisecond or
 # two, and 25 requests in a row are nothing to a background round.
 COMMIT_CHUNK = 200
-# The longest the round's work on the event loop runs before it lets other tasks run.
-STEP_BUDGET = 0.002
-# Partitions whose fingerprints are compared between two looks at the clock.
-_FINGERPRINT_STRIDE = 64
 
 
 class CheckpointRounds:
@@ -102,7 +95,7 @@ class CheckpointRounds:
 
         Returns whether every changed partition is in the round (the interval is over).
         """
-        due, snapshots = await _due_snapshots(list(self._partitions))
+        due, snapshots = await asyncio.to_thread(_due_snapshots, list(self._partitions))
         batch = _prepare(due[: len(snapshots)], snapshots, self._clock())
         if batch is not None:
             self._round = asyncio.create_task(
@@ -119,7 +112,7 @@ class CheckpointRounds:
     async def checkpoint(self, consumer: AIOKafkaConsumer, states: list[PartitionState]) -> None:
         """Snapshot, write and commit ``states`` now (lock held; revocation, shutdown)."""
         states = [s for s in states if s.is_restored and s.position is not None]
-        snapshots = await _snapshots(states, None)
+        snapshots = await asyncio.to_thread(_snapshots, states, None)
         batch = _prepare(states, snapshots, self._clock())
         if batch is not None:
             await self._write_and_commit(consumer, batch)
@@ -214,38 +207,30 @@ def _fingerprint(state: PartitionState) -> tuple[int, ...]:
     return (state.position or 0, *(getattr(counters, name) for name in COUNTER_NAMES))
 
 
-async def _due_snapshots(
-    states: list[PartitionState],
-) -> tuple[list[PartitionState], list[bytes]]:
+def _due_snapshots(states: list[PartitionState]) -> tuple[list[PartitionState], list[bytes]]:
     """The partitions of ``states`` that changed since their last checkpoint, oldest
     first, and the snapshots of the first of them within :data:`CHECKPOINT_BUDGET`.
 
-    Runs on the event loop in steps of :data:`STEP_BUDGET` while the consumer's lock is
-    held: the fingerprints of thousands of partitions take milliseconds.
+    Runs in a worker thread while the consumer's lock is held: finding them means a
+    fingerprint of every owned partition, milliseconds at thousands of partitions, which
+    held the event loop on every round.
     """
-    due: list[PartitionState] = []
-    step_started = time.perf_counter()
-    for i, s in enumerate(states):
-        if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s):
-            due.append(s)
-        if i % _FINGERPRINT_STRIDE == 0 and time.perf_counter() - step_started > STEP_BUDGET:
-            await asyncio.sleep(0)
-            step_started = time.perf_counter()
+    due = [
+        s
+        for s in states
+        if s.is_restored and s.position is not None and s.checkpointed != _fingerprint(s)
+    ]
     due.sort(key=lambda s: s.checkpointed_at)
-    return due, await _snapshots(due, CHECKPOINT_BUDGET)
+    return due, _snapshots(due, CHECKPOINT_BUDGET)
 
 
-async def _snapshots(states: list[PartitionState], budget: float | None) -> list[bytes]:
+def _snapshots(states: list[PartitionState], budget: float | None) -> list[bytes]:
     """Snapshots of ``states`` in order, stopping once ``budget`` seconds are spent (at
-    least one), in steps of :data:`STEP_BUDGET` on the event loop (lock held)."""
-    started = step_started = time.perf_counter()
+    least one). Runs in a worker thread while the consumer's lock is held."""
+    started = time.perf_counter()
     snapshots: list[bytes] = []
     for state in states:
         snapshots.append(state.tracker.snapshot())
-        now = time.perf_counter()
-        if budget is not None and now - started >= budget:
+        if budget is not None and time.perf_counter() - started >= budget:
             break
-        if now - step_started > STEP_BUDGET:
-            await asyncio.sleep(0)
-            step_started = time.perf_counter()
     return snapshots
