@@ -2,16 +2,23 @@
 
 Real trackers make real confirmed gaps (4 producer ids per partition, one missing record
 every few records, confirmed by the next read position), and their events go through the
-real holders as the monitor wires them: the tracker itself (gaps watched for late records,
-then its closed history), the gap store (``/gaps?scope=local``), the fleet view fed by
-this instance's own events, the same plus the gap log round trip (``encode_change`` then
-``decode_change``, applied as the gap log reader applies it), the ``/events`` replay
-buffer, the alert book and the ``/gaps`` encoder's cache. Each figure is tracemalloc's
-traced memory after a full GC with the holder, minus the same without it, over the same
-seeded workload, divided by the number of confirmed gaps: what one more kept gap costs
-in that holder, the gap records it alone keeps alive included. Holders share gap records
-where they can, so "together" (all of them as the monitor wires them, trackers with their
-defaults) is less than the sum of the lines above it.
+real holders as the monitor wires them:
+
+* the tracker itself (gaps watched for late records, then its closed history);
+* the gap store (``/gaps?scope=local``);
+* the fleet view fed by this instance's own events, then also by the gap log round trip
+  (``encode_change``, ``decode_change``, applied as the gap log reader applies it);
+* the fleet view holding another instance's gaps (decoded from the log only);
+* the ``/events`` replay buffer (two changes per gap: opened, confirmed);
+* the alert book, the origin book (on a mirrored topic);
+* the ``/gaps`` encoder's cache, per entry (it keeps what the last two pages used).
+
+Each figure is tracemalloc's traced memory after a full GC with the holder, minus the
+same without it, over the same seeded workload, divided by the number of confirmed gaps:
+what one more kept gap costs in that holder, the gap records it alone keeps alive
+included. Holders share gap records where they can, so "together" (the tracker, the gap
+store, the fleet view and ``/events`` as the monitor wires them) is less than the sum of
+their lines.
 
     .venv/bin/python bench/bench_gapmem.py [--gaps 20000] [--partitions 24]
 
@@ -36,14 +43,17 @@ from gapwatch.alerting.fleet import FleetFeed, FleetStore
 from gapwatch.alerting.strings import StringTable
 from gapwatch.core.config import TrackerConfig
 from gapwatch.core.events import Event, GapConfirmed
+from gapwatch.core.origin import Attribution, Origin, Reason
 from gapwatch.core.tracker import PartitionTracker
 from gapwatch.core.wire import Stamp
 from gapwatch.gaps.encoding import GapEncoder
+from gapwatch.gaps.origins import OriginBook
 from gapwatch.gaps.store import GapStore
 
-TOPIC = "bench-gapmem"
+TOPIC = "eu.orders"  # a MirrorMaker 2 copy of "orders" from cluster "eu" (origin book)
 GROUP = "gapwatch-monitor"
-INSTANCE = "monitor-host-1-4242"
+INSTANCE = "monitor-host-1/4242"
+OTHER = "monitor-host-2/4242"  # another instance of the group, whose gaps come from the log
 PRODUCERS = 4
 RECORDS_PER_GAP = 8  # records read between two missing ones of a partition
 START = 1_780_000_000.0
@@ -109,15 +119,18 @@ def workload(trackers: list[PartitionTracker], gaps: int) -> Iterator[tuple[list
         yield batch, now
 
 
-def gap_log_round_trip(fleet: FleetStore, hub: EventHub | None, strings: StringTable) -> Feed:
-    """This instance's changes written to the gap log and read back, as the reader does."""
+def gap_log_round_trip(
+    fleet: FleetStore | None, hub: EventHub | None, strings: StringTable, *, instance: str
+) -> Feed:
+    """The changes of ``instance`` written to the gap log and read back, as the reader
+    applies them (to the fleet view, then the ``/events`` buffer)."""
     offset = 0
 
     def feed(events: Sequence[Event], now: float) -> None:
         nonlocal offset
-        for change in changes_from_events(events, group=GROUP, instance=INSTANCE, now=now):
+        for change in changes_from_events(events, group=GROUP, instance=instance, now=now):
             decoded = decode_change(encode_change(change), strings=strings)
-            kept = fleet.settle(decoded)
+            kept = fleet.settle(decoded) if fleet is not None else decoded
             if hub is not None:
                 hub.publish(offset, kept)
             offset += 1
@@ -130,6 +143,20 @@ def encode_gaps(encoder: GapEncoder, events: Sequence[Event]) -> None:
     for event in events:
         if isinstance(event, GapConfirmed):
             encoder.encode(event.gap, INSTANCE)
+
+
+def decide_origins(origins: OriginBook, events: Sequence[Event]) -> None:
+    """What the mirror attributor leaves in the origin book: a decision per confirmed
+    gap, with the detail line it writes, and the fields ``/gaps`` asked for."""
+    for event in events:
+        if isinstance(event, GapConfirmed):
+            gap = event.gap
+            detail = (
+                f"all {gap.count} missing records are in eu/orders[{gap.partition}] at "
+                f"offsets {gap.first_seq + 1000}..{gap.last_seq + 1000}"
+            )
+            origins.decide(gap.id, Attribution(Origin.MIRROR, Reason.IN_SOURCE, detail, gap.count))
+            origins.fields_of(gap)
 
 
 def holders(name: str) -> Holders:
@@ -145,19 +172,24 @@ def holders(name: str) -> Holders:
     if name == "fleet view (own events)":
         return Holders([fleet], [own.handle])
     if name == "fleet view (own + gap log)":
-        return Holders([fleet, strings], [own.handle, gap_log_round_trip(fleet, None, strings)])
+        read_back = gap_log_round_trip(fleet, None, strings, instance=INSTANCE)
+        return Holders([fleet, strings], [own.handle, read_back])
+    if name == "fleet view (another instance's)":
+        return Holders([fleet, strings], [gap_log_round_trip(fleet, None, strings, instance=OTHER)])
     if name == "/events buffer":
-        lone = FleetStore(group=GROUP, retention=HUGE, limit=HUGE)
-        return Holders([hub, strings], [gap_log_round_trip(lone, hub, strings)])
+        return Holders([hub, strings], [gap_log_round_trip(None, hub, strings, instance=OTHER)])
     if name == "alert book":
         return Holders([book], [book.apply])
+    if name == "origin book (mirrored)":
+        origins = OriginBook(aliases=("eu",), policy="default", limit=HUGE)
+        return Holders([origins], [lambda events, now: decide_origins(origins, events)])
     if name == "/gaps encoder cache":
         encoder = GapEncoder(capacity=HUGE)
         return Holders([encoder], [lambda events, now: encode_gaps(encoder, events)])
     if name == "together":
         return Holders(
             [store, fleet, hub, strings],
-            [store.handle, own.handle, gap_log_round_trip(fleet, hub, strings)],
+            [store.handle, own.handle, gap_log_round_trip(fleet, hub, strings, instance=INSTANCE)],
         )
     assert name in ("nothing", "tracker (watched + history)"), name
     return Holders([], [])
@@ -168,8 +200,10 @@ NAMES = (
     "gap store",
     "fleet view (own events)",
     "fleet view (own + gap log)",
+    "fleet view (another instance's)",
     "/events buffer",
     "alert book",
+    "origin book (mirrored)",
     "/gaps encoder cache",
     "together",
 )

@@ -106,11 +106,12 @@ def limit_flags(args: argparse.Namespace) -> list[str]:
 
 
 def fill_seconds(args: argparse.Namespace) -> dict[str, float]:
-    """When each limit given is full, at the expected gap rate (one gap per dropped
-    record: drops are rare enough not to touch)."""
+    """About when each limit given is full, at the expected gap rate (one gap per dropped
+    record: drops are rare enough not to touch); gaps close only after the grace period."""
     gaps_per_s = args.rate * args.drop
+    grace = TrackerConfig().grace_period
     return {
-        option: getattr(args, option) / (per_gap * gaps_per_s)
+        option: grace + getattr(args, option) / (per_gap * gaps_per_s)
         for option, _, per_gap in LIMITS
         if getattr(args, option) is not None and gaps_per_s > 0
     }
@@ -186,7 +187,7 @@ async def observe(
         "records": metric_sum(body, "gapwatch_records_total"),
         "gaps": metric_sum(body, "gapwatch_gaps_total"),
         "fleet_gaps": metric_sum(body, "gapwatch_fleet_gaps"),
-        "changes_read": metric_sum(body, "gapwatch_gap_log_read"),
+        "changes_read": metric_sum(body, "gapwatch_gap_log_read_total"),
         "local_gaps": await asyncio.to_thread(local_gaps, url),
     }
 
