@@ -14,9 +14,20 @@ The script prints RSS at the end against that baseline, the band (max - min) of 
 sample after warm-up against the 5 % target, and the least-squares slope after warm-up
 in MB per hour, so a slow leak shows even inside the band.
 
+Gaps are kept by design, each holder up to its count limit, so RSS is flat only once every
+holder is full (or with ``--drop 0``). ``--closed-gap-limit``, ``--gap-history-limit`` and
+``--events-buffer`` hand the monitor smaller limits than its defaults so that they fill
+during the warm-up; the script says when each fills at the expected gap rate, and at the
+end how many gaps each holder kept (``/gaps?scope=local``, the fleet view's gauge).
+
+``--tracemalloc DIR`` is a diagnosis, not a measurement: the monitor runs with Python's
+tracemalloc on (slower, more memory) and dumps a snapshot into ``DIR`` at the end of the
+warm-up and at the end; the script then prints what grew in between, by source line.
+
 Run: ``.venv/bin/python bench/bench_soak.py [--minutes 20] [--warmup 300]
-[--partitions 12] [--rate 1500] [--sample 5]`` (the run lasts ``--minutes`` plus about
-a minute of start-up and shutdown).
+[--partitions 12] [--rate 1500] [--drop 0.0005] [--sample 5] [--closed-gap-limit N]
+[--gap-history-limit N] [--events-buffer N] [--tracemalloc DIR]`` (the run lasts
+``--minutes`` plus about a minute of start-up and shutdown).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import statistics
 import sys
 import time
@@ -43,7 +55,33 @@ TARGET_BAND = 0.05  # RSS after warm-up stays within 5 %
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 GAPWATCH = Path(sys.executable).with_name("gapwatch")
+SNAPSHOT_TIMEOUT_S = 300.0
+TRACED_FRAMES = 8
+# ``gapwatch`` with tracemalloc on, dumping a snapshot at each SIGUSR1 (--tracemalloc).
+TRACED_MONITOR = """
+import signal, sys, tracemalloc
+from pathlib import Path
+from gapwatch.cli import main
+folder = Path(sys.argv.pop(1))
+taken = 0
+def dump(signum, frame):
+    global taken
+    taken += 1
+    tracemalloc.take_snapshot().dump(str(folder / f"snapshot-{taken}.tmp"))
+    (folder / f"snapshot-{taken}.tmp").rename(folder / f"snapshot-{taken}")
+signal.signal(signal.SIGUSR1, dump)
+sys.exit(main(sys.argv[1:]))
+"""
 URL_LINE = re.compile(rb"gapwatch monitor: (http://[^/\s]+)/gaps")
+PAGE = 5000  # the API's largest /gaps page
+# The monitor's gap holders whose count limits this script can set: option, monitor flag,
+# how many entries one confirmed gap adds (the /events buffer holds changes: an opened
+# and a confirmed one per gap).
+LIMITS = (
+    ("closed_gap_limit", "--closed-gap-limit", 1),
+    ("gap_history_limit", "--gap-history-limit", 1),
+    ("events_buffer", "--events-buffer", 2),
+)
 
 
 def rss_bytes(pid: int) -> int:
@@ -77,6 +115,78 @@ async def wait_url(monitor: asyncio.subprocess.Process) -> str:
             if found := URL_LINE.search(line):
                 return found.group(1).decode()
     raise RuntimeError(f"gapwatch monitor exited (status {await monitor.wait()})")
+
+
+def limit_flags(args: argparse.Namespace) -> list[str]:
+    """The monitor flags of the limits given on this script's command line."""
+    flags: list[str] = []
+    for option, flag, _ in LIMITS:
+        value = getattr(args, option)
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def fill_seconds(args: argparse.Namespace) -> dict[str, float]:
+    """About when each limit given is full, at the expected gap rate (one gap per dropped
+    record: drops are rare enough not to touch); gaps close only after the grace period."""
+    gaps_per_s = args.rate * args.drop
+    grace = TrackerConfig().grace_period
+    return {
+        option: grace + getattr(args, option) / (per_gap * gaps_per_s)
+        for option, _, per_gap in LIMITS
+        if getattr(args, option) is not None and gaps_per_s > 0
+    }
+
+
+def local_gaps(base: str) -> int:
+    """How many gaps this instance's gap store holds, counted page by page."""
+    count, cursor = 0, None
+    while True:
+        path = f"/gaps?scope=local&limit={PAGE}" + (f"&cursor={cursor}" if cursor else "")
+        page = json.loads(get(base, path))
+        count += len(page["gaps"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return count
+
+
+def monitor_command(args: argparse.Namespace) -> list[str]:
+    """``gapwatch``, or with ``--tracemalloc`` Python running it traced."""
+    if args.tracemalloc is None:
+        return [str(GAPWATCH)]
+    args.tracemalloc.mkdir(parents=True, exist_ok=True)
+    return [
+        sys.executable,
+        *["-X", f"tracemalloc={TRACED_FRAMES}", "-c", TRACED_MONITOR],
+        str(args.tracemalloc),
+    ]
+
+
+async def snapshot(pid: int, folder: Path, number: int) -> None:
+    """Have the traced monitor dump snapshot ``number`` and wait until it is written."""
+    os.kill(pid, signal.SIGUSR1)
+    path = folder / f"snapshot-{number}"
+    for _ in range(int(SNAPSHOT_TIMEOUT_S)):
+        if path.exists():
+            return
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"the monitor wrote no {path.name} in {SNAPSHOT_TIMEOUT_S:.0f} s")
+
+
+def print_growth(folder: Path) -> None:
+    """What grew between the two snapshots, by source line, then the largest by traceback."""
+    import tracemalloc
+
+    first = tracemalloc.Snapshot.load(str(folder / "snapshot-1"))
+    last = tracemalloc.Snapshot.load(str(folder / "snapshot-2"))
+    print("tracemalloc, end of warm-up -> end (the largest growth by line):")
+    for stat in last.compare_to(first, "lineno")[:15]:
+        print(f"  {stat}")
+    for stat in last.compare_to(first, "traceback")[:3]:
+        print(f"  {stat.size_diff / 1e3:+.1f} kB in {stat.count_diff:+d} blocks, allocated at:")
+        for line in stat.traceback.format(most_recent_first=True)[: TRACED_FRAMES * 2]:
+            print(f"    {line}")
 
 
 def metric_sum(body: bytes, name: str) -> float:
@@ -118,6 +228,9 @@ async def observe(
     next_report = started + 60.0
     while (now := time.monotonic()) < end:
         samples.append((now - started, rss_bytes(pid)))
+        warmed_up_now = len(samples) > 1 and samples[-2][0] < args.warmup <= samples[-1][0]
+        if args.tracemalloc is not None and warmed_up_now:
+            await snapshot(pid, args.tracemalloc, 1)
         before = time.perf_counter()
         body = await asyncio.to_thread(get, url, "/metrics")
         scrapes.append(time.perf_counter() - before)
@@ -132,10 +245,15 @@ async def observe(
                 flush=True,
             )
         await asyncio.sleep(max(0.0, args.sample - (time.monotonic() - now)))
+    if args.tracemalloc is not None:
+        await snapshot(pid, args.tracemalloc, 2)
     return samples, {
         "scrape_median_s": statistics.median(scrapes) if scrapes else float("nan"),
         "records": metric_sum(body, "gapwatch_records_total"),
         "gaps": metric_sum(body, "gapwatch_gaps_total"),
+        "fleet_gaps": metric_sum(body, "gapwatch_fleet_gaps"),
+        "changes_read": metric_sum(body, "gapwatch_gap_log_read_total"),
+        "local_gaps": await asyncio.to_thread(local_gaps, url),
     }
 
 
@@ -157,9 +275,11 @@ async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, in
     monitor = load = None
     try:
         monitor = await asyncio.create_subprocess_exec(
-            *[str(GAPWATCH), "monitor", "--bootstrap-servers", bootstrap, "--topic", TOPIC],
+            *monitor_command(args),
+            *["monitor", "--bootstrap-servers", bootstrap, "--topic", TOPIC],
             *["--group-id", "soak", "--start-from", "earliest"],
             *["--http-host", "127.0.0.1", "--http-port", "0", "--checkpoint-interval", "10"],
+            *limit_flags(args),
             stdout=asyncio.subprocess.PIPE,
             stderr=None if args.verbose else asyncio.subprocess.DEVNULL,
         )
@@ -178,6 +298,12 @@ async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, in
         print(
             f"the monitor read {seen['records']:.0f} stamped records and confirmed "
             f"{seen['gaps']:.0f} gaps; /metrics median {seen['scrape_median_s'] * 1000:.1f} ms"
+        )
+        print(
+            f"gaps kept at the end: {seen['local_gaps']:.0f} in the gap store, "
+            f"{seen['fleet_gaps']:.0f} in the fleet view; {seen['changes_read']:.0f} gap "
+            f"changes read back from the gap log (the /events buffer keeps the last "
+            f"{args.events_buffer if args.events_buffer is not None else 'default'})"
         )
         return samples
     finally:
@@ -217,11 +343,21 @@ async def main(args: argparse.Namespace) -> int:
     )
     if fill > args.warmup:
         print("warning: the warm-up ends before the rings are full; RSS still grows by design")
+    for option, seconds in fill_seconds(args).items():
+        late = seconds > args.warmup
+        print(
+            f"{option} {getattr(args, option)} is full after about {seconds:.0f} s"
+            + (": after the warm-up, so RSS still grows by design until then" if late else "")
+        )
+    print("monitor flags:", " ".join(limit_flags(args)) or "(defaults)", flush=True)
     os.environ.setdefault(JVM_OPTS_ENV, BROKER_JVM_OPTS)
     with KafkaCluster(nodes=1) as cluster:
         await cluster.create_topic(TOPIC, partitions=args.partitions, timeout_s=60)
         samples = await soak(cluster.bootstrap_servers, args)
-    return report(samples, args)
+    status = report(samples, args)
+    if args.tracemalloc is not None:
+        print_growth(args.tracemalloc)
+    return status
 
 
 def parse_args() -> argparse.Namespace:
@@ -232,6 +368,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1500.0, help="records/s")
     parser.add_argument("--drop", type=float, default=0.0005, help="loadgen's drop probability")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    for option, flag, _ in LIMITS:
+        parser.add_argument(flag, dest=option, type=int, help="the monitor's, if given")
+    parser.add_argument(
+        "--tracemalloc", type=Path, help="trace the monitor; snapshots in this folder"
+    )
     parser.add_argument("--verbose", action="store_true", help="the monitor's log on stderr")
     return parser.parse_args()
 

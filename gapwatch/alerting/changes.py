@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from gapwatch.alerting.strings import StringTable
 from gapwatch.core.events import (
     Event,
     GapConfirmed,
@@ -39,6 +40,8 @@ from gapwatch.errors import GapwatchError
 
 WIRE_VERSION: Final = 1
 _GAP_FIELDS: Final = tuple(f.name for f in fields(Gap))
+# Gap fields that many gaps repeat (the id is each gap's own).
+_SHARED_GAP_FIELDS: Final = ("topic", "producer")
 
 
 class ChangeKind(StrEnum):
@@ -218,22 +221,35 @@ def encode_change(change: GapChange) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def decode_change(raw: bytes) -> GapChange:
-    """The change in a gap log record value; :class:`GapChangeDecodeError` if unreadable."""
+def _as_is(text: str) -> str:
+    return text
+
+
+def decode_change(raw: bytes, *, strings: StringTable | None = None) -> GapChange:
+    """The change in a gap log record value; :class:`GapChangeDecodeError` if unreadable.
+
+    With ``strings``, the names every change repeats (group, instance, topic, producer id)
+    are the table's shared copies, so changes kept for long do not each hold their own.
+    """
+    share = strings.share if strings is not None else _as_is
     try:
         body = json.loads(raw)
         if body.get("v") != WIRE_VERSION:
             raise GapChangeDecodeError(f"unknown gap log version {body.get('v')!r}")
         kind = ChangeKind(body["kind"])
-        group, instance, at = str(body["group"]), str(body["instance"]), float(body["at"])
+        group, instance = share(str(body["group"])), share(str(body["instance"]))
+        at = float(body["at"])
         if "gap" in body:
             values = dict(body["gap"])
             values["state"] = GapState(values["state"])
             values["cause"] = GapCause(values["cause"])
+            for name in _SHARED_GAP_FIELDS:
+                if isinstance(values.get(name), str):
+                    values[name] = share(values[name])
             return GapChange(kind, group, instance, at, gap=Gap(**values))
         topic, partition, first, last, count, skipped_at = body["skipped"]
         skipped = RecordsSkipped(
-            str(topic), int(partition), int(first), int(last), int(count), float(skipped_at)
+            share(str(topic)), int(partition), int(first), int(last), int(count), float(skipped_at)
         )
         return GapChange(kind, group, instance, at, skipped=skipped)
     except GapChangeDecodeError:

@@ -7,7 +7,10 @@ back from the gap log. Rules, in order:
 1. Changes of another group are ignored (several fleets may share one gap log topic).
 2. A gap change replaces the stored record of its id, and its ``instance`` becomes the
    gap's owner, unless the stored record was updated later (``updated_at``): a change read
-   back from the log after a newer local one must not roll the gap back.
+   back from the log after a newer local one must not roll the gap back. A change whose
+   gap equals the stored record keeps the stored object (only its owner may change): the
+   gap log brings back every change of this instance, and a second, decoded copy of each
+   kept gap would double what the view costs.
 3. Skipped ranges are kept once per (topic, partition, first offset).
 4. Retention: closed gaps (every state but open) and skipped ranges for
    ``retention`` seconds, at most ``limit`` of each, oldest update evicted first; open
@@ -19,6 +22,7 @@ Pure: no I/O; ``now`` is passed in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -56,7 +60,11 @@ class FleetStore:
             if stored is not None and stored.updated_at > gap.updated_at:
                 self.stale += 1
                 return False
-            if change.kind is ChangeKind.ABSORBED:
+            if stored is not None and stored == gap and change.kind is not ChangeKind.ABSORBED:
+                if self.owners.get(gap.id) == change.instance:
+                    return False
+                self.owners[gap.id] = change.instance
+            elif change.kind is ChangeKind.ABSORBED:
                 # Joined into its left neighbour (R12): the gap is gone, not closed.
                 self.gaps.remove(gap.id)
                 self.owners.pop(gap.id, None)
@@ -73,6 +81,18 @@ class FleetStore:
                 self._skipped.popitem(last=False)
         self.applied += 1
         return True
+
+    def settle(self, change: GapChange) -> GapChange:
+        """Apply a change read from the gap log (:meth:`apply`) and return it as others
+        should keep it (the ``/events`` buffer): with the view's own record of the gap
+        when the two are equal, so that one object serves both."""
+        self.apply(change)
+        if change.gap is None:
+            return change
+        stored = self.gaps.get(change.gap.id)
+        if stored is None or stored is change.gap or stored != change.gap:
+            return change
+        return dataclasses.replace(change, gap=stored)
 
     def apply_all(self, changes: Iterable[GapChange]) -> None:
         """Take several changes in order."""

@@ -49,6 +49,7 @@ from gapwatch.alerting.changes import (
 from gapwatch.alerting.eventhub import EventHub
 from gapwatch.alerting.fleet import FleetStore
 from gapwatch.alerting.retry import Backoff
+from gapwatch.alerting.strings import StringTable
 from gapwatch.core.events import Event
 from gapwatch.core.model import Gap
 from gapwatch.errors import GapwatchError
@@ -297,6 +298,8 @@ class GapLogReader:
         self._fleet = fleet
         self._hub = hub
         self._clock = clock
+        # Decoded changes share their repeated names (group, instance, topic, producer).
+        self._strings = StringTable()
         self._consumer: AIOKafkaConsumer | None = None
         self._is_stopping = False
         self.read = 0
@@ -354,7 +357,7 @@ class GapLogReader:
             if record.value is None:  # a tombstone: nothing to show
                 continue
             try:
-                change = decode_change(record.value)
+                change = decode_change(record.value, strings=self._strings)
             except GapChangeDecodeError as exc:
                 self.malformed += 1
                 log.warning("gap log: skipping record at offset %d: %s", record.offset, exc)
@@ -362,5 +365,4 @@ class GapLogReader:
             self.read += 1
             if change.group != self._group:
                 continue
-            self._fleet.apply(change)
-            self._hub.publish(record.offset, change)
+            self._hub.publish(record.offset, self._fleet.settle(change))

@@ -158,7 +158,8 @@ class GapLogSettings:
 
     topic: str = "__gapwatch_gaps"
     history_retention: float = 7 * 24 * 3600.0
-    history_limit: int = 100_000
+    # Each kept gap costs about 0.65 KB (docs/operations.md, "Memory kept per gap").
+    history_limit: int = 50_000
     max_pending: int = 100_000
     flush_timeout: float = 5.0
 

@@ -120,7 +120,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _spec("closed_gap_limit", "int", "gap_store.closed_limit", "keep at most N closed gaps"),
     _spec("gap_log_topic", "str", "gap_log.topic", "compacted topic of every gap change"),
     _spec("gap_history_retention", "float", "gap_log.history_retention", "fleet history (s)"),
-    _spec("gap_history_limit", "int", "gap_log.history_limit", "fleet history: most closed gaps"),
+    _spec("gap_history_limit", "int", "gap_log.history_limit", "fleet history: gaps kept (50000)"),
     _spec("gap_log_max_pending", "int", "gap_log.max_pending", "gap changes queued at most"),
     _spec("gap_log_flush_timeout", "float", "gap_log.flush_timeout", "checkpoint waits (s)"),
     _spec("events_buffer", "int", "events.buffer", "/events replay buffer (events)"),

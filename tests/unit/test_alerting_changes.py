@@ -17,7 +17,8 @@ from gapwatch.alerting.changes import (
     encode_change,
 )
 from gapwatch.alerting.eventhub import EventHub, format_change, format_reset
-from gapwatch.alerting.fleet import FleetStore
+from gapwatch.alerting.fleet import FleetFeed, FleetStore
+from gapwatch.alerting.strings import StringTable
 from gapwatch.core.events import (
     DuplicateRecords,
     GapConfirmed,
@@ -98,6 +99,40 @@ class TestChanges:
         with pytest.raises(GapChangeDecodeError):
             decode_change(raw)
 
+    def test_decoded_changes_share_their_repeated_names_through_a_table(self) -> None:
+        """With a string table, two decoded changes hold one copy of the group, instance,
+        topic and producer id (each decode of JSON makes new strings otherwise), and
+        still equal the originals."""
+        strings = StringTable()
+        first, second = (
+            GapChange(
+                ChangeKind.CONFIRMED,
+                "monitors",
+                "host-1",
+                T0,
+                gap=make_gap(seq, opened_at=T0, topic="orders", producer="loadgen-7"),
+            )
+            for seq in (1, 5)
+        )
+        a = decode_change(encode_change(first), strings=strings)
+        b = decode_change(encode_change(second), strings=strings)
+        assert (a, b) == (first, second)
+        assert a.gap is not None
+        assert b.gap is not None
+        assert a.group is b.group
+        assert a.instance is b.instance
+        assert a.gap.topic is b.gap.topic
+        assert a.gap.producer is b.gap.producer
+        unshared = decode_change(encode_change(second))
+        assert unshared.gap is not None
+        assert unshared.gap.topic is not a.gap.topic
+        skipped = GapChange(
+            ChangeKind.SKIPPED, "g", "i1", T0, skipped=RecordsSkipped("orders", 1, 2, 3, 2, T0)
+        )
+        decoded = decode_change(encode_change(skipped), strings=strings)
+        assert decoded == skipped
+        assert decoded.skipped_range().topic is a.gap.topic
+
     def test_json_shows_the_gap_as_the_api_does_with_its_owner(self) -> None:
         """The API/webhook shape: gap.to_json() plus instance."""
         body = change(1).to_json()
@@ -151,6 +186,80 @@ class TestFleetStore:
             fleet.apply(change(seq, state=GapState.CONFIRMED, at=T0 + seq))
         fleet.expire(T0 + 10)
         assert sorted(g.first_seq for g in fleet.gaps.values()) == [3, 4, 5]
+
+    def test_an_equal_change_read_back_keeps_the_stored_record(self) -> None:
+        """Rule 2: this instance's own change, read back from the gap log, changes nothing
+        and leaves the object the view holds in place (one copy of the gap, not two);
+        :meth:`FleetStore.settle` hands out that same object for the /events buffer."""
+        fleet = FleetStore(group="g", retention=100.0, limit=10)
+        local = change(1, state=GapState.CONFIRMED, at=T0 + 5)
+        assert local.gap is not None
+        FleetFeed(fleet, group="g", instance="i1").handle([GapConfirmed(local.gap)], T0 + 5)
+        applied = fleet.applied
+        read_back = decode_change(encode_change(local))
+        assert read_back.gap is not local.gap
+        kept = fleet.settle(read_back)
+        assert kept == read_back
+        assert kept.gap is local.gap
+        assert fleet.get(local.gap.id) == (local.gap, "i1")
+        assert fleet.gaps.get(local.gap.id) is local.gap
+        assert fleet.applied == applied
+
+    def test_an_equal_gap_from_another_instance_changes_only_the_owner(self) -> None:
+        """A new owner restating an unchanged gap (a rebalance) is applied: the owner is
+        the new instance, the record object stays."""
+        fleet = FleetStore(group="g", retention=100.0, limit=10)
+        mine = change(1, state=GapState.CONFIRMED, at=T0 + 5, instance="i1")
+        assert mine.gap is not None
+        assert fleet.apply(mine)
+        theirs = decode_change(encode_change(dataclasses.replace(mine, instance="i2")))
+        assert fleet.apply(theirs)
+        assert fleet.get(mine.gap.id) == (mine.gap, "i2")
+        assert fleet.gaps.get(mine.gap.id) is mine.gap
+
+    def test_settle_hands_out_a_newer_or_stale_change_as_it_is(self) -> None:
+        """Only an equal record is shared: a newer change replaces the stored one, and a
+        stale one (older than the stored record) is returned unchanged, not applied."""
+        fleet = FleetStore(group="g", retention=100.0, limit=10)
+        opened = change(1, state=GapState.OPEN, at=T0 + 1)
+        confirmed = change(1, state=GapState.CONFIRMED, at=T0 + 5)
+        assert fleet.settle(opened) is opened
+        assert fleet.settle(confirmed) is confirmed
+        assert fleet.settle(opened) is opened
+        assert confirmed.gap is not None
+        assert fleet.gaps.get(confirmed.gap.id) is confirmed.gap
+        assert fleet.stale == 1
+        skipped = GapChange(
+            ChangeKind.SKIPPED, "g", "i1", T0, skipped=RecordsSkipped("t", 1, 2, 3, 2, T0)
+        )
+        assert fleet.settle(skipped) is skipped
+        assert fleet.skipped() == [(skipped.skipped, "i1")]
+
+
+class TestStringTable:
+    def test_the_first_copy_is_handed_out_again(self) -> None:
+        """Equal strings made apart come back as one object."""
+        table = StringTable()
+        first = "".join(["producer-", "1"])
+        again = "".join(["producer", "-1"])
+        assert first is not again
+        assert table.share(first) is first
+        assert table.share(again) is first
+        assert len(table) == 1
+
+    def test_the_table_is_bounded(self) -> None:
+        """Past its limit the table starts over instead of growing: any number of
+        distinct names (an untrusted gap log) keeps it small, and it still answers."""
+        table = StringTable(limit=3)
+        for n in range(10):
+            assert table.share(f"p-{n}") == f"p-{n}"
+            assert len(table) <= 3
+        fresh = "".join(["p-", "9"])
+        assert table.share(fresh) is not fresh  # "p-9" is in the table since the restart
+
+    def test_a_limit_below_one_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="limit"):
+            StringTable(limit=0)
 
 
 class TestEventHub:

@@ -47,3 +47,30 @@ def test_capacity_bounds_the_cache_and_answers_stay_right() -> None:
     for gap in gaps:
         assert json.loads(encoder.encode(gap, "i"))["first_seq"] == gap.first_seq
     assert len(encoder) <= 3
+
+
+def test_a_new_version_replaces_the_cached_bytes_of_its_gap() -> None:
+    """One entry per gap id: old versions of a gap do not pile up in the cache."""
+    encoder = GapEncoder()
+    gap = make_gap(3, opened_at=1_700_000_000.0)
+    encoder.page([(gap, "i")], None)
+    confirmed = dataclasses.replace(gap, state=GapState.CONFIRMED, confirmed_at=1_700_000_120.0)
+    body = json.loads(encoder.page([(confirmed, "i")], None))
+    assert body["gaps"][0]["state"] == "confirmed"
+    encoder.page([(confirmed, "i")], None)
+    assert len(encoder) == 1
+
+
+def test_the_cache_keeps_what_the_last_two_pages_used() -> None:
+    """A gap that left the polled page (evicted from the store, or pushed down by newer
+    gaps) is let go two pages later, so the cache does not grow with every gap ever
+    served; a gap on both pages keeps its bytes."""
+    encoder = GapEncoder()
+    gaps = [make_gap(seq, opened_at=1_700_000_000.0 + seq) for seq in range(30)]
+    first = encoder.encode(gaps[0], "i")
+    for start in range(0, 21, 5):
+        encoder.page([(gap, "i") for gap in gaps[start : start + 10]], None)
+        assert len(encoder) <= 15
+    assert encoder.encode(gaps[20], "i") is encoder.encode(gaps[20], "i")
+    assert encoder.encode(gaps[0], "i") is not first
+    assert encoder.encode(gaps[0], "i") == first

@@ -262,6 +262,15 @@ class TestReferenceFile:
         assert config.watch.topics == ("orders", "payments")
         assert config.tracker.grace_period == MonitorConfig().tracker.grace_period
 
+    def test_example_file_states_the_default_limits_of_kept_gaps(self) -> None:
+        """The gap holders' count limits in the reference file are the defaults, and the
+        fleet history's default is the one docs/operations.md budgets (50,000 gaps)."""
+        example = load_config(parse_flags("--config", str(EXAMPLE)), {})
+        defaults = MonitorConfig()
+        assert example.gap_store.closed_limit == defaults.gap_store.closed_limit == 10_000
+        assert example.gap_log.history_limit == defaults.gap_log.history_limit == 50_000
+        assert example.events.buffer == defaults.events.buffer == 10_000
+
 
 class TestSecuritySources:
     """Security keys: files and variables instead of flags, secrets masked everywhere."""
