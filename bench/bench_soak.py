@@ -22,7 +22,10 @@ end how many gaps each holder kept (``/gaps?scope=local``, the fleet view's gaug
 
 ``--tracemalloc DIR`` is a diagnosis, not a measurement: the monitor runs with Python's
 tracemalloc on (slower, more memory) and dumps a snapshot into ``DIR`` at the end of the
-warm-up and at the end; the script then prints what grew in between, by source line.
+warm-up and at the end; the script then prints the traced heap at both against RSS at
+both, and what grew in between, by source line. Taking the first snapshot raises the
+monitor's RSS by tens of MB for good (the allocator keeps the pages the dump used), so a
+traced run's band and slope are also printed from the first sample after that dump.
 
 Run: ``.venv/bin/python bench/bench_soak.py [--minutes 20] [--warmup 300]
 [--partitions 12] [--rate 1500] [--drop 0.0005] [--sample 5] [--closed-gap-limit N]
@@ -42,6 +45,7 @@ import signal
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 from bench_monitor import BROKER_JVM_OPTS
@@ -174,12 +178,25 @@ async def snapshot(pid: int, folder: Path, number: int) -> None:
     raise RuntimeError(f"the monitor wrote no {path.name} in {SNAPSHOT_TIMEOUT_S:.0f} s")
 
 
-def print_growth(folder: Path) -> None:
-    """What grew between the two snapshots, by source line, then the largest by traceback."""
-    import tracemalloc
+def traced_bytes(snapshot: tracemalloc.Snapshot) -> int:
+    """Everything a tracemalloc snapshot holds, in bytes."""
+    return sum(stat.size for stat in snapshot.statistics("filename"))
 
+
+def print_growth(folder: Path, samples: list[tuple[float, int]], traced_from: float) -> None:
+    """The traced heap at both snapshots against RSS at both, what grew between them by
+    source line, then the largest changes by traceback."""
     first = tracemalloc.Snapshot.load(str(folder / "snapshot-1"))
     last = tracemalloc.Snapshot.load(str(folder / "snapshot-2"))
+    heap_before, heap_after = traced_bytes(first), traced_bytes(last)
+    rss_before = next((v for t, v in samples if t >= traced_from), samples[0][1])
+    rss_after = samples[-1][1]
+    print(
+        f"traced heap {heap_before / 1e6:.2f} MB at the first snapshot, {heap_after / 1e6:.2f} MB "
+        f"at the last ({(heap_after - heap_before) / 1e6:+.2f} MB); RSS "
+        f"{rss_before / 1e6:.1f} MB just after the first, {rss_after / 1e6:.1f} MB at the last "
+        f"sample ({(rss_after - rss_before) / 1e6:+.1f} MB)"
+    )
     print("tracemalloc, end of warm-up -> end (the largest growth by line):")
     for stat in last.compare_to(first, "lineno")[:15]:
         print(f"  {stat}")
@@ -223,6 +240,7 @@ async def observe(
     and gaps counted by the last scrape."""
     samples: list[tuple[float, int]] = []
     scrapes: list[float] = []
+    traced_from = float("nan")
     body = b""
     end = started + args.minutes * 60.0
     next_report = started + 60.0
@@ -231,6 +249,7 @@ async def observe(
         warmed_up_now = len(samples) > 1 and samples[-2][0] < args.warmup <= samples[-1][0]
         if args.tracemalloc is not None and warmed_up_now:
             await snapshot(pid, args.tracemalloc, 1)
+            traced_from = time.monotonic() - started
         before = time.perf_counter()
         body = await asyncio.to_thread(get, url, "/metrics")
         scrapes.append(time.perf_counter() - before)
@@ -254,6 +273,7 @@ async def observe(
         "fleet_gaps": metric_sum(body, "gapwatch_fleet_gaps"),
         "changes_read": metric_sum(body, "gapwatch_gap_log_read_total"),
         "local_gaps": await asyncio.to_thread(local_gaps, url),
+        "traced_from": traced_from,
     }
 
 
@@ -270,8 +290,9 @@ async def stop(process: asyncio.subprocess.Process | None) -> None:
         await process.wait()
 
 
-async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, int]]:
-    """Run the monitor and the load; the RSS samples."""
+async def soak(bootstrap: str, args: argparse.Namespace) -> tuple[list[tuple[float, int]], float]:
+    """Run the monitor and the load; the RSS samples and (traced runs) when the first
+    snapshot was written, in seconds since the start (NaN untraced)."""
     monitor = load = None
     try:
         monitor = await asyncio.create_subprocess_exec(
@@ -305,7 +326,7 @@ async def soak(bootstrap: str, args: argparse.Namespace) -> list[tuple[float, in
             f"changes read back from the gap log (the /events buffer keeps the last "
             f"{args.events_buffer if args.events_buffer is not None else 'default'})"
         )
-        return samples
+        return samples, seen["traced_from"]
     finally:
         await stop(load)
         await stop(monitor)
@@ -334,6 +355,21 @@ def report(samples: list[tuple[float, int]], args: argparse.Namespace) -> int:
     return 0 if band <= TARGET_BAND else 1
 
 
+def report_traced(samples: list[tuple[float, int]], traced_from: float) -> None:
+    """Band and slope from the first sample after the first snapshot's dump, whose own
+    allocation stays in the monitor's RSS (a step right after the baseline)."""
+    after = [(t, v) for t, v in samples if t >= traced_from]
+    if len(after) < 2:
+        return
+    values = [v for _, v in after]
+    print(
+        f"after the first snapshot ({len(after)} samples from {after[0][0]:.0f} s): "
+        f"{values[0] / 1e6:.1f} MB to {values[-1] / 1e6:.1f} MB, min {min(values) / 1e6:.1f}, "
+        f"max {max(values) / 1e6:.1f}, band {(max(values) - min(values)) / values[0] * 100:.1f} %; "
+        f"slope {slope_per_hour(after) / 1e6:+.1f} MB per hour"
+    )
+
+
 async def main(args: argparse.Namespace) -> int:
     fill = ring_fill_seconds(args)
     print(
@@ -353,10 +389,11 @@ async def main(args: argparse.Namespace) -> int:
     os.environ.setdefault(JVM_OPTS_ENV, BROKER_JVM_OPTS)
     with KafkaCluster(nodes=1) as cluster:
         await cluster.create_topic(TOPIC, partitions=args.partitions, timeout_s=60)
-        samples = await soak(cluster.bootstrap_servers, args)
+        samples, traced_from = await soak(cluster.bootstrap_servers, args)
     status = report(samples, args)
     if args.tracemalloc is not None:
-        print_growth(args.tracemalloc)
+        report_traced(samples, traced_from)
+        print_growth(args.tracemalloc, samples, traced_from)
     return status
 
 
