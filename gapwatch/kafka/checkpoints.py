@@ -270,24 +270,44 @@ class CheckpointStore:
             tp = TopicPartition(self._topic, pointer.partition)
             starts[tp] = min(starts.get(tp, pointer.offset), pointer.offset)
         found: dict[PartitionKey, Checkpoint] = {}
-        async with asyncio.timeout(self._timeout):
-            reader.assign(list(starts))
-            ends = await reader.end_offsets(list(starts))
-            for tp, start in starts.items():
-                reader.seek(tp, start)
-            pending = {tp for tp in starts if ends[tp] > starts[tp]}
-            while pending:
-                batches = await reader.getmany(*pending, timeout_ms=1000, max_records=READ_BATCH)
-                for tp, records in batches.items():
-                    for record in records:
-                        target = wanted.get(record.key)
-                        if target is None or record.offset >= ends[tp]:
-                            continue
-                        try:
-                            found[target] = decode_value(record.value)
-                        except CheckpointDecodeError as exc:
-                            log.warning("ignoring checkpoint at %s@%d: %s", tp, record.offset, exc)
-                for tp in list(pending):
-                    if await reader.position(tp) >= ends[tp]:
-                        pending.discard(tp)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await CheckpointStore._read_into(reader, starts, wanted, found)
+        finally:
+            # Left assigned, the reader's background fetcher would fetch every checkpoint
+            # partition once more and hold the answer (up to max_partition_fetch_bytes
+            # each) until the next load, which may be days away.
+            reader.unsubscribe()
         return found
+
+    def is_reading(self) -> bool:
+        """Whether the reader holds checkpoint partitions (only while a load runs)."""
+        return self._reader is not None and bool(self._reader.assignment())
+
+    @staticmethod
+    async def _read_into(
+        reader: AIOKafkaConsumer,
+        starts: dict[TopicPartition, int],
+        wanted: dict[bytes, PartitionKey],
+        found: dict[PartitionKey, Checkpoint],
+    ) -> None:
+        """Read each checkpoint partition from its start to its current end into ``found``."""
+        reader.assign(list(starts))
+        ends = await reader.end_offsets(list(starts))
+        for tp, start in starts.items():
+            reader.seek(tp, start)
+        pending = {tp for tp in starts if ends[tp] > starts[tp]}
+        while pending:
+            batches = await reader.getmany(*pending, timeout_ms=1000, max_records=READ_BATCH)
+            for tp, records in batches.items():
+                for record in records:
+                    target = wanted.get(record.key)
+                    if target is None or record.offset >= ends[tp]:
+                        continue
+                    try:
+                        found[target] = decode_value(record.value)
+                    except CheckpointDecodeError as exc:
+                        log.warning("ignoring checkpoint at %s@%d: %s", tp, record.offset, exc)
+            for tp in list(pending):
+                if await reader.position(tp) >= ends[tp]:
+                    pending.discard(tp)

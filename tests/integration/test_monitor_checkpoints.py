@@ -106,6 +106,14 @@ async def test_checkpoint_store_writes_above_kafka_default_and_leaves_out_too_la
         pointers = await store.write({("t", 0): big, ("t", 1): too_big})
         assert set(pointers) == {("t", 0)}
         loaded = await store.load(pointers)
+        # Between loads the reader holds nothing (its fetcher would buffer the
+        # checkpoint partitions until the next load), and a later load reads again.
+        assert not store.is_reading()
+        newer = Checkpoint(8, time.time(), os.urandom(1_000))
+        newer_pointers = await store.write({("t", 0): newer})
+        reloaded = await store.load(newer_pointers)
+        assert not store.is_reading()
     finally:
         await store.stop()
     assert loaded[("t", 0)] == big
+    assert reloaded[("t", 0)] == newer
